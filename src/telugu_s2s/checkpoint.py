@@ -1,0 +1,87 @@
+"""Framework-free model checkpoints: `model.safetensors` + `config.json` in one folder.
+
+Every model is a plain `nn.Module` built from a dataclass config: it takes the config as
+its only constructor argument, keeps it as `self.cfg`, and names its config class in
+`config_class`. Lightning checkpoints are for resuming training; these are what the
+server, the notebooks and the Hub use, and they load without Lightning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import typing
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def _qualname(obj_type: type) -> str:
+    return f"{obj_type.__module__}.{obj_type.__qualname__}"
+
+
+def _import(path: str) -> Any:
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def save_pretrained(model: nn.Module, directory: str | Path, extra: dict | None = None) -> Path:
+    """Write the weights and the dataclass config of `model` (plus `extra` metadata)."""
+    cfg = getattr(model, "cfg", None)
+    if cfg is None or not dataclasses.is_dataclass(cfg):
+        raise TypeError(f"{type(model).__name__} has no dataclass `cfg`; cannot export it")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    # safetensors refuses shared storage: clone tied weights.
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS_FILE))
+    meta = {
+        "model_class": _qualname(type(model)),
+        "config_class": _qualname(type(cfg)),
+        "config": dataclasses.asdict(cfg),
+        **(extra or {}),
+    }
+    (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+    return directory
+
+
+def read_metadata(directory: str | Path) -> dict:
+    path = Path(directory) / CONFIG_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no {CONFIG_FILE} in {directory}: not an exported checkpoint")
+    return json.loads(path.read_text())
+
+
+def build_config(config_class: type, values: dict) -> Any:
+    """Rebuild a (possibly nested) dataclass config from its `asdict` form."""
+    kwargs = {}
+    hints = typing.get_type_hints(config_class)  # resolves `from __future__` string annotations
+    for field in dataclasses.fields(config_class):
+        if field.name not in values:
+            continue
+        value = values[field.name]
+        field_type = hints.get(field.name)
+        if field_type is not None and dataclasses.is_dataclass(field_type) and isinstance(value, dict):
+            value = build_config(field_type, value)
+        elif isinstance(value, list) and isinstance(field.default, tuple):
+            value = tuple(value)
+        kwargs[field.name] = value
+    return config_class(**kwargs)
+
+
+def load_pretrained(directory: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model saved by `save_pretrained` and load its weights (eval mode)."""
+    meta = read_metadata(directory)
+    model_class = _import(meta["model_class"])
+    config_class = _import(meta["config_class"])
+    model = model_class(build_config(config_class, meta["config"]))
+    state = load_file(str(Path(directory) / WEIGHTS_FILE), device=str(map_location))
+    model.load_state_dict(state)
+    return model.eval()

@@ -1,0 +1,94 @@
+"""One LightningDataModule for all three stages, over the same saved dataset.
+
+    task=codec    random audio crops                      {"audio": (B, 1, T)}
+    task=speaker  labelled utterance crops + augmentation  {"audio", "length", "speaker_id"}
+    task=s2s      two-channel dialog timelines            see `timeline.collate_timelines`
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, default_collate
+
+from telugu_s2s.data.datasets import CodecCrops, SpeakerUtterances, load_split, speaker_names_of
+from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig, collate_timelines
+
+TASKS = ("codec", "speaker", "s2s")
+
+
+class TeluguDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        task: str,
+        dataset_dir: str,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        sample_rate: int = 16000,
+        crop_seconds: float = 1.0,
+        seed: int = 0,
+        augment: bool = True,
+        timeline: dict | None = None,
+        limit_train_items: int | None = None,
+        limit_eval_items: int | None = None,
+    ):
+        super().__init__()
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+        self.save_hyperparameters()
+        self.task = task
+        self.datasets: dict[str, Dataset] = {}
+        self.speaker_names: list[str] = []
+
+    def _make(self, split: str, train: bool) -> Dataset:
+        hp = self.hparams
+        rows = load_split(hp.dataset_dir, split)
+        limit = hp.limit_train_items if train else hp.limit_eval_items
+        if self.task == "codec":
+            ds = CodecCrops(rows, hp.sample_rate, hp.crop_seconds, hp.seed, train)
+        elif self.task == "speaker":
+            augment = None
+            if hp.augment and train:
+                from telugu_s2s.data.augment import augment
+            ds = SpeakerUtterances(rows, hp.sample_rate, hp.crop_seconds, self.speaker_names, hp.seed, train, augment)
+        else:
+            ds = DialogTimelines(rows, hp.sample_rate, TimelineConfig(**(hp.timeline or {})), hp.seed, train)
+        if limit is not None and limit < len(ds):
+            ds = torch.utils.data.Subset(ds, range(limit))
+        return ds
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        if self.task == "speaker":
+            self.speaker_names = speaker_names_of(load_split(self.hparams.dataset_dir, "train"))
+        self.datasets["train"] = self._make("train", train=True)
+        for split in ("validation", "test"):
+            self.datasets[split] = self._make(split, train=False)
+
+    @property
+    def collate_fn(self):
+        return collate_timelines if self.task == "s2s" else default_collate
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        hp = self.hparams
+        return DataLoader(
+            self.datasets[split],
+            batch_size=hp.batch_size if train else (hp.eval_batch_size or hp.batch_size),
+            shuffle=train,
+            drop_last=train and len(self.datasets[split]) > hp.batch_size,
+            num_workers=hp.num_workers,
+            persistent_workers=hp.num_workers > 0,
+            collate_fn=self.collate_fn,
+            generator=torch.Generator().manual_seed(hp.seed) if train else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("validation", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)

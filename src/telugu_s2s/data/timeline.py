@@ -1,0 +1,207 @@
+"""Dialogs as two-channel user/assistant timelines for the S2S stage.
+
+A timeline places each user utterance on channel 0 and the assistant's reply on
+channel 1, separated by random pauses. Sometimes the user barges in: the next user
+turn starts while the assistant is still talking, and the assistant stops a couple of
+frames later (with a short fade), so the model learns when to yield as well as what
+to say. Both text streams are laid on the frame grid from the synthesizer's word
+timings.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from telugu_s2s.data.corpus import STYLES
+from telugu_s2s.data.datasets import _RowsDataset
+from telugu_s2s.data.text import BLANK, PAD, align_to_frames
+from telugu_s2s.data.voices import ASSISTANT_VOICES
+
+STYLE_IDS = {"default": 0, **{s: i + 1 for i, s in enumerate(STYLES)}}
+TURN_FIELDS = ("topic", "sentiment", "emotion", "turn_index", "has_dependency")
+
+
+@dataclass
+class TimelineConfig:
+    frame_rate: float = 12.5
+    max_seconds: float = 20.0
+    lead_silence: tuple[float, float] = (0.1, 0.5)
+    pause_after_user: tuple[float, float] = (0.2, 0.7)
+    pause_after_assistant: tuple[float, float] = (0.3, 1.0)
+    barge_in_prob: float = 0.15
+    barge_in_at: tuple[float, float] = (0.3, 0.8)  # fraction of the reply heard before the user speaks
+    stop_delay_frames: int = 2  # the assistant falls silent this many frames after a barge-in
+    fade_ms: float = 10.0
+    use_styles: bool = True
+
+
+class DialogTimelines(_RowsDataset):
+    """One item per (dialog, user voice); the assistant voice and style are drawn per item."""
+
+    def __init__(self, hf_split, sample_rate: int, cfg: TimelineConfig, seed: int = 0, train: bool = True):
+        super().__init__(hf_split, sample_rate, seed, train)
+        self.cfg = cfg
+        self.frame_size = int(round(sample_rate / cfg.frame_rate))
+        self.user_rows: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
+        self.reply_rows: dict[tuple[str, str], dict[int, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+        for i, (dialog, turn, role, style, speaker) in enumerate(
+            zip(*(self.meta[c] for c in ("dialog_id", "turn_index", "role", "style", "speaker")))
+        ):
+            if role == "user":
+                self.user_rows[(dialog, speaker)][turn] = i
+            else:
+                self.reply_rows[(dialog, speaker)][turn][style] = i
+        self.items = sorted(self.user_rows)
+        if not self.items:
+            raise ValueError("split has no user utterances: cannot build dialog timelines")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _uniform(self, rng: np.random.Generator | None, bounds: tuple[float, float]) -> float:
+        return float(rng.uniform(*bounds)) if rng is not None else float(np.mean(bounds))
+
+    def __getitem__(self, index: int) -> dict:
+        cfg, sr, rng = self.cfg, self.sample_rate, self.rng(index)
+        dialog, user_voice = self.items[index]
+        voices = [v for v in ASSISTANT_VOICES if (dialog, v) in self.reply_rows]
+        voice = voices[int(rng.integers(len(voices)))] if rng is not None else voices[index % len(voices)]
+        user_turns, replies = self.user_rows[(dialog, user_voice)], self.reply_rows[(dialog, voice)]
+        turns = sorted(t for t in user_turns if t in replies)
+        first = int(rng.integers(len(turns))) if rng is not None and len(turns) > 1 else 0
+        style = "default"
+        if cfg.use_styles:
+            options = sorted({s for t in turns for s in replies[t]})
+            style = options[int(rng.integers(len(options)))] if rng is not None else options[index % len(options)]
+
+        max_len = int(cfg.max_seconds * sr)
+        user_ch, asst_ch = np.zeros(max_len, np.float32), np.zeros(max_len, np.float32)
+        num_frames = max_len // self.frame_size
+        user_text = np.full(num_frames, BLANK, np.int64)  # (F,)
+        asst_text = np.full(num_frames, BLANK, np.int64)  # (F,)
+        placed: list[dict] = []
+        cursor = int(self._uniform(rng, cfg.lead_silence) * sr)
+        cache: dict[int, np.ndarray] = {}
+
+        def audio(row: int) -> np.ndarray:
+            if row not in cache:
+                cache[row] = self.audio(row)
+            return cache[row]
+
+        def reply_row(turn: int) -> int:
+            return replies[turn].get(style, replies[turn]["default"])
+
+        window = turns[first:]
+        for k, turn in enumerate(window):
+            u_row = user_turns[turn]
+            a_row = reply_row(turn)
+            u_wav, a_wav = audio(u_row), audio(a_row)
+            barged = placed and placed[-1]["barge_in_at"] is not None
+            u_start = placed[-1]["barge_in_at"] if barged else cursor  # a barge-in starts mid-reply
+            a_start = u_start + len(u_wav) + int(self._uniform(rng, cfg.pause_after_user) * sr)
+            if a_start + len(a_wav) > max_len:
+                break  # keep whole turns only
+            a_len, next_user = len(a_wav), None
+            barge = rng is not None and rng.random() < cfg.barge_in_prob and k + 1 < len(window)
+            if barge:
+                next_user = a_start + int(self._uniform(rng, cfg.barge_in_at) * len(a_wav))
+                nxt = window[k + 1]  # interrupt only if the interrupting turn fits too
+                need = len(audio(user_turns[nxt])) + int(cfg.pause_after_user[1] * sr) + len(audio(reply_row(nxt)))
+                barge = next_user + need <= max_len
+            if barge:
+                a_len = min(len(a_wav), next_user - a_start + cfg.stop_delay_frames * self.frame_size)
+                a_wav = _fade_out(a_wav[:a_len].copy(), int(cfg.fade_ms * sr / 1000))
+            user_ch[u_start : u_start + len(u_wav)] += u_wav
+            asst_ch[a_start : a_start + a_len] += a_wav
+            self._place_text(user_text, u_row, u_start, len(u_wav))
+            self._place_text(asst_text, a_row, a_start, a_len)
+            row = self.rows[int(a_row)]
+            placed.append({
+                "user_span": (u_start // self.frame_size, (u_start + len(u_wav)) // self.frame_size),
+                "assistant_span": (a_start // self.frame_size, (a_start + a_len) // self.frame_size),
+                "interrupted": barge, "barge_in_at": next_user if barge else None,
+                "topic": row["topic"], "sentiment": row["sentiment"], "emotion": row["emotion"],
+                "turn_index": turn, "has_dependency": bool(row["depends_on"]),
+                "user_text": self.meta_text(u_row), "assistant_text": self.meta_text(a_row),
+            })  # fmt: skip
+            cursor = a_start + a_len + int(self._uniform(rng, cfg.pause_after_assistant) * sr)
+        if not placed:
+            raise ValueError(f"dialog {dialog}: first turn does not fit in {cfg.max_seconds}s")
+        end = min(max_len, cursor)
+        frames = -(-end // self.frame_size)  # ceil
+        length = frames * self.frame_size
+        return {
+            "user_audio": torch.from_numpy(user_ch[:length].copy())[None],  # (1, T)
+            "assistant_audio": torch.from_numpy(asst_ch[:length].copy())[None],  # (1, T)
+            "user_text": torch.from_numpy(user_text[:frames].copy()),  # (F,)
+            "assistant_text": torch.from_numpy(asst_text[:frames].copy()),  # (F,)
+            "num_frames": frames,
+            "speaker_id": ASSISTANT_VOICES.index(voice),
+            "style_id": STYLE_IDS[style],
+            "dialog_id": dialog,
+            "turns": placed,
+        }
+
+    def meta_text(self, row: int) -> str:
+        return self.rows[int(row)]["text"]
+
+    def _place_text(self, stream: np.ndarray, row_index: int, start_sample: int, num_samples: int) -> None:
+        row = self.rows[int(row_index)]
+        start, end = start_sample // self.frame_size, -(-(start_sample + num_samples) // self.frame_size)
+        end = min(end, stream.shape[0])
+        stream[start:end] = align_to_frames(
+            row["text"], row["word_starts_ms"], row["word_char_start"], end - start, self.cfg.frame_rate
+        )
+
+
+def _fade_out(wav: np.ndarray, fade: int) -> np.ndarray:
+    fade = min(fade, wav.shape[0])
+    if fade > 0:
+        wav[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+    return wav
+
+
+def collate_timelines(items: list[dict]) -> dict:
+    """Pad to the longest timeline; per-turn fields become (B, N) with a `turn_mask`."""
+    batch_size = len(items)
+    frames = max(it["num_frames"] for it in items)
+    samples = max(it["user_audio"].shape[-1] for it in items)
+    n_turns = max(len(it["turns"]) for it in items)
+    out = {
+        "user_audio": torch.zeros(batch_size, 1, samples),  # (B, 1, T)
+        "assistant_audio": torch.zeros(batch_size, 1, samples),  # (B, 1, T)
+        "user_text": torch.full((batch_size, frames), PAD, dtype=torch.long),  # (B, F)
+        "assistant_text": torch.full((batch_size, frames), PAD, dtype=torch.long),  # (B, F)
+        "num_frames": torch.tensor([it["num_frames"] for it in items]),  # (B,)
+        "speaker_id": torch.tensor([it["speaker_id"] for it in items]),  # (B,)
+        "style_id": torch.tensor([it["style_id"] for it in items]),  # (B,)
+        "turn_mask": torch.zeros(batch_size, n_turns, dtype=torch.bool),  # (B, N)
+        "user_span": torch.zeros(batch_size, n_turns, 2, dtype=torch.long),  # (B, N, 2) frames
+        "assistant_span": torch.zeros(batch_size, n_turns, 2, dtype=torch.long),  # (B, N, 2)
+        "interrupted": torch.zeros(batch_size, n_turns, dtype=torch.bool),  # (B, N)
+        "topic": torch.zeros(batch_size, n_turns, dtype=torch.long),
+        "sentiment": torch.zeros(batch_size, n_turns),
+        "emotion": torch.zeros(batch_size, n_turns, dtype=torch.long),
+        "turn_index": torch.zeros(batch_size, n_turns, dtype=torch.long),
+        "has_dependency": torch.zeros(batch_size, n_turns, dtype=torch.bool),
+        "dialog_id": [it["dialog_id"] for it in items],
+        "texts": [[(t["user_text"], t["assistant_text"]) for t in it["turns"]] for it in items],
+    }
+    for b, it in enumerate(items):
+        t = it["user_audio"].shape[-1]
+        out["user_audio"][b, :, :t] = it["user_audio"]
+        out["assistant_audio"][b, :, :t] = it["assistant_audio"]
+        out["user_text"][b, : it["num_frames"]] = it["user_text"]
+        out["assistant_text"][b, : it["num_frames"]] = it["assistant_text"]
+        for n, turn in enumerate(it["turns"]):
+            out["turn_mask"][b, n] = True
+            out["user_span"][b, n] = torch.tensor(turn["user_span"])
+            out["assistant_span"][b, n] = torch.tensor(turn["assistant_span"])
+            out["interrupted"][b, n] = turn["interrupted"]
+            for name in TURN_FIELDS:
+                out[name][b, n] = turn[name]
+    return out

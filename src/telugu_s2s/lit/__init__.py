@@ -1,0 +1,1 @@
+"""LightningModules: they wrap the plain models with losses, optimizers and logging."""

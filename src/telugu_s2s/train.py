@@ -1,0 +1,72 @@
+"""Training entry point: `python train.py stage=codec|speaker|s2s` (see conf/train.yaml).
+
+`train(cfg)` builds everything with `hydra.utils.instantiate` and returns the metrics,
+so that sweeps can optimize `optimized_metric`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from telugu_s2s.paths import CONFIG_DIR, REPO_ROOT
+
+log = logging.getLogger(__name__)
+
+if not OmegaConf.has_resolver("repo_root"):
+    OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))
+
+
+def _instantiate_all(section: DictConfig | None) -> list[Any]:
+    """Every `_target_` entry of a dict-of-configs group (callbacks, loggers)."""
+    if not section:
+        return []
+    return [hydra.utils.instantiate(c) for c in section.values() if isinstance(c, DictConfig) and "_target_" in c]
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit (and test) one stage; returns every logged metric as a float."""
+    L.seed_everything(cfg.seed, workers=True)
+    log.info("stage=%s: instantiating datamodule <%s>", cfg.stage_name, cfg.data._target_)
+    datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    model: L.LightningModule = hydra.utils.instantiate(cfg.model)
+    callbacks = _instantiate_all(cfg.get("callbacks"))
+    loggers = _instantiate_all(cfg.get("logger"))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    metrics: dict[str, float] = {}
+    if cfg.get("train"):
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    if cfg.get("test"):
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "") if cfg.get("train") else ""
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    log.info("metrics: %s", {k: round(v, 5) for k, v in metrics.items()})
+    return metrics
+
+
+def optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
+    name = cfg.get("optimized_metric")
+    if not name:
+        return None
+    if name not in metrics:
+        raise KeyError(f"optimized_metric {name!r} was not logged; logged: {sorted(metrics)}")
+    value = metrics[name]
+    return value if math.isfinite(value) else float("inf")
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    return optimized_value(cfg, train(cfg))
+
+
+if __name__ == "__main__":
+    main()

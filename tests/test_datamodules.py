@@ -1,0 +1,104 @@
+"""The shared datamodule's three views over one dataset."""
+
+import numpy as np
+import pytest
+import torch
+
+from telugu_s2s.data.datamodules import TeluguDataModule
+from telugu_s2s.data.text import BLANK, PAD, TextTokenizer, align_to_frames
+from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig
+from telugu_s2s.data.voices import ASSISTANT_VOICES
+
+FRAME = 1280
+
+
+def test_tokenizer_round_trip():
+    tok = TextTokenizer()
+    text = "నమస్తే, మీ పేరు ఏమిటి?"
+    assert tok.decode(tok.encode(text)) == text
+    with pytest.raises(ValueError, match="not in the Telugu vocabulary"):
+        tok.encode("hello", strict=True)
+
+
+def test_alignment_follows_word_timings():
+    text = "ఒకటి రెండు మూడు"
+    frames = align_to_frames(text, [0, 800, 1600], [0, 5, 11], num_frames=40, frame_rate=12.5)
+    tok = TextTokenizer()
+    assert tok.collapse_frames(frames).strip() == text
+    assert frames[10] != BLANK and frames[9] == BLANK  # "రెండు" starts at 800 ms = frame 10
+    assert frames[20] != BLANK  # "మూడు" starts at frame 20
+    cut = align_to_frames(text, [0, 800, 1600], [0, 5, 11], num_frames=12, frame_rate=12.5)
+    assert tok.collapse_frames(cut).startswith("ఒకటి ర") and "మూడు" not in tok.collapse_frames(cut)
+
+
+def test_codec_crops(tiny_dataset):
+    dm = TeluguDataModule("codec", str(tiny_dataset), batch_size=4, crop_seconds=0.5)
+    dm.setup()
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["audio"].shape == (4, 1, 8000)
+    val_a = next(iter(dm.val_dataloader()))["audio"]
+    val_b = next(iter(dm.val_dataloader()))["audio"]
+    assert torch.equal(val_a, val_b)  # evaluation crops are deterministic
+
+
+def test_speaker_labels_and_augmentation(tiny_dataset):
+    dm = TeluguDataModule("speaker", str(tiny_dataset), batch_size=8, crop_seconds=1.0)
+    dm.setup()
+    assert dm.speaker_names[:4] == list(ASSISTANT_VOICES)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["audio"].shape == (8, 1, 16000)
+    assert batch["speaker_id"].max() < len(dm.speaker_names)
+    ds = dm.datasets["train"]
+    i = next(k for k, s in enumerate(ds.labels) if s == 0)
+    assert dm.speaker_names[ds.labels[i]] == ds.meta["speaker"][ds.keep[i]]
+
+
+def test_s2s_timelines_two_channels_with_aligned_text(tiny_dataset):
+    dm = TeluguDataModule("s2s", str(tiny_dataset), batch_size=2, timeline={"max_seconds": 25.0})
+    dm.setup()
+    batch = next(iter(dm.val_dataloader()))
+    frames = int(batch["num_frames"][0])
+    user = batch["user_audio"][0, 0, : frames * FRAME].reshape(frames, FRAME).abs().amax(1)  # (F,)
+    asst = batch["assistant_audio"][0, 0, : frames * FRAME].reshape(frames, FRAME).abs().amax(1)
+    text = batch["assistant_text"][0, :frames]
+    assert batch["turn_mask"][0].sum() >= 1
+    for (us, ue), (as_, ae) in zip(batch["user_span"][0][batch["turn_mask"][0]], batch["assistant_span"][0][batch["turn_mask"][0]]):
+        assert ue <= as_  # the reply comes after the user's turn (no barge-in in evaluation)
+        assert asst[as_ + 1 : ae - 1].max() > 0.01 and user[as_ + 1 : ae - 1].max() == 0
+        assert (text[as_:ae] != BLANK).any()
+    # text appears only where the assistant is speaking, or just after (the stream may lag)
+    spoken = torch.zeros(frames, dtype=torch.bool)
+    for as_, ae in batch["assistant_span"][0][batch["turn_mask"][0]]:
+        spoken[as_ : ae + 12] = True
+    assert ((text != BLANK) & (text != PAD) & ~spoken).sum() == 0
+
+
+def test_barge_in_cuts_the_reply(tiny_dataset):
+    from telugu_s2s.data.datasets import load_split
+
+    rows = load_split(tiny_dataset, "train")
+    ds = DialogTimelines(rows, 16000, TimelineConfig(max_seconds=40.0, barge_in_prob=1.0), seed=3, train=True)
+    found = False
+    for i in range(len(ds)):
+        item = ds[i]
+        turns = item["turns"]
+        for prev, nxt in zip(turns, turns[1:]):
+            if prev["interrupted"]:
+                found = True
+                (a_start, a_end), (u_start, _) = prev["assistant_span"], nxt["user_span"]
+                assert a_start < u_start < a_end  # the user starts while the assistant talks
+                assert a_end - u_start <= ds.cfg.stop_delay_frames + 1  # and it stops soon after
+                tail = item["assistant_audio"][0, (a_end + 1) * FRAME : (a_end + 2) * FRAME]
+                assert tail.abs().max() < 1e-6  # silent after the cut
+        if found:
+            break
+    assert found
+
+
+def test_eval_items_are_deterministic(tiny_dataset):
+    from telugu_s2s.data.datasets import load_split
+
+    ds = DialogTimelines(load_split(tiny_dataset, "test"), 16000, TimelineConfig(), train=False)
+    a, b = ds[0], ds[0]
+    assert torch.equal(a["user_audio"], b["user_audio"]) and a["speaker_id"] == b["speaker_id"]
+    assert np.isfinite(a["assistant_audio"].numpy()).all()
