@@ -1,0 +1,1 @@
+"""Reusable building blocks: streaming layers, the SEANet codec stack, quantizers, features."""
