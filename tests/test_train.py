@@ -32,6 +32,7 @@ def test_debug_run_writes_checkpoint_and_export(stage, tiny_dataset, tmp_path):
         from telugu_s2s.speakers import SpeakerBank
 
         assert SpeakerBank.load(export).names == ["arjun", "ravi", "priya", "lakshmi"]
+        assert list(tmp_path.rglob("speaker_projection.png"))
 
 
 def test_experiment_configs_compose(tmp_path):

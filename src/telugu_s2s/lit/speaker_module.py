@@ -5,13 +5,14 @@ the speaker bank beside the encoder."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import lightning as L
 import torch
 from torch import nn
 
 from telugu_s2s.data.voices import ASSISTANT_VOICES
-from telugu_s2s.metrics.speaker import enrol_and_score
+from telugu_s2s.metrics.speaker import enrol_and_score, projection_plot
 from telugu_s2s.models.speaker import AAMSoftmax
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,18 @@ class SpeakerModule(L.LightningModule):
             log.warning("skipping %s EER: %s", prefix, err)
             return
         self.log_dict({f"{prefix}/eer": scores["eer"], f"{prefix}/id_accuracy": scores["accuracy"]}, prog_bar=True)
+        if prefix == "test" and self.trainer.log_dir:
+            self._log_projection(emb, labels)
+
+    def _log_projection(self, emb: torch.Tensor, labels: torch.Tensor) -> None:
+        """A 2-D projection of the held-out embeddings: a png in the run dir, and wandb if used."""
+        names = getattr(self.trainer.datamodule, "speaker_names", None) or list(ASSISTANT_VOICES)
+        path = Path(self.trainer.log_dir) / "speaker_projection.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        projection_plot(emb, labels, names, path)
+        for logger in self.loggers:
+            if type(logger).__name__ == "WandbLogger":
+                logger.log_image(key="test/speaker_projection", images=[str(path)])
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step("val", batch)

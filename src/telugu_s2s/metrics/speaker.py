@@ -41,3 +41,26 @@ def enrol_and_score(embeddings: torch.Tensor, labels: torch.Tensor, num_speakers
         "eer": equal_error_rate(scores.flatten().numpy(), is_target.flatten().numpy()),
         "accuracy": float((scores.argmax(1) == truth).float().mean()),
     }
+
+
+def projection_plot(embeddings: torch.Tensor, labels: torch.Tensor, names: list[str], path) -> None:
+    """Save a 2-D PCA projection of unit-norm embeddings, one colour per voice."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    emb = F.normalize(embeddings.float(), dim=-1)  # (N, D)
+    emb = emb - emb.mean(0, keepdim=True)
+    _, _, v = torch.pca_lowrank(emb, q=2, center=False)
+    points = (emb @ v[:, :2]).numpy()  # (N, 2)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for k, name in enumerate(names):
+        sel = (labels == k).numpy()
+        if sel.any():
+            ax.scatter(points[sel, 0], points[sel, 1], s=8, label=name)
+    ax.set_title("speaker embeddings (PCA)")
+    ax.legend(fontsize=7, markerscale=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
