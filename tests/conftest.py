@@ -49,6 +49,16 @@ def tiny_dataset(tmp_path_factory) -> Path:
     return Path(cfg["output_dir"])
 
 
+@pytest.fixture(scope="session")
+def random_codec_dir(tmp_path_factory) -> Path:
+    """An untrained codec export: the S2S plumbing needs a codec, not a good one."""
+    from telugu_s2s.checkpoint import save_pretrained
+    from telugu_s2s.models.codec import CodecConfig, CodecModel
+
+    torch.manual_seed(0)
+    return save_pretrained(CodecModel(CodecConfig()), tmp_path_factory.mktemp("random_codec"))
+
+
 def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
     """The training config as `python train.py <overrides>` would see it, on a tiny CPU run."""
     import telugu_s2s.train  # noqa: F401  (registers the repo_root resolver)

@@ -102,3 +102,23 @@ def test_eval_items_are_deterministic(tiny_dataset):
     a, b = ds[0], ds[0]
     assert torch.equal(a["user_audio"], b["user_audio"]) and a["speaker_id"] == b["speaker_id"]
     assert np.isfinite(a["assistant_audio"].numpy()).all()
+
+
+def test_token_timelines_place_each_utterance_on_frames(tiny_dataset, random_codec_dir):
+    from telugu_s2s.data.tokens import TokenCache
+
+    dm = TeluguDataModule("s2s", str(tiny_dataset), batch_size=1, codec_dir=str(random_codec_dir), precompute_tokens=False)
+    dm.setup()
+    ds = dm.datasets["validation"]
+    item = ds[0]
+    codes, silence = item["user_codes"], ds.silence  # (K, F), (K,)
+    assert codes.shape == (8, item["num_frames"])
+    (start, end), row = item["turns"][0]["user_span"], ds.user_rows[ds.items[0]][item["turns"][0]["turn_index"]]
+    expected = ds.codes[row].long()  # the utterance encoded on its own
+    n = expected.shape[1]
+    assert torch.equal(codes[:, start : start + n], expected)
+    assert (codes[:, :start] == silence[:, None]).all()  # silence before the first turn
+    # the cached codes are what the codec gives for the frame-aligned audio
+    cache = TokenCache(tiny_dataset, random_codec_dir)
+    audio = item["user_audio"][0, start * FRAME : (start + n) * FRAME].numpy()
+    assert torch.equal(cache.encode([audio])[0].long(), expected)

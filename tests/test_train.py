@@ -16,8 +16,11 @@ from .conftest import compose_train
 
 
 @pytest.mark.parametrize("stage", ["codec", "speaker", "s2s"])
-def test_debug_run_writes_checkpoint_and_export(stage, tiny_dataset, tmp_path):
-    cfg = compose_train([f"stage={stage}", "trainer=debug", f"paths.dataset_dir={tiny_dataset}"], tmp_path)
+def test_debug_run_writes_checkpoint_and_export(stage, tiny_dataset, random_codec_dir, tmp_path):
+    overrides = [f"stage={stage}", "trainer=debug", f"paths.dataset_dir={tiny_dataset}"]
+    if stage == "s2s":  # tokens from an untrained codec, encoded lazily; the committed speaker bank
+        overrides += [f"data.codec_dir={random_codec_dir}", "data.precompute_tokens=false"]
+    cfg = compose_train(overrides, tmp_path)
     metrics = train(cfg)
     assert cfg.stage_name == stage
     assert torch.isfinite(torch.tensor(optimized_value(cfg, metrics)))
@@ -44,7 +47,8 @@ def test_experiment_configs_compose(tmp_path):
 
 def test_wandb_logger_runs_offline(tiny_dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
-    cfg = compose_train(["stage=s2s", "trainer=debug", "logger=wandb", "test=false", f"paths.dataset_dir={tiny_dataset}"], tmp_path)
+    overrides = ["stage=speaker", "trainer=debug", "logger=wandb", "test=false", f"paths.dataset_dir={tiny_dataset}"]
+    cfg = compose_train(overrides, tmp_path)
     train(cfg)
     assert list((tmp_path / "wandb").glob("offline-run-*")), "wandb wrote no offline run"
 

@@ -3,6 +3,7 @@
     task=codec    random audio crops                      {"audio": (B, 1, T)}
     task=speaker  labelled utterance crops + augmentation  {"audio", "length", "speaker_id"}
     task=s2s      two-channel dialog timelines            see `timeline.collate_timelines`
+                  (with `codec_dir`, also frame-aligned codec tokens per channel)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from telugu_s2s.data.datasets import CodecCrops, SpeakerUtterances, load_split, speaker_names_of
+from telugu_s2s.data.tokens import TokenCache
 from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig, collate_timelines
 
 TASKS = ("codec", "speaker", "s2s")
@@ -30,6 +32,8 @@ class TeluguDataModule(L.LightningDataModule):
         seed: int = 0,
         augment: bool = True,
         timeline: dict | None = None,
+        codec_dir: str | None = None,
+        precompute_tokens: bool = True,
         limit_train_items: int | None = None,
         limit_eval_items: int | None = None,
     ):
@@ -54,6 +58,9 @@ class TeluguDataModule(L.LightningDataModule):
             ds = SpeakerUtterances(rows, hp.sample_rate, hp.crop_seconds, self.speaker_names, hp.seed, train, augment)
         else:
             ds = DialogTimelines(rows, hp.sample_rate, TimelineConfig(**(hp.timeline or {})), hp.seed, train)
+            if hp.codec_dir:  # token timelines for the S2S model (codes cached per codec)
+                cache = TokenCache(hp.dataset_dir, hp.codec_dir)
+                ds.codes, ds.silence = cache.load(split, ds, hp.precompute_tokens), cache.silence()
         if limit is not None and limit < len(ds):
             ds = torch.utils.data.Subset(ds, range(limit))
         return ds

@@ -42,9 +42,15 @@ class TimelineConfig:
 class DialogTimelines(_RowsDataset):
     """One item per (dialog, user voice); the assistant voice and style are drawn per item."""
 
-    def __init__(self, hf_split, sample_rate: int, cfg: TimelineConfig, seed: int = 0, train: bool = True):
+    def __init__(
+        self, hf_split, sample_rate: int, cfg: TimelineConfig, seed: int = 0, train: bool = True,
+        codes: list[torch.Tensor] | None = None, silence: torch.Tensor | None = None,
+    ):  # fmt: skip
+        """With `codes` (per-row codec tokens (K, F_i)) and `silence` (K,), every utterance
+        starts on a frame boundary and items also carry `user_codes`/`assistant_codes`."""
         super().__init__(hf_split, sample_rate, seed, train)
         self.cfg = cfg
+        self.codes, self.silence = codes, silence
         self.frame_size = int(round(sample_rate / cfg.frame_rate))
         self.user_rows: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
         self.reply_rows: dict[tuple[str, str], dict[int, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
@@ -79,11 +85,17 @@ class DialogTimelines(_RowsDataset):
             style = options[int(rng.integers(len(options)))] if rng is not None else options[index % len(options)]
 
         max_len = int(cfg.max_seconds * sr)
+        fs = self.frame_size
+
+        def snap(sample: int) -> int:  # token timelines put every utterance on a frame boundary
+            return -(-sample // fs) * fs if self.codes is not None else sample
+
         user_ch, asst_ch = np.zeros(max_len, np.float32), np.zeros(max_len, np.float32)
         num_frames = max_len // self.frame_size
         user_text = np.full(num_frames, BLANK, np.int64)  # (F,)
         asst_text = np.full(num_frames, BLANK, np.int64)  # (F,)
         placed: list[dict] = []
+        placed_codes: list[tuple[int, int, int, int, int, int]] = []
         cursor = int(self._uniform(rng, cfg.lead_silence) * sr)
         cache: dict[int, np.ndarray] = {}
 
@@ -101,16 +113,16 @@ class DialogTimelines(_RowsDataset):
             a_row = reply_row(turn)
             u_wav, a_wav = audio(u_row), audio(a_row)
             barged = placed and placed[-1]["barge_in_at"] is not None
-            u_start = placed[-1]["barge_in_at"] if barged else cursor  # a barge-in starts mid-reply
-            a_start = u_start + len(u_wav) + int(self._uniform(rng, cfg.pause_after_user) * sr)
+            u_start = placed[-1]["barge_in_at"] if barged else snap(cursor)  # a barge-in starts mid-reply
+            a_start = snap(u_start + len(u_wav) + int(self._uniform(rng, cfg.pause_after_user) * sr))
             if a_start + len(a_wav) > max_len:
                 break  # keep whole turns only
             a_len, next_user = len(a_wav), None
             barge = rng is not None and rng.random() < cfg.barge_in_prob and k + 1 < len(window)
             if barge:
-                next_user = a_start + int(self._uniform(rng, cfg.barge_in_at) * len(a_wav))
+                next_user = snap(a_start + int(self._uniform(rng, cfg.barge_in_at) * len(a_wav)))
                 nxt = window[k + 1]  # interrupt only if the interrupting turn fits too
-                need = len(audio(user_turns[nxt])) + int(cfg.pause_after_user[1] * sr) + len(audio(reply_row(nxt)))
+                need = len(audio(user_turns[nxt])) + int(cfg.pause_after_user[1] * sr) + len(audio(reply_row(nxt))) + 2 * fs
                 barge = next_user + need <= max_len
             if barge:
                 a_len = min(len(a_wav), next_user - a_start + cfg.stop_delay_frames * self.frame_size)
@@ -119,6 +131,8 @@ class DialogTimelines(_RowsDataset):
             asst_ch[a_start : a_start + a_len] += a_wav
             self._place_text(user_text, u_row, u_start, len(u_wav))
             self._place_text(asst_text, a_row, a_start, a_len)
+            if self.codes is not None:
+                placed_codes.append((u_row, u_start // fs, -(-len(u_wav) // fs), a_row, a_start // fs, -(-a_len // fs)))
             row = self.rows[int(a_row)]
             placed.append({
                 "user_span": (u_start // self.frame_size, (u_start + len(u_wav)) // self.frame_size),
@@ -134,7 +148,7 @@ class DialogTimelines(_RowsDataset):
         end = min(max_len, cursor)
         frames = -(-end // self.frame_size)  # ceil
         length = frames * self.frame_size
-        return {
+        item = {
             "user_audio": torch.from_numpy(user_ch[:length].copy())[None],  # (1, T)
             "assistant_audio": torch.from_numpy(asst_ch[:length].copy())[None],  # (1, T)
             "user_text": torch.from_numpy(user_text[:frames].copy()),  # (F,)
@@ -145,6 +159,19 @@ class DialogTimelines(_RowsDataset):
             "dialog_id": dialog,
             "turns": placed,
         }
+        if self.codes is not None:
+            item["user_codes"], item["assistant_codes"] = self._place_codes(placed_codes, frames)
+        return item
+
+    def _place_codes(self, placed: list, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both channels as codec tokens (K, F): silence codes, then each utterance's codes."""
+        channels = [self.silence.long()[:, None].repeat(1, frames) for _ in range(2)]  # 2 x (K, F)
+        for u_row, u_frame, u_len, a_row, a_frame, a_len in placed:
+            for channel, row, start, length in ((0, u_row, u_frame, u_len), (1, a_row, a_frame, a_len)):
+                codes = self.codes[int(row)].long()[:, :length]  # (K, n)
+                n = min(codes.shape[1], frames - start)
+                channels[channel][:, start : start + n] = codes[:, :n]
+        return channels[0], channels[1]
 
     def meta_text(self, row: int) -> str:
         return self.rows[int(row)]["text"]
@@ -191,6 +218,12 @@ def collate_timelines(items: list[dict]) -> dict:
         "dialog_id": [it["dialog_id"] for it in items],
         "texts": [[(t["user_text"], t["assistant_text"]) for t in it["turns"]] for it in items],
     }
+    if "user_codes" in items[0]:
+        for key in ("user_codes", "assistant_codes"):
+            codes = torch.stack([it[key][:, -1:].expand(-1, frames).clone() for it in items])  # (B, K, F)
+            for b, it in enumerate(items):
+                codes[b, :, : it["num_frames"]] = it[key]
+            out[key] = codes  # padded with each item's last (silence) frame
     for b, it in enumerate(items):
         t = it["user_audio"].shape[-1]
         out["user_audio"][b, :, :t] = it["user_audio"]

@@ -1,44 +1,117 @@
-"""S2S stage LightningModule (foundation version: trains the frame baseline's text streams)."""
+"""S2S stage LightningModule: per-stream weighted losses around `S2SModel`, trained on the
+frozen codec's tokens (cached by the datamodule) and the speaker bank's embeddings.
+
+The context memory is trained with two passes: a no-grad pass pools every user turn of
+the timeline, then the real pass lets frame f retrieve the turns whose user part has
+ended before f (a per-frame memory mask), as the server does turn by turn.
+"""
 
 from __future__ import annotations
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from telugu_s2s.data.text import PAD, TextTokenizer
+from telugu_s2s.data.voices import ASSISTANT_VOICES
+from telugu_s2s.models.context_memory import ContextMemory
+from telugu_s2s.models.s2s import IGNORE_INDEX, S2SModel
+
+
+def turn_memory_mask(user_span: torch.Tensor, turn_mask: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """(B, F, N): frame f may retrieve turn n once the user has finished speaking it."""
+    frames = torch.arange(num_frames, device=user_span.device)  # (F,)
+    ended = frames[None, :, None] >= user_span[:, None, :, 1]  # (B, F, N)
+    return ended & turn_mask[:, None, :]
 
 
 class S2SModule(L.LightningModule):
-    def __init__(self, net: nn.Module, lr: float = 1e-3, weight_decay: float = 0.01, user_text_weight: float = 0.5):
+    def __init__(
+        self,
+        net: S2SModel,
+        speaker_dir: str,
+        lr: float = 1e-3,
+        weight_decay: float = 0.05,
+        warmup_steps: int = 100,
+        text_weight: float = 1.0,
+        semantic_weight: float = 1.0,
+        acoustic_weight: float = 0.5,
+        user_text_weight: float = 0.5,
+        analysis_weight: float = 0.5,
+        use_memory: bool = True,
+    ):
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["net"])
         self.net = net
-        self.tokenizer = TextTokenizer()
+        # Speaker embeddings of the four voices, in ASSISTANT_VOICES order (the data's speaker_id).
+        from telugu_s2s.speakers import SpeakerBank
+
+        bank = SpeakerBank.load(speaker_dir)
+        self.register_buffer("speakers", torch.stack([bank.embedding(n) for n in ASSISTANT_VOICES]), persistent=False)
+        net.cfg.speaker_fingerprint = bank.encoder_fingerprint or ""
+
+    def on_fit_start(self) -> None:
+        train = self.trainer.datamodule.datasets["train"]
+        silence = getattr(getattr(train, "dataset", train), "silence", None)
+        if silence is None:
+            raise ValueError("the s2s datamodule needs `codec_dir`: the model trains on codec tokens")
+        self.net.set_silence_codes(silence)
+
+    def _forward(self, batch: dict):
+        net, frames = self.net, batch["user_codes"].shape[-1]
+        speaker = self.speakers[batch["speaker_id"]]  # (B, S)
+        args = (batch["user_codes"], batch["assistant_codes"], batch["assistant_text"], speaker, batch["style_id"])
+        spans = ContextMemory.span_mask(batch["user_span"], frames) & batch["turn_mask"][..., None]  # (B, N, F)
+        memory = memory_mask = None
+        if self.hparams.use_memory:
+            with torch.no_grad():
+                memory = net.turn_embedding(net(*args).hidden, spans)  # (B, N, D)
+            memory_mask = turn_memory_mask(batch["user_span"], batch["turn_mask"], frames)  # (B, F, N)
+        out = net(*args, memory=memory, memory_mask=memory_mask)
+        return out, spans
 
     def _losses(self, batch: dict) -> dict[str, torch.Tensor]:
-        out = self.net(batch["user_audio"], batch["speaker_id"], batch["style_id"])
-        frames = out["assistant_text"].shape[1]
+        hp, net = self.hparams, self.net
+        out, spans = self._forward(batch)
+        tgt = net.targets(batch["assistant_codes"], batch["assistant_text"], batch["user_text"], batch["num_frames"])
 
-        def ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # (B, F, V), (B, F)
-            return F.cross_entropy(logits.transpose(1, 2), target[:, :frames], ignore_index=PAD)
+        def ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # (..., C), (...)
+            if (target != IGNORE_INDEX).sum() == 0:
+                return logits.sum() * 0.0
+            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX)
 
-        assistant = ce(out["assistant_text"], batch["assistant_text"])
-        user = ce(out["user_text"], batch["user_text"])
-        loss = assistant + self.hparams.user_text_weight * user
-        return {"loss": loss, "assistant_text_ce": assistant, "user_text_ce": user}
+        text = ce(out.text_logits, tgt.text)
+        semantic = ce(out.code_logits[:, 0], tgt.codes[:, 0])
+        acoustic = ce(out.code_logits[:, 1:], tgt.codes[:, 1:])
+        user_text = ce(out.user_text_logits, tgt.user_text)
+        analysis = net.analyze_turn(net.turn_embedding(out.hidden, spans))  # per turn (B, N)
+        valid = batch["turn_mask"]  # (B, N)
+        sentiment = F.mse_loss(analysis.sentiment[valid], batch["sentiment"][valid])
+        topic = F.cross_entropy(analysis.topic_logits[valid], batch["topic"][valid])
+        emotion = F.cross_entropy(analysis.emotion_logits[valid], batch["emotion"][valid])
+        loss = (
+            hp.text_weight * text + hp.semantic_weight * semantic + hp.acoustic_weight * acoustic
+            + hp.user_text_weight * user_text + hp.analysis_weight * (sentiment + topic + emotion)
+        )  # fmt: skip
+        return {
+            "loss": loss, "text_ce": text, "semantic_ce": semantic, "acoustic_ce": acoustic,
+            "user_text_ce": user_text, "sentiment_mse": sentiment, "topic_ce": topic, "emotion_ce": emotion,
+            "topic_acc": (analysis.topic_logits[valid].argmax(-1) == batch["topic"][valid]).float().mean(),
+            "emotion_acc": (analysis.emotion_logits[valid].argmax(-1) == batch["emotion"][valid]).float().mean(),
+            "sentiment_mae": (analysis.sentiment[valid] - batch["sentiment"][valid]).abs().mean(),
+        }  # fmt: skip
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         losses = self._losses(batch)
-        bs = batch["user_audio"].shape[0]
-        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=bs)
-        return losses["loss"]
+        bs = batch["user_codes"].shape[0]
+        loss = losses.pop("loss")
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, batch_size=bs)
+        return loss
 
     def _eval_step(self, prefix: str, batch: dict) -> None:
         losses = self._losses(batch)
-        bs = batch["user_audio"].shape[0]
-        self.log_dict({f"{prefix}/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=bs, sync_dist=True)
+        bs = batch["user_codes"].shape[0]
+        self.log_dict({f"{prefix}/{k}": v for k, v in losses.items()}, batch_size=bs, sync_dist=True)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step("val", batch)
@@ -47,4 +120,19 @@ class S2SModule(L.LightningModule):
         self._eval_step("test", batch)
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        hp = self.hparams
+        decay = [p for n, p in self.net.named_parameters() if p.dim() >= 2 and "embedding" not in n]
+        other = [p for n, p in self.net.named_parameters() if not (p.dim() >= 2 and "embedding" not in n)]
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": hp.weight_decay}, {"params": other, "weight_decay": 0.0}],
+            lr=hp.lr, betas=(0.9, 0.95),
+        )  # fmt: skip
+        total = max(1, int(self.trainer.estimated_stepping_batches)) if self.trainer else 1000
+        warmup = min(hp.warmup_steps, max(1, total // 10))
+        sched = torch.optim.lr_scheduler.SequentialLR(
+            opt,
+            [torch.optim.lr_scheduler.LinearLR(opt, 0.01, 1.0, warmup),
+             torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, total - warmup), eta_min=hp.lr * 0.1)],
+            milestones=[warmup],
+        )  # fmt: skip
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

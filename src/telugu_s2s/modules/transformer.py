@@ -9,7 +9,10 @@ offline output.
 Every batch item has its own position counter, so one batched state serves sessions that
 started at different times: `reset_streaming(mask)` sends the masked items back to position
 0 and hides their old cache entries, which then belong to nobody. Keys are cached after
-RoPE, at the item's own positions.
+RoPE, at the item's own positions. The transformer owns the positions and the ring's
+bookkeeping and computes the masks and RoPE rotations once per call for all its layers;
+while all items share one position (after a full reset, as the depth transformer does
+every frame) a one-frame step needs no mask at all.
 
 Attention backend (`attention_backend`): "sdpa" is `F.scaled_dot_product_attention`;
 "flash" is flash-attn's `flash_attn_func`, which needs CUDA tensors in fp16/bf16 and a plain
@@ -68,7 +71,9 @@ def flash_attn_available() -> bool:
     return importlib.util.find_spec("flash_attn") is not None
 
 
-def choose_attention_backend(requested: str, q: Tensor, custom_mask: bool) -> Literal["sdpa", "flash"]:
+def choose_attention_backend(
+    requested: str, q: Tensor, custom_mask: bool
+) -> Literal["sdpa", "flash"]:
     """The backend one attention call uses. "flash" raises when it cannot run this call."""
     if requested not in ("auto", "sdpa", "flash"):
         raise ValueError(f"attention_backend must be auto, sdpa or flash, not {requested!r}")
@@ -91,7 +96,7 @@ def choose_attention_backend(requested: str, q: Tensor, custom_mask: bool) -> Li
 
 
 class RotaryEmbedding(nn.Module):
-    """RoPE (rotate-half form) angles at explicit, possibly per-item, positions."""
+    """RoPE at explicit, possibly per-item, positions; channel pairs (2i, 2i + 1) rotate."""
 
     def __init__(self, head_dim: int, base: float) -> None:
         super().__init__()
@@ -100,28 +105,28 @@ class RotaryEmbedding(nn.Module):
         inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
         self.register_buffer("inv_freq", inv_freq, persistent=False)  # (Dh/2,)
 
-    def forward(self, positions: Tensor) -> tuple[Tensor, Tensor]:
-        """positions (B or 1, T) -> cos, sin (B or 1, 1, T, Dh/2), float32."""
+    def forward(self, positions: Tensor) -> Tensor:
+        """positions (B or 1, T) -> unit rotations (B or 1, 1, T, Dh/2), complex64."""
         angles = positions[:, None, :, None].float() * self.inv_freq  # (B, 1, T, Dh/2)
-        return angles.cos(), angles.sin()
+        return torch.polar(torch.ones_like(angles), angles)
 
 
-def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """x (..., B, H, T, Dh) rotated by the angles (B, 1, T, Dh/2)."""
-    x1, x2 = x.float().chunk(2, dim=-1)  # (..., B, H, T, Dh/2) each
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).to(x.dtype)
+def apply_rope(x: Tensor, rotation: Tensor) -> Tensor:
+    """x (..., B, H, T, Dh) rotated pairwise by `rotation` (B, 1, T, Dh/2): one complex product."""
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))  # (..., B, H, T, Dh/2)
+    return torch.view_as_real(pairs * rotation).flatten(-2).to(x.dtype)
 
 
 @dataclass
 class AttentionInputs:
     """What every layer of one transformer call shares (computed once per call)."""
 
-    cos: Tensor  # (B or 1, 1, T, Dh/2)
-    sin: Tensor
+    rotation: Tensor  # (B or 1, 1, T, Dh/2) RoPE
     mask: Tensor | None  # (B, 1, T, keys) when streaming, (T, T) offline with a window, else None
     streaming: bool = False
-    write_index: Tensor | None = None  # (n,) ring slots of the chunk's newest n entries
+    write_index: Tensor | int | None = None  # ring slots (n,) of the newest entries; int: T = 1
     write_first: bool = False  # one-frame step: write, then attend over the ring alone
+    prefix: int | None = None  # lockstep step: attend to ring slots [0, prefix) without a mask
 
 
 @dataclass
@@ -129,11 +134,16 @@ class TransformerState(StreamingState):
     positions: Tensor  # (B, C) the item's own position of each ring entry; -1 = empty
     offset: Tensor  # (B,) the item's next position
     write: int = 0  # ring index of the next entry, shared by all items (they step together)
+    lockstep: int | None = 0  # the common position while all items share one (else None)
 
     def reset(self, mask: Tensor) -> None:
         mask = mask.to(self.positions.device)
         self.positions = self.positions.masked_fill(mask[:, None], -1)  # hides the old entries
         self.offset = self.offset.masked_fill(mask, 0)
+        if bool(mask.all()):  # all restart together (the depth transformer, every frame)
+            self.write, self.lockstep = 0, 0
+        else:
+            self.lockstep = None
 
 
 @dataclass
@@ -171,7 +181,7 @@ class CausalSelfAttention(StreamingModule[KVCacheState]):
     def forward(self, x: Tensor, inputs: AttentionInputs) -> Tensor:
         """x (B, T, D) -> (B, T, D): the whole sequence offline, the next chunk when streaming."""
         qkv = rearrange(self.qkv(x), "b t (three h d) -> three b h t d", three=3, h=self.num_heads)
-        qk = apply_rope(qkv[:2], inputs.cos, inputs.sin)  # (2, B, H, T, Dh)
+        qk = apply_rope(qkv[:2], inputs.rotation)  # (2, B, H, T, Dh)
         q, k, v = qk[0], qk[1], qkv[2]
         if inputs.streaming:
             out = self._attend_cached(self.state, q, k, v, inputs)
@@ -193,18 +203,28 @@ class CausalSelfAttention(StreamingModule[KVCacheState]):
             return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=band, dropout_p=dropout)
 
-    def _attend_cached(self, state: KVCacheState, q: Tensor, k: Tensor, v: Tensor, inputs: AttentionInputs) -> Tensor:
-        """Attend the chunk's queries to the cache and the chunk itself; cache the chunk."""
-        n = inputs.write_index.shape[0]
+    def _attend_cached(
+        self, state: KVCacheState, q: Tensor, k: Tensor, v: Tensor, inputs: AttentionInputs
+    ) -> Tensor:
+        """Attend the chunk's queries to the cache and the chunk itself; cache the chunk.
+
+        The cache keeps the module's dtype; under autocast, k and v are cast on the way in
+        and the cache is cast to the queries' dtype on the way out.
+        """
+        k, v = k.to(state.keys.dtype), v.to(state.values.dtype)
         if inputs.write_first:  # the entry overwritten is `context` steps old: outside the window
-            state.keys[:, :, inputs.write_index] = k
-            state.values[:, :, inputs.write_index] = v
+            state.keys[:, :, inputs.write_index] = k[:, :, 0]
+            state.values[:, :, inputs.write_index] = v[:, :, 0]
             keys, values = state.keys, state.values  # (B, H, C, Dh)
+            if inputs.prefix is not None:  # items in lockstep, ring not yet wrapped: all visible
+                keys, values = keys[:, :, : inputs.prefix], values[:, :, : inputs.prefix]
         else:
             keys = torch.cat([state.keys, k], dim=2)  # (B, H, C + T, Dh)
             values = torch.cat([state.values, v], dim=2)
-        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=inputs.mask)  # (B, H, T, Dh)
+        keys, values = keys.to(q.dtype), values.to(q.dtype)
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=inputs.mask)  # (B,H,T,Dh)
         if not inputs.write_first:  # in place: the cache is large
+            n = inputs.write_index.shape[0]
             state.keys[:, :, inputs.write_index] = k[:, :, -n:]
             state.values[:, :, inputs.write_index] = v[:, :, -n:]
         return out
@@ -255,7 +275,9 @@ class StreamingTransformer(StreamingModule[TransformerState]):
         device = module_device(self)
         return TransformerState(
             batch_size,
-            positions=torch.full((batch_size, self.cfg.context), -1, device=device, dtype=torch.long),
+            positions=torch.full(
+                (batch_size, self.cfg.context), -1, device=device, dtype=torch.long
+            ),
             offset=torch.zeros(batch_size, device=device, dtype=torch.long),
         )
 
@@ -263,7 +285,7 @@ class StreamingTransformer(StreamingModule[TransformerState]):
         state, length = self._streaming_state, x.shape[1]
         steps = torch.arange(length, device=x.device)  # (T,)
         if state is None:
-            inputs = AttentionInputs(*self.rope(steps[None]), mask=self._band(steps))
+            inputs = AttentionInputs(self.rope(steps[None]), mask=self._band(steps))
         else:
             inputs = self._streaming_inputs(state, steps)
         for layer in self.layers:
@@ -274,6 +296,8 @@ class StreamingTransformer(StreamingModule[TransformerState]):
                 state.positions[:, inputs.write_index] = state.offset[:, None] + steps[-n:]
             state.offset = state.offset + length
             state.write = (state.write + length) % self.cfg.context
+            if state.lockstep is not None:
+                state.lockstep += length
         return self.norm(x)
 
     def _band(self, steps: Tensor) -> Tensor | None:
@@ -286,17 +310,26 @@ class StreamingTransformer(StreamingModule[TransformerState]):
     def _streaming_inputs(self, state: TransformerState, steps: Tensor) -> AttentionInputs:
         capacity, length = self.cfg.context, steps.shape[0]
         positions = state.offset[:, None] + steps  # (B, T)
-        n = min(length, capacity)
-        write_index = (state.write + length - n + torch.arange(n, device=steps.device)) % capacity
-        write_first = length == 1
-        if write_first:
-            state.positions[:, write_index] = positions
-            key_positions = state.positions  # (B, C)
-        else:
+        if length > 1:  # attend over cache + chunk, then store the chunk's newest entries
+            n = min(length, capacity)
+            write_index = (
+                state.write + length - n + torch.arange(n, device=steps.device)
+            ) % capacity
             key_positions = torch.cat([state.positions, positions], dim=1)  # (B, C + T)
+        else:  # one frame: store it first, then attend over the ring alone
+            write_index = state.write
+            state.positions[:, write_index] = positions[:, 0]
+            key_positions = state.positions  # (B, C)
+            if state.lockstep is not None and state.lockstep < capacity:
+                # Slot == position and every item sees slots [0, position]: no mask needed.
+                # The per-frame depth step always takes this path.
+                return AttentionInputs(
+                    self.rope(positions[:1]), mask=None, streaming=True,
+                    write_index=write_index, write_first=True, prefix=state.lockstep + 1,
+                )  # fmt: skip
         distance = positions[:, :, None] - key_positions[:, None, :]  # (B, T, keys)
         visible = (key_positions[:, None, :] >= 0) & (distance >= 0) & (distance < capacity)
         return AttentionInputs(
-            *self.rope(positions), mask=visible[:, None], streaming=True,
-            write_index=write_index, write_first=write_first,
+            self.rope(positions), mask=visible[:, None], streaming=True,
+            write_index=write_index, write_first=length == 1,
         )  # fmt: skip

@@ -1,0 +1,122 @@
+"""Codec tokens of every utterance, computed once per (dataset build, codec) and cached.
+
+The S2S stage trains on the frozen codec's tokens. Utterances are encoded one by one
+(the codec is causal, so an utterance encoded alone is what it would be after silence)
+and the timelines are assembled in token space, frame-aligned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from telugu_s2s.checkpoint import WEIGHTS_FILE, load_pretrained
+
+log = logging.getLogger(__name__)
+
+
+def file_digest(path: str | Path, length: int = 16) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:length]
+
+
+@torch.inference_mode()
+def silence_codes(codec) -> torch.Tensor:
+    """The codes of one frame of digital silence, (K,)."""
+    return codec.encode(torch.zeros(1, 1, codec.frame_size))[0, :, 0].long()
+
+
+class TokenCache:
+    """Codes (K, F_i) int16 per row of each split, stored under
+    `<dataset_dir>/../tokens/<codec digest>/<split>.pt`."""
+
+    def __init__(self, dataset_dir: str | Path, codec_dir: str | Path):
+        self.dataset_dir = Path(dataset_dir)
+        self.codec_dir = Path(codec_dir)
+        weights = self.codec_dir / WEIGHTS_FILE
+        if not weights.exists():
+            raise FileNotFoundError(
+                f"no codec checkpoint at {self.codec_dir}: train it first (make train-codec, "
+                "or python train.py experiment=codec_tiny export_dir=checkpoints/codec)"
+            )
+        self.codec_digest = file_digest(weights)
+        self.root = self.dataset_dir.parent / "tokens" / self.codec_digest
+        self._codec = None
+
+    @property
+    def codec(self):
+        if self._codec is None:
+            self._codec = load_pretrained(self.codec_dir).eval()
+        return self._codec
+
+    def load(self, split: str, rows_dataset, precompute: bool = True) -> SplitTokens:
+        """Codes for the rows of `rows_dataset` (a `_RowsDataset`): all encoded up front and
+        saved (`precompute`), or encoded lazily on first use (quick debug runs and tests)."""
+        tokens = SplitTokens(self, split, rows_dataset)
+        if precompute:
+            tokens.encode_all()
+        return tokens
+
+    def silence(self) -> torch.Tensor:
+        return silence_codes(self.codec)
+
+    @torch.inference_mode()
+    def encode(self, clips: list[np.ndarray]) -> list[torch.Tensor]:
+        """Encode clips (T_i,) in one padded batch -> codes (K, ceil(T_i / frame)) int16 each."""
+        frame = self.codec.frame_size
+        frames = [-(-c.shape[0] // frame) for c in clips]  # ceil
+        batch = torch.zeros(len(clips), 1, max(frames) * frame)  # (B, 1, T)
+        for b, clip in enumerate(clips):
+            batch[b, 0, : clip.shape[0]] = torch.from_numpy(clip)
+        out = self.codec.encode(batch)  # (B, K, F); causal, so padding never leaks backwards
+        return [out[b, :, : frames[b]].to(torch.int16).clone() for b in range(len(clips))]
+
+
+class SplitTokens:
+    """Row index -> codes (K, F_i) for one split, backed by `<tokens>/<split>.pt`."""
+
+    def __init__(self, cache: TokenCache, split: str, rows_dataset):
+        self.cache, self.split, self.rows = cache, split, rows_dataset
+        self.path = cache.root / f"{split}.pt"
+        self.fingerprint = getattr(rows_dataset.rows, "_fingerprint", None)
+        self.codes: dict[int, torch.Tensor] = {}
+        if self.path.exists():
+            saved = torch.load(self.path, weights_only=True)
+            if saved.get("dataset_fingerprint") == self.fingerprint:
+                self.codes = dict(enumerate(saved["codes"]))
+            else:
+                log.info("token cache %s is stale: re-encoding", self.path)
+
+    def __len__(self) -> int:
+        return len(self.rows.rows)
+
+    def __getitem__(self, row: int) -> torch.Tensor:
+        row = int(row)
+        if row not in self.codes:
+            self.codes[row] = self.cache.encode([self.rows.audio(row)])[0]
+        return self.codes[row]
+
+    def encode_all(self, batch_size: int = 16) -> None:
+        """Encode every missing row (similar lengths batched together) and save the split."""
+        missing = [i for i in range(len(self)) if i not in self.codes]
+        if not missing:
+            return
+        durations = np.asarray(self.rows.meta["duration"])[missing]
+        order = [missing[i] for i in np.argsort(durations)]
+        for start in tqdm(range(0, len(order), batch_size), desc=f"codec tokens ({self.split})", unit="batch"):
+            idx = order[start : start + batch_size]
+            for i, codes in zip(idx, self.cache.encode([self.rows.audio(i) for i in idx])):
+                self.codes[i] = codes
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        payload = {"dataset_fingerprint": self.fingerprint, "codes": [self.codes[i] for i in range(len(self))]}
+        torch.save(payload, tmp)
+        tmp.replace(self.path)

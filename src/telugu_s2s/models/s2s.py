@@ -1,0 +1,657 @@
+"""The full-duplex S2S model (Moshi-like, CPU-sized): a temporal transformer over the user
+and assistant streams, a depth transformer for the assistant codebooks within a frame, an
+inner-monologue text stream, a delayed user-transcript stream, speaker and style
+conditioning, and a context memory of past turns.
+
+Alignment (F frames at 12.5 Hz, K codebooks, d = `acoustic_delay`, u = `user_text_delay`):
+- Assistant codes use a delayed layout (`delay_codes`): codebook 0 stays in place and
+  codebooks 1..K-1 move d frames later, `delayed[:, k, t] = codes[:, k, t - d]` for k >= 1
+  (the CODE_START token `codebook_size` while t < d). The semantic codebook leads.
+- Temporal input at frame t: the embeddings of the user's K codes of frame t, plus those of
+  the assistant's text token and K delayed codes at t - 1 (START tokens at t = 0), plus the
+  speaker/style vector (docs/conditioning.md), then the context memory's gated residual.
+- From the temporal output h_t: `text_logits[:, t]` predict `assistant_text[:, t]`;
+  `user_text_logits[:, t]` predict `user_text[:, t - u]` (the user's words, u frames late,
+  so the audio of a character has arrived); the depth transformer predicts
+  `code_logits[:, k, t]` -> `delayed[:, k, t]`, its input k being `proj_k(h_t)` plus the
+  embedding of `assistant_text[:, t]` (k = 0) or `delayed[:, k - 1, t]` (k >= 1).
+- So the text and codebook 0 of frame t come out at step t, and frame t - d is complete
+  at step t. The last d frames of a sequence have no acoustic targets (pad by d frames to
+  train them). `S2SModel.targets` lays every target out this way, IGNORE_INDEX elsewhere.
+
+Streaming: inside `model.streaming(B)`, `model.step(...)` generates one frame per call
+for B independent sessions; `S2SGenerator` wraps it for a server (slots, sampling).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from telugu_s2s.data.text import BLANK, PAD, VOCAB_SIZE
+from telugu_s2s.models.context_memory import (
+    ContextMemory,
+    ContextMemoryConfig,
+    TurnAnalysis,
+    TurnMemoryState,
+)
+from telugu_s2s.modules.streaming import StreamingModule, StreamingState, module_device
+from telugu_s2s.modules.transformer import StreamingTransformer, TransformerConfig
+
+IGNORE_INDEX = -100  # F.cross_entropy's default ignore_index
+Sampler = Callable[
+    [Tensor, int], Tensor
+]  # (logits (B, N), stream: 0 text, 1 + k codebook k) -> (B,)
+
+
+def delay_codes(codes: Tensor, delay: int, fill: int) -> Tensor:
+    """codes (B, K, F) -> delayed layout (B, K, F): codebooks 1.. move `delay` frames later."""
+    if delay == 0:
+        return codes
+    acoustic = F.pad(codes[:, 1:, :-delay], (delay, 0), value=fill)  # (B, K-1, F)
+    return torch.cat([codes[:, :1], acoustic], dim=1)
+
+
+def undelay_codes(delayed: Tensor, delay: int, fill: int) -> Tensor:
+    """Inverse of `delay_codes`; the last `delay` frames of codebooks 1.. become `fill`."""
+    if delay == 0:
+        return delayed
+    acoustic = F.pad(delayed[:, 1:, delay:], (0, delay), value=fill)  # (B, K-1, F)
+    return torch.cat([delayed[:, :1], acoustic], dim=1)
+
+
+def shift_right(tokens: Tensor, fill: int) -> Tensor:
+    """(..., F) -> (..., F): position t holds t - 1, `fill` at t = 0."""
+    return F.pad(tokens[..., :-1], (1, 0), value=fill)
+
+
+@dataclass
+class S2SConfig:
+    """Defaults are the tiny CPU model; `S2SConfig.base()` is the one-GPU size."""
+
+    num_codebooks: int = 8
+    codebook_size: int = 1024
+    text_vocab_size: int = VOCAB_SIZE
+    acoustic_delay: int = 1
+    user_text_delay: int = 2
+    # Temporal transformer (one step per 80 ms frame).
+    d_model: int = 256
+    num_layers: int = 6
+    num_heads: int = 4
+    context_frames: int = 250  # attention window: 20 s, the longest training timeline
+    # Depth transformer (K steps within a frame).
+    depth_d_model: int = 128
+    depth_layers: int = 2
+    depth_heads: int = 4
+    dropout: float = 0.0
+    rope_base: float = 10000.0
+    attention_backend: str = "auto"  # auto | sdpa | flash
+    # Conditioning (docs/conditioning.md); style ids are the indices of `styles`.
+    speaker_dim: int = 192
+    styles: tuple[str, ...] = ("default", "formal", "casual")
+    speaker_dropout: float = 0.1  # training only: the learned null speaker instead
+    speaker_fingerprint: str = ""  # of the speaker encoder whose bank was used in training
+    # Context memory.
+    memory_turns: int = 10
+    memory_top_k: int = 3
+    memory_attention_dim: int = 128
+
+    def temporal_config(self) -> TransformerConfig:
+        return TransformerConfig(
+            d_model=self.d_model, num_layers=self.num_layers, num_heads=self.num_heads,
+            context=self.context_frames, rope_base=self.rope_base, dropout=self.dropout,
+            attention_backend=self.attention_backend,
+        )  # fmt: skip
+
+    def depth_config(self) -> TransformerConfig:
+        return TransformerConfig(
+            d_model=self.depth_d_model, num_layers=self.depth_layers, num_heads=self.depth_heads,
+            context=self.num_codebooks, rope_base=self.rope_base, dropout=self.dropout,
+            attention_backend=self.attention_backend,
+        )  # fmt: skip
+
+    def memory_config(self) -> ContextMemoryConfig:
+        return ContextMemoryConfig(
+            dim=self.d_model, attention_dim=self.memory_attention_dim,
+            max_turns=self.memory_turns, top_k=self.memory_top_k,
+        )  # fmt: skip
+
+    @classmethod
+    def base(cls) -> S2SConfig:
+        """One GPU: 768-wide, 12 layers, a 60 s window, 2048-entry codebooks (the base codec)."""
+        return cls(
+            codebook_size=2048, acoustic_delay=2, d_model=768, num_layers=12, num_heads=12,
+            context_frames=750, depth_d_model=384, depth_layers=4, depth_heads=6, dropout=0.1,
+            memory_attention_dim=256,
+        )  # fmt: skip
+
+
+@dataclass
+class S2SOutput:
+    text_logits: Tensor  # (B, F, V): assistant_text[:, t]
+    code_logits: Tensor  # (B, K, F, card): delay_codes(assistant_codes)[:, k, t]
+    user_text_logits: Tensor  # (B, F, V): user_text[:, t - user_text_delay]
+    hidden: Tensor  # (B, F, D) temporal transformer output, for `turn_embedding`
+    memory_weights: Tensor | None  # (B, F, M) retrieval weights, None without memory
+
+
+@dataclass
+class S2STargets:
+    text: Tensor  # (B, F) long, IGNORE_INDEX where none
+    codes: Tensor  # (B, K, F) long, delayed layout
+    user_text: Tensor  # (B, F) long
+
+
+@dataclass
+class ForcedFrame:
+    """Tokens that replace the model's choice for the items where `mask` is True."""
+
+    mask: Tensor  # (B,) bool
+    text: Tensor  # (B,) long
+    codes: Tensor  # (B, K) long, delayed layout (codebook k >= 1 belongs to frame t - d)
+
+
+@dataclass
+class S2SStepOutput:
+    text_token: Tensor  # (B,) the assistant's text token of this frame
+    codes: Tensor  # (B, K) delayed layout, as fed back at the next step
+    frame_codes: Tensor  # (B, K) the complete codes of frame t - d
+    frame_valid: Tensor  # (B,) bool: False during an item's first d frames
+    user_text_token: Tensor  # (B,) greedy user transcript token for frame t - u
+    text_logits: Tensor  # (B, V)
+    code_logits: Tensor  # (B, K, card), each given the tokens chosen for codebooks < k
+    user_text_logits: Tensor  # (B, V)
+    hidden: Tensor  # (B, D)
+
+
+@dataclass
+class S2SState(StreamingState):
+    prev_text: Tensor  # (B,) text token of the previous frame (TEXT_START when fresh)
+    prev_codes: Tensor  # (B, K) delayed codes of the previous frame (CODE_START when fresh)
+    pending_first: Tensor  # (B, d) codebook 0 of the last d frames, oldest first
+    frame: Tensor  # (B,) frames stepped since the item's reset
+    text_start: int = 0
+    code_start: int = 0
+
+    def reset(self, mask: Tensor) -> None:
+        mask = mask.to(self.frame.device)
+        self.prev_text = self.prev_text.masked_fill(mask, self.text_start)
+        self.prev_codes = self.prev_codes.masked_fill(mask[:, None], self.code_start)
+        self.pending_first = self.pending_first.masked_fill(mask[:, None], 0)
+        self.frame = self.frame.masked_fill(mask, 0)
+
+
+def greedy(logits: Tensor, stream: int) -> Tensor:
+    return logits.argmax(dim=-1)
+
+
+class S2SModel(StreamingModule[S2SState]):
+    """The S2S network. Training (teacher forcing, all targets IGNORE_INDEX-padded):
+
+        out = model(user_codes, assistant_codes, assistant_text, speaker_emb, style_id)
+        tgt = model.targets(assistant_codes, assistant_text, user_text, lengths)
+        text = F.cross_entropy(out.text_logits.transpose(1, 2), tgt.text)
+        codes = F.cross_entropy(out.code_logits.permute(0, 3, 1, 2), tgt.codes)
+        user = F.cross_entropy(out.user_text_logits.transpose(1, 2), tgt.user_text)
+        span = ContextMemory.span_mask(batch["user_span"], num_frames)  # (B, N, F)
+        analysis = model.analyze_turn(model.turn_embedding(out.hidden, span))  # per turn
+
+    `memory` (B, M, D) holds `turn_embedding`s of earlier turns (e.g. from a no-grad pass,
+    or turns before the timeline's window); without it the model runs exactly as if the
+    memory were empty. Generation: `step` inside `streaming(B)`, or `S2SGenerator`.
+    """
+
+    config_class = S2SConfig
+
+    def __init__(self, cfg: S2SConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        K, card, V, D, Dd = (
+            cfg.num_codebooks,
+            cfg.codebook_size,
+            cfg.text_vocab_size,
+            cfg.d_model,
+            cfg.depth_d_model,
+        )
+        self.text_start, self.code_start = V, card  # extra embedding rows: "nothing yet"
+        # Temporal input: one table per stream, codebook k at rows [k * size, (k + 1) * size).
+        self.user_embedding = nn.Embedding(K * card, D)
+        self.assistant_embedding = nn.Embedding(K * (card + 1), D)
+        self.text_embedding = nn.Embedding(V + 1, D)
+        self.register_buffer("user_offsets", torch.arange(K) * card, persistent=False)  # (K,)
+        self.register_buffer("assistant_offsets", torch.arange(K) * (card + 1), persistent=False)
+        self.speaker_proj = nn.Linear(cfg.speaker_dim, D)
+        self.null_speaker = nn.Parameter(F.normalize(torch.randn(cfg.speaker_dim), dim=0))
+        self.style_embedding = nn.Embedding(len(cfg.styles), D)
+        self.memory = ContextMemory(cfg.memory_config())
+        self.temporal = StreamingTransformer(cfg.temporal_config())
+        self.text_head = nn.Linear(D, V)
+        self.user_text_head = nn.Linear(D, V)
+        # Depth: input k = proj_k(h_t) + embedding of the previous token within the frame.
+        self.depth_in = nn.Linear(D, K * Dd)
+        self.depth_text_embedding = nn.Embedding(V, Dd)
+        self.depth_code_embedding = nn.Embedding(max(K - 1, 1) * (card + 1), Dd)
+        self.depth = StreamingTransformer(cfg.depth_config())
+        self.code_heads = nn.Parameter(torch.randn(K, Dd, card) * 0.02)  # (K, Dd, card)
+        # The codes the codec gives for silence (set from the codec); 0 until then.
+        self.register_buffer("silence_codes", torch.zeros(K, dtype=torch.long))  # (K,)
+        for module in self.modules():
+            if isinstance(module, nn.Linear | nn.Embedding):
+                nn.init.normal_(module.weight, std=0.02)
+                if getattr(module, "bias", None) is not None:
+                    nn.init.zeros_(module.bias)
+
+    # Shared pieces of the offline and streaming passes.
+
+    def condition(
+        self, speaker_emb: Tensor | None, style_id: Tensor | None, batch_size: int
+    ) -> Tensor:
+        """Unit-norm speaker (B, S) (None: the null speaker) and style ids (B,) -> (B, D)."""
+        device = self.null_speaker.device
+        speaker = self.null_speaker.expand(batch_size, -1) if speaker_emb is None else speaker_emb
+        if self.training and self.cfg.speaker_dropout > 0:
+            drop = torch.rand(batch_size, 1, device=device) < self.cfg.speaker_dropout  # (B, 1)
+            speaker = torch.where(drop, self.null_speaker, speaker)
+        style = (
+            torch.zeros(batch_size, dtype=torch.long, device=device)
+            if style_id is None
+            else style_id
+        )
+        return self.speaker_proj(speaker.to(self.null_speaker.dtype)) + self.style_embedding(style)
+
+    def _temporal_input(self, user_codes: Tensor, prev_text: Tensor, prev_codes: Tensor) -> Tensor:
+        """user codes (B, K, T), previous text (B, T) and delayed codes (B, K, T) -> (B, T, D)."""
+        user = self.user_embedding(user_codes + self.user_offsets[:, None]).sum(dim=1)  # (B, T, D)
+        assistant = self.assistant_embedding(prev_codes + self.assistant_offsets[:, None]).sum(
+            dim=1
+        )
+        return user + assistant + self.text_embedding(prev_text)  # (B, T, D)
+
+    def _contextualise(
+        self, x: Tensor, cond: Tensor, memory: Tensor | None, memory_mask: Tensor | None
+    ):
+        x = x + cond[:, None]  # (B, T, D): the same vector on every frame
+        if memory is None:
+            return self.temporal(x), None
+        x, weights = self.memory(x, memory, memory_mask)  # (B, T, D), (B, T, M)
+        return self.temporal(x), weights
+
+    def _depth_code_input(self, code: Tensor, k: int) -> Tensor:
+        """Delayed code of codebook k (..., ) -> the depth input embedding of codebook k + 1."""
+        return self.depth_code_embedding(code + k * (self.cfg.codebook_size + 1))
+
+    # Training: teacher forcing over whole sequences.
+
+    def forward(
+        self,
+        user_codes: Tensor,
+        assistant_codes: Tensor,
+        assistant_text: Tensor,
+        speaker_emb: Tensor | None = None,
+        style_id: Tensor | None = None,
+        memory: Tensor | None = None,
+        memory_mask: Tensor | None = None,
+    ) -> S2SOutput:
+        """Teacher-forced logits for every stream (alignment: the module docstring).
+
+        user_codes, assistant_codes (B, K, F) undelayed; assistant_text (B, F) char ids;
+        speaker_emb (B, 192) unit-norm (None: null speaker); style_id (B,);
+        memory (B, M, D) pooled past turns with memory_mask (B, M) or per frame (B, F, M).
+        """
+        if self.is_streaming:
+            raise RuntimeError(
+                "forward is the offline pass: call it outside `streaming()`, or use `step`"
+            )
+        cfg = self.cfg
+        B, K, _ = user_codes.shape
+        delayed = delay_codes(assistant_codes, cfg.acoustic_delay, self.code_start)  # (B, K, F)
+        x = self._temporal_input(
+            user_codes,
+            shift_right(assistant_text, self.text_start),
+            shift_right(delayed, self.code_start),
+        )  # (B, F, D)
+        h, weights = self._contextualise(
+            x, self.condition(speaker_emb, style_id, B), memory, memory_mask
+        )
+        previous = torch.cat(
+            [self.depth_text_embedding(assistant_text)[:, None]]  # (B, 1, F, Dd)
+            + [self._depth_code_input(delayed[:, k], k)[:, None] for k in range(K - 1)],
+            dim=1,
+        )  # (B, K, F, Dd): what precedes codebook k within frame t
+        z = rearrange(self.depth_in(h), "b f (k d) -> (b f) k d", k=K)
+        z = z + rearrange(previous, "b k f d -> (b f) k d")  # (B*F, K, Dd)
+        depth_out = self.depth(z)  # (B*F, K, Dd)
+        code_logits = torch.einsum("nkd,kdc->nkc", depth_out, self.code_heads)  # (B*F, K, card)
+        return S2SOutput(
+            text_logits=self.text_head(h),
+            code_logits=rearrange(code_logits, "(b f) k c -> b k f c", b=B),
+            user_text_logits=self.user_text_head(h),
+            hidden=h,
+            memory_weights=weights,
+        )
+
+    def targets(
+        self,
+        assistant_codes: Tensor,
+        assistant_text: Tensor,
+        user_text: Tensor,
+        lengths: Tensor | None = None,
+    ) -> S2STargets:
+        """The targets of `forward`'s logits: PAD, START and frames >= lengths (B,) are ignored."""
+        cfg = self.cfg
+        frames = torch.arange(assistant_text.shape[-1], device=assistant_text.device)  # (F,)
+        valid = (
+            frames < lengths[:, None]
+            if lengths is not None
+            else torch.ones_like(assistant_text, dtype=torch.bool)
+        )
+        codes = delay_codes(assistant_codes, cfg.acoustic_delay, IGNORE_INDEX)  # (B, K, F)
+        user = F.pad(
+            user_text[:, : user_text.shape[1] - cfg.user_text_delay],
+            (cfg.user_text_delay, 0),
+            value=PAD,
+        )
+        return S2STargets(
+            text=assistant_text.masked_fill(~valid | (assistant_text == PAD), IGNORE_INDEX),
+            codes=codes.masked_fill(~valid[:, None], IGNORE_INDEX),
+            user_text=user.masked_fill(~valid | (user == PAD), IGNORE_INDEX),
+        )
+
+    # Turns: memory entries and analysis.
+
+    def turn_embedding(self, hidden: Tensor, span_mask: Tensor) -> Tensor:
+        """hidden (B, F, D), span_mask (B, F) or (B, N, F) -> pooled turns (B, [N,] D)."""
+        return self.memory.pool_turn(hidden, span_mask)
+
+    def analyze_turn(self, pooled_user_turn: Tensor) -> TurnAnalysis:
+        return self.memory.analyze(pooled_user_turn)
+
+    def set_silence_codes(self, codes: Tensor) -> None:
+        """The codec's codes for silence (K,): what a silent assistant frame is made of."""
+        self.silence_codes.copy_(codes.to(self.silence_codes))
+
+    def check_speaker_bank(self, bank) -> None:
+        """Refuse a `SpeakerBank` whose encoder differs from the one used in training."""
+        expected, got = self.cfg.speaker_fingerprint, getattr(bank, "encoder_fingerprint", None)
+        if expected and got != expected:
+            raise ValueError(
+                f"speaker bank of encoder {got}, but this model was trained with {expected}"
+            )
+
+    # Generation: one frame per call inside `streaming(B)`.
+
+    def init_state(self, batch_size: int) -> S2SState:
+        K, d, device = self.cfg.num_codebooks, self.cfg.acoustic_delay, module_device(self)
+        return S2SState(
+            batch_size,
+            prev_text=torch.full((batch_size,), self.text_start, dtype=torch.long, device=device),
+            prev_codes=torch.full(
+                (batch_size, K), self.code_start, dtype=torch.long, device=device
+            ),
+            pending_first=torch.zeros(batch_size, d, dtype=torch.long, device=device),
+            frame=torch.zeros(batch_size, dtype=torch.long, device=device),
+            text_start=self.text_start,
+            code_start=self.code_start,
+        )
+
+    def step(
+        self,
+        user_codes: Tensor,
+        speaker_emb: Tensor | None = None,
+        style_id: Tensor | None = None,
+        memory: Tensor | None = None,
+        memory_mask: Tensor | None = None,
+        sample: Sampler = greedy,
+        forced: ForcedFrame | None = None,
+    ) -> S2SStepOutput:
+        """Consume the user's codes of frame t (B, K); produce the assistant's frame t.
+
+        Text first, then codebooks 0..K-1 through the depth transformer, each chosen by
+        `sample` unless `forced`. While an item's frame < d, its codebooks k >= 1 are
+        CODE_START, as in the delayed training layout.
+        """
+        state, cfg = self.state, self.cfg
+        B, K = user_codes.shape
+        x = self._temporal_input(
+            user_codes[:, :, None], state.prev_text[:, None], state.prev_codes[:, :, None]
+        )
+        h, _ = self._contextualise(x, self.condition(speaker_emb, style_id, B), memory, memory_mask)
+        h = h[:, 0]  # (B, D)
+
+        def choose(logits: Tensor, stream: int, forced_tokens: Tensor | None) -> Tensor:
+            tokens = sample(logits, stream)  # (B,)
+            return tokens if forced is None else torch.where(forced.mask, forced_tokens, tokens)
+
+        text_logits = self.text_head(h)  # (B, V)
+        text = choose(text_logits, 0, None if forced is None else forced.text)
+        self.depth.reset_streaming()  # a fresh depth sequence every frame
+        depth_in = rearrange(self.depth_in(h), "b (k d) -> b k d", k=K)  # (B, K, Dd)
+        previous = self.depth_text_embedding(text)  # (B, Dd)
+        acoustic_ready = state.frame >= cfg.acoustic_delay  # (B,)
+        codes, code_logits = [], []
+        for k in range(K):
+            out = self.depth((depth_in[:, k] + previous)[:, None])[:, 0]  # (B, Dd)
+            logits = out @ self.code_heads[k]  # (B, card)
+            code = choose(logits, 1 + k, None if forced is None else forced.codes[:, k])
+            if k > 0:
+                code = torch.where(acoustic_ready, code, self.code_start)
+            codes.append(code)
+            code_logits.append(logits)
+            if k + 1 < K:
+                previous = self._depth_code_input(code, k)  # (B, Dd)
+        delayed = torch.stack(codes, dim=1)  # (B, K)
+        if cfg.acoustic_delay == 0:
+            frame_codes = delayed
+        else:  # frame t - d: its codebook 0 came out d steps ago
+            frame_codes = torch.cat([state.pending_first[:, :1], delayed[:, 1:]], dim=1)
+            state.pending_first = torch.cat([state.pending_first[:, 1:], delayed[:, :1]], dim=1)
+        user_text_logits = self.user_text_head(h)  # (B, V)
+        out = S2SStepOutput(
+            text_token=text, codes=delayed, frame_codes=frame_codes, frame_valid=acoustic_ready,
+            user_text_token=user_text_logits.argmax(-1), text_logits=text_logits,
+            code_logits=torch.stack(code_logits, dim=1), user_text_logits=user_text_logits, hidden=h,
+        )  # fmt: skip
+        state.prev_text, state.prev_codes, state.frame = text, delayed, state.frame + 1
+        return out
+
+
+def silence_frame(model: S2SModel, mask: Tensor) -> ForcedFrame:
+    """Force a silent assistant (text BLANK, silence codes) on the items where mask (B,)."""
+    B, device = mask.shape[0], model.silence_codes.device
+    return ForcedFrame(
+        mask=mask.to(device).bool(),
+        text=torch.full((B,), BLANK, dtype=torch.long, device=device),
+        codes=model.silence_codes.expand(B, -1),
+    )
+
+
+def gumbel_noise(uniform: Tensor) -> Tensor:
+    """Uniform [0, 1) draws -> Gumbel(0, 1) noise of the same shape."""
+    return -torch.log(-torch.log(uniform.clamp(1e-10, 1.0 - 1e-7)))
+
+
+def sample_tokens(
+    logits: Tensor, temperature: Tensor, top_k: Tensor, noise: Tensor | None = None
+) -> Tensor:
+    """Per-row sampling: logits (B, N), temperature (B,), top_k (B,) (0 = all), Gumbel noise (B, N).
+
+    Gumbel-max: argmax(logits / T + noise) is a draw from softmax(logits / T), and each row
+    depends only on its own noise (a per-session seed). Temperature 0, or top_k 1, is greedy.
+    """
+    logits = logits.float()
+    best = logits.argmax(dim=-1)  # (B,)
+    if noise is None or not bool((temperature > 0).any()):
+        return best
+    n = logits.shape[-1]
+    k = torch.where(top_k > 0, top_k, n).clamp(1, n)  # (B,)
+    if bool((k < n).any()):
+        top = logits.topk(int(k.max()), dim=-1).values  # (B, max k), descending
+        kth = top.gather(-1, (k - 1)[:, None])  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    drawn = (logits / temperature.clamp_min(1e-6)[:, None] + noise).argmax(dim=-1)  # (B,)
+    return torch.where(temperature > 0, drawn, best)
+
+
+@dataclass
+class GenerationStep:
+    assistant_codes: Tensor  # (B, K) frame t - d, complete; silence if invalid or silenced
+    codes_valid: Tensor  # (B,) bool: False during a session's first d frames
+    text_token: Tensor  # (B,) assistant inner monologue (BLANK when silenced)
+    user_text_token: Tensor  # (B,) user transcript, frame t - user_text_delay
+    hidden: Tensor  # (B, D) temporal output, to pool turns for the context memory
+
+
+class S2SGenerator:
+    """Batched streaming generation for a server: one slot per session, no Lightning.
+
+    Holds the model's streaming state for `batch_size` slots and the per-slot settings:
+    speaker, style, temperature, top-k, seed, context memory and a silence switch. Every
+    slot steps on every call (idle slots too; ignore their output). Use as a context
+    manager or call `close()`.
+
+        with S2SGenerator(model, batch_size=8) as gen:
+            gen.join(0, speaker_emb=bank.embedding("priya"), style_id=1, temperature=0.8, top_k=50)
+            out = gen.step(user_codes)  # (8, K) -> GenerationStep
+            gen.force_silence(torch.tensor([True] + [False] * 7))  # barge-in on slot 0
+    """
+
+    def __init__(self, model: S2SModel, batch_size: int) -> None:
+        self.model, self.batch_size = model.eval(), batch_size
+        cfg, device = model.cfg, module_device(model)
+        self.device = device
+        self.speaker = model.null_speaker.detach().expand(batch_size, -1).clone()  # (B, S)
+        self.style = torch.zeros(batch_size, dtype=torch.long, device=device)  # (B,)
+        self.temperature = torch.zeros(batch_size, device=device)  # (B,)
+        self.top_k = torch.zeros(batch_size, dtype=torch.long, device=device)  # (B,)
+        self.silenced = torch.zeros(batch_size, dtype=torch.bool, device=device)  # (B,)
+        self.active = torch.zeros(batch_size, dtype=torch.bool, device=device)  # (B,)
+        self.memory, self.memory_mask = model.memory.empty(
+            batch_size, device, model.null_speaker.dtype
+        )
+        self.rngs = [torch.Generator(device=device) for _ in range(batch_size)]
+        self._noise_width = max(cfg.text_vocab_size, cfg.codebook_size)
+        self._stream = model.streaming(batch_size)
+        with torch.inference_mode():
+            self._stream.__enter__()
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.__exit__(None, None, None)
+            self._stream = None
+
+    def __enter__(self) -> S2SGenerator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @torch.inference_mode()
+    def join(
+        self,
+        slot: int,
+        speaker_emb: Tensor | None = None,
+        style_id: int = 0,
+        temperature: float = 0.8,
+        top_k: int = 0,
+        seed: int | None = None,
+        memory: TurnMemoryState | None = None,
+    ) -> None:
+        """Start a new session in `slot`: a fresh stream (position 0) and its settings."""
+        mask = torch.zeros(self.batch_size, dtype=torch.bool)
+        mask[slot] = True
+        self.model.reset_streaming(mask)
+        self.active[slot], self.silenced[slot] = True, False
+        self.set_speaker(slot, speaker_emb)
+        self.style[slot] = style_id
+        self.set_sampling(slot, temperature, top_k)
+        self.rngs[slot].manual_seed(int(torch.randint(2**62, ())) if seed is None else seed)
+        self.set_memory(slot, memory)
+
+    @torch.inference_mode()
+    def leave(self, slot: int) -> None:
+        """Free `slot`; it keeps stepping on whatever it is fed until the next `join`."""
+        self.active[slot] = False
+        self.set_memory(slot, None)
+
+    @torch.inference_mode()
+    def set_sampling(
+        self, slot: int, temperature: float | None = None, top_k: int | None = None
+    ) -> None:
+        """Temperature 0 = greedy; top_k 0 = no cut."""
+        if temperature is not None:
+            self.temperature[slot] = temperature
+        if top_k is not None:
+            self.top_k[slot] = top_k
+
+    @torch.inference_mode()
+    def set_speaker(self, slot: int, speaker_emb: Tensor | None) -> None:
+        """A unit-norm bank embedding (S,), or None for the null speaker. Any time."""
+        source = self.model.null_speaker if speaker_emb is None else speaker_emb
+        self.speaker[slot] = source.detach().to(self.speaker)
+
+    @torch.inference_mode()
+    def set_memory(self, slot: int, memory: TurnMemoryState | None) -> None:
+        """Replace the slot's context memory (None: empty)."""
+        state = memory or TurnMemoryState(max_turns=self.memory.shape[1])
+        self.memory[slot], self.memory_mask[slot] = state.as_row(
+            self.memory.shape[-1], self.device, self.memory.dtype
+        )
+
+    @torch.inference_mode()
+    def append_turn(self, turn: Tensor, which: Tensor) -> None:
+        """Add pooled turns (B, D) to the memories of the slots where `which` (B,) is True."""
+        self.memory, self.memory_mask = ContextMemory.append(
+            self.memory, self.memory_mask, turn, which
+        )
+
+    @torch.inference_mode()
+    def force_silence(self, mask: Tensor, silent: bool = True) -> None:
+        """Make the masked slots (B,) silent (barge-in) until called with silent=False."""
+        self.silenced = torch.where(mask.to(self.device).bool(), silent, self.silenced)
+
+    @torch.inference_mode()
+    def step(self, user_codes: Tensor, forced: ForcedFrame | None = None) -> GenerationStep:
+        """user codes of the current frame (B, K) -> one assistant frame for every slot.
+
+        `forced` (teacher forcing, tests) takes precedence over silence for its items.
+        """
+        model = self.model
+        noise = None
+        if bool((self.temperature > 0).any()):
+            noise = gumbel_noise(torch.stack([  # (B, 1 + K, W): one draw per slot: seeds are per session
+                torch.rand(1 + model.cfg.num_codebooks, self._noise_width, generator=rng, device=self.device)
+                for rng in self.rngs
+            ]))  # fmt: skip
+
+        def sample(logits: Tensor, stream: int) -> Tensor:
+            stream_noise = None if noise is None else noise[:, stream, : logits.shape[-1]]
+            return sample_tokens(logits, self.temperature, self.top_k, stream_noise)
+
+        silence = silence_frame(model, self.silenced)
+        if forced is not None:
+            forced = ForcedFrame(
+                mask=forced.mask | silence.mask,
+                text=torch.where(forced.mask, forced.text, silence.text),
+                codes=torch.where(forced.mask[:, None], forced.codes, silence.codes),
+            )
+        elif bool(self.silenced.any()):
+            forced = silence
+        has_memory = bool(self.memory_mask.any())
+        out = model.step(
+            user_codes.to(self.device), self.speaker, self.style,
+            self.memory if has_memory else None, self.memory_mask if has_memory else None,
+            sample=sample, forced=forced,
+        )  # fmt: skip
+        quiet = ~out.frame_valid | self.silenced  # (B,)
+        codes = torch.where(
+            quiet[:, None], model.silence_codes.expand_as(out.frame_codes), out.frame_codes
+        )
+        return GenerationStep(
+            assistant_codes=codes, codes_valid=out.frame_valid, text_token=out.text_token,
+            user_text_token=out.user_text_token, hidden=out.hidden,
+        )  # fmt: skip

@@ -1,0 +1,14 @@
+"""The streaming server: full-duplex WebSocket sessions around a model `Engine`.
+
+engine_api  the Engine protocol and its value types (what a model engine implements)
+worker      one thread that steps every session's slot as a batch each 80 ms tick
+session     one connection: input, output and processing tasks; barge-in; turns
+audio_io    jitter buffer in, paced and cuttable output queue out
+vad         batched streaming silero-vad and a speech tracker
+context     the 10-turn window, aggregates, preferences, style adaptation
+store       SQLite persistence (WAL)
+protocol    the wire format and message validation
+metrics     per-component latency, interruption statistics, Prometheus text
+ports       port fallback (8000, 8080, 8010)
+server      the FastAPI app and `serve`
+"""

@@ -1,0 +1,259 @@
+"""The FastAPI app: the `/ws` full-duplex endpoint and the HTTP endpoints.
+
+`create_app(engine, settings)` builds the app around any `Engine`; `serve(app, ...)` runs it
+under uvicorn on the first free port of 8000, 8080, 8010 (see `ports`). Lightning is never
+imported here: the engine loads framework-free checkpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from fastapi import FastAPI, WebSocket
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+
+from telugu_s2s.serving import protocol
+from telugu_s2s.serving.context import ConversationContext, Preferences
+from telugu_s2s.serving.engine_api import Engine
+from telugu_s2s.serving.metrics import InterruptionStats, LatencyStats, prometheus_text
+from telugu_s2s.serving.ports import DEFAULT_PORTS, listen_first_free
+from telugu_s2s.serving.session import Session
+from telugu_s2s.serving.store import SessionStore
+from telugu_s2s.serving.vad import SileroVAD
+from telugu_s2s.serving.worker import EngineWorker
+
+log = logging.getLogger(__name__)
+WEB_DIR = Path(__file__).resolve().parent / "web"
+
+
+@dataclass
+class VADSettings:
+    threshold: float = 0.5  # default per-session threshold (a preference can change it)
+    min_speech_ms: float = 160.0
+    hangover_ms: float = 320.0
+
+
+@dataclass
+class TurnSettings:
+    end_silence_ms: float = 640.0  # VAD silence that ends an utterance in turn mode
+    preroll_ms: float = 320.0  # audio kept before the detected onset
+    burst_frames: int = 8  # engine frames per tick while generating a turn reply
+    max_reply_frames: int = 250  # silence frames fed after the utterance before giving up
+    max_utterance_ms: float = 30000.0
+
+
+@dataclass
+class ServerSettings:
+    store_url: str = "sqlite:///data/state/telugu_s2s.db"
+    context_turns: int = 10
+    default_speaker: str = "priya"
+    default_mode: str = "stream"
+    default_style: str = "auto"
+    temperature: float = 0.8
+    top_k: int = 50
+    auth_token: str | None = None  # when set, /ws requires ?token=
+    max_message_bytes: int = 1 << 20  # larger messages get an error event (about 32 s of audio)
+    jitter_prefill_frames: int = 1
+    jitter_max_ms: float = 4000.0
+    jitter_catchup_frames: int = 3  # deeper than this, a tick takes two frames to catch up
+    output_queue_frames: int = 64
+    output_lead_ms: float = 80.0  # how far ahead of real time audio may be sent
+    fade_ms: float = 5.0
+    holdback_ms: float = 10.0
+    barge_in: bool = True
+    min_interruption_ms: float = 480.0  # shorter speech over the assistant only pauses it
+    no_reply_timeout_ms: float = 5000.0  # stream mode: close a turn the engine never answers
+    stats_interval_s: float = 5.0  # periodic `stats` events (0: off)
+    vad: VADSettings = field(default_factory=VADSettings)
+    turn: TurnSettings = field(default_factory=TurnSettings)
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> ServerSettings:
+        """From a plain dict (e.g. the `server` node of conf/serve.yaml); unknown keys fail."""
+        values = dict(values or {})
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown server settings {unknown}")
+        for key, kind in (("vad", VADSettings), ("turn", TurnSettings)):
+            if isinstance(values.get(key), dict):
+                values[key] = kind(**values[key])
+        return cls(**values)
+
+
+class Hub:
+    """Server-wide state shared by the sessions."""
+
+    def __init__(self, engine: Engine, settings: ServerSettings, vad: SileroVAD | None):
+        self.settings = settings
+        self.latency = LatencyStats()
+        self.interruptions = InterruptionStats()
+        self.errors: Counter[str] = Counter()
+        frame_ms = 1000.0 * engine.frame_size / engine.sample_rate
+        self.worker = EngineWorker(engine, vad, frame_ms, self.latency)
+        self.store = SessionStore(settings.store_url, settings.context_turns)
+        self.sessions: dict[str, Session] = {}
+        self.sessions_total = 0
+        self.started = time.time()
+
+    def default_preferences(self) -> Preferences:
+        s = self.settings
+        return Preferences(s.default_speaker, s.default_mode, s.default_style, s.vad.threshold)
+
+    def stats(self) -> dict:
+        return {
+            "sessions": {"active": len(self.sessions), "total": self.sessions_total},
+            "interruptions": self.interruptions.summary(),
+            "latency_ms": self.latency.summary(),
+            "frames": self.worker.frames,
+            "ticks": {"count": self.worker.ticks, "overruns": self.worker.overruns},
+            "errors": dict(self.errors),
+            "uptime_s": round(time.time() - self.started, 1),
+        }
+
+
+def create_app(engine: Engine, settings: ServerSettings | None = None,
+               vad: SileroVAD | None | str = "silero") -> FastAPI:  # fmt: skip
+    """The app around `engine`; `vad=None` turns the VAD (and barge-in by voice) off."""
+    settings = settings or ServerSettings()
+    hub = Hub(engine, settings, SileroVAD() if vad == "silero" else vad)  # type: ignore[arg-type]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if hub.worker.vad is not None:
+            await hub.worker.call(hub.worker.vad.warmup)
+        ticker = asyncio.create_task(hub.worker.run(), name="engine-ticker")
+        log.info("engine %s: %d Hz, %d-sample frames, voices %s", type(engine).__name__,
+                 engine.sample_rate, engine.frame_size, list(engine.speakers))  # fmt: skip
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            hub.worker.close()
+            hub.store.close()
+
+    app = FastAPI(title="telugu-s2s", lifespan=lifespan)
+    app.state.hub = hub
+
+    @app.get("/")
+    async def index():
+        return FileResponse(WEB_DIR / "index.html")
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "engine": type(engine).__name__, "sessions": len(hub.sessions),
+                "speakers": list(engine.speakers), "uptime_s": round(time.time() - hub.started, 1)}  # fmt: skip
+
+    @app.get("/stats")
+    async def stats():
+        return hub.stats()
+
+    @app.get("/metrics")
+    async def metrics():
+        return PlainTextResponse(
+            prometheus_text(hub.stats()), media_type="text/plain; version=0.0.4"
+        )
+
+    @app.get("/sessions/{session_id}")
+    async def session_info(session_id: str):
+        stored = await asyncio.to_thread(hub.store.load, session_id, hub.default_preferences())
+        live = hub.sessions.get(session_id)
+        if stored is None:
+            return JSONResponse({"error": f"no session {session_id!r}"}, status_code=404)
+        return {
+            "id": session_id,
+            "created_at": stored.created_at,
+            "updated_at": stored.updated_at,
+            "preferences": (live.prefs if live else stored.preferences).to_json(),
+            "turns": [t.to_json() for t in stored.turns],
+            "analysis": stored.aggregates.to_json(),
+            "live": live.info() if live else {"active": False},
+        }
+
+    @app.websocket("/ws")
+    async def websocket(ws: WebSocket):
+        await ws.accept()
+        await _serve_connection(ws, hub)
+
+    return app
+
+
+async def _serve_connection(ws: WebSocket, hub: Hub) -> None:
+    query, problems = ws.query_params, []
+    settings = hub.settings
+    if settings.auth_token and query.get("token") != settings.auth_token:
+        return await _refuse(ws, "unauthorized", "a valid ?token= is required")
+    session_id = query.get("session") or uuid.uuid4().hex[:16]
+    try:
+        protocol.check_session_id(session_id)
+    except protocol.ProtocolError as exc:
+        problems.append(exc)
+        session_id = uuid.uuid4().hex[:16]
+    busy = f"session {session_id!r} is open on another connection"
+    if session_id in hub.sessions:
+        return await _refuse(ws, "session_busy", busy)
+    stored = await asyncio.to_thread(hub.store.load, session_id, hub.default_preferences())
+    prefs = stored.preferences if stored else hub.default_preferences()
+    for key, check in (("speaker", lambda v: protocol.check_speaker(v, hub.worker.engine.speakers)),
+                       ("mode", protocol.check_mode)):  # fmt: skip
+        if key in query:
+            try:
+                setattr(prefs, key, check(query[key]))
+            except protocol.ProtocolError as exc:
+                problems.append(exc)  # keep the stored or default value; say so after `ready`
+    if prefs.speaker not in hub.worker.engine.speakers:  # a stored voice the engine lost
+        prefs.speaker = hub.worker.engine.speakers[0]
+    if stored is None:
+        await asyncio.to_thread(hub.store.create, session_id, prefs)
+    else:
+        await asyncio.to_thread(hub.store.save_preferences, session_id, prefs)
+    turns = stored.turns if stored else []
+    context = ConversationContext(
+        settings.context_turns, turns, stored.aggregates if stored else None
+    )
+    if session_id in hub.sessions:  # claimed while we were loading it
+        return await _refuse(ws, "session_busy", busy)
+    session = Session(ws, hub, session_id, prefs, context)
+    hub.sessions[session_id] = session
+    hub.sessions_total += 1
+    try:
+        await session.open()
+        engine = hub.worker.engine
+        await session.send_json(protocol.ready_event(
+            session_id, engine.sample_rate, round(session.frame_ms), prefs.speaker, prefs.mode,
+            style=prefs.style, resumed=stored is not None, turns=len(turns)))  # fmt: skip
+        for problem in problems:
+            await session.send_error(problem.code, problem.message)
+        await session.run()
+    finally:
+        hub.sessions.pop(session_id, None)
+        with contextlib.suppress(Exception):
+            await ws.close()
+
+
+async def _refuse(ws: WebSocket, code: str, message: str) -> None:
+    """An error event, then close: for the cases where the connection cannot go on."""
+    await ws.send_text(protocol.dumps(protocol.error_event(code, message)))
+    await ws.close(code=1008)
+
+
+def serve(app: FastAPI, host: str = "127.0.0.1", ports=DEFAULT_PORTS, port: int | None = None,
+          log_level: str = "info", port_file: str | None = None) -> None:  # fmt: skip
+    """Run `app` under uvicorn on `port`, or on the first free of `ports`."""
+    import uvicorn
+
+    sock, bound = listen_first_free(host, ports, port)
+    log.info("telugu-s2s serving on http://%s:%d (ws://%s:%d/ws)", host, bound, host, bound)
+    if port_file:
+        Path(port_file).write_text(str(bound))
+    limit = app.state.hub.settings.max_message_bytes
+    # uvicorn closes the socket on messages over ws_max_size; keep it well above our limit so
+    # that an oversized message gets an error event instead.
+    config = uvicorn.Config(app, log_level=log_level, ws_max_size=max(16 << 20, 4 * limit))
+    uvicorn.Server(config).run(sockets=[sock])

@@ -1,0 +1,24 @@
+"""Fixtures for the serving tests: real Telugu speech in held-out user voices (espeak-ng),
+so that silero-vad fires on it exactly as it would on a user."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from telugu_s2s.data.voices import load_synth_config, render, voices_from_config
+
+
+@pytest.fixture(scope="session")
+def speech() -> dict[str, np.ndarray]:
+    voices = voices_from_config(load_synth_config())
+    texts = {
+        "question": ("నాకు కామెడీ సినిమాలు ఇష్టం", "user_07"),  # 2.2 s
+        "barge": ("ఆగండి, ఒక్క నిమిషం వినండి", "user_08"),  # 2.2 s
+        "cough": ("అ", "user_08"),  # about 0.2 s: a filler, not an interruption
+    }
+    return {name: render(text, voices[voice])[0] for name, (text, voice) in texts.items()}
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(round(seconds * 16000), np.float32)

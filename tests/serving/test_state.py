@@ -1,0 +1,176 @@
+"""Context window, aggregates, style adaptation, the SQLite store, metrics and ports."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+
+from telugu_s2s.serving import protocol
+from telugu_s2s.serving.context import Aggregates, ConversationContext, Preferences, adapt_style
+from telugu_s2s.serving.engine_api import TurnRecord
+from telugu_s2s.serving.metrics import InterruptionStats, LatencyStats, prometheus_text
+from telugu_s2s.serving.ports import NoFreePort, listen_first_free
+from telugu_s2s.serving.server import ServerSettings
+from telugu_s2s.serving.store import SessionStore, sqlite_path
+
+
+def turn(
+    i: int, sentiment: float = 0.0, topic: str = "food", emotion: str = "happy", **kw
+) -> TurnRecord:
+    return TurnRecord(index=i, user_text=f"u{i}", assistant_text=f"a{i}", sentiment=sentiment,
+                      topic=topic, emotion=emotion, **kw)  # fmt: skip
+
+
+def test_context_keeps_the_last_ten_turns_and_aggregates_all():
+    context = ConversationContext(max_turns=10)
+    for i in range(1, 13):
+        context.add(turn(i, sentiment=0.5 if i % 2 else -0.5, topic="food" if i <= 4 else "travel"))
+    assert [t.index for t in context.turns] == list(range(3, 13))
+    agg = context.aggregates
+    assert agg.turns == 12 and context.next_index == 13
+    assert agg.mean_sentiment == pytest.approx(0.0)
+    assert (
+        agg.to_json()["topics"] == {"travel": 8, "food": 4}
+        and agg.to_json()["top_topic"] == "travel"
+    )
+
+
+@pytest.mark.parametrize(
+    ("preference", "sentiments", "expected"),
+    [
+        ("casual", [0.2, -0.6, -0.8], "formal"),  # negative turns: calm and formal regardless
+        ("casual", [0.1], "casual"),
+        ("formal", [0.9, 0.9], "formal"),
+        ("auto", [0.6, 0.5], "casual"),
+        ("auto", [0.0], "formal"),
+        ("auto", [], "formal"),
+        ("casual", [-0.9, 0.8, 0.8, 0.8], "casual"),  # only the recent window counts
+    ],
+)
+def test_adapt_style(preference, sentiments, expected):
+    assert adapt_style(preference, sentiments) == expected
+
+
+def test_store_round_trip_window_and_reopen(tmp_path):
+    url = f"sqlite:///{tmp_path}/state/s.db"
+    store = SessionStore(url, max_turns=10)
+    prefs = Preferences(speaker="lakshmi", mode="turn", style="casual", vad_threshold=0.4)
+    store.create("abc", prefs)
+    context = ConversationContext(10)
+    for i in range(1, 13):
+        record = turn(
+            i, sentiment=-0.2, interrupted=i == 12, memory=np.arange(4, dtype=np.float32) * i
+        )
+        context.add(record)
+        store.save_turn("abc", record, context.aggregates)
+    store.close()
+    reopened = SessionStore(url)  # a new process would see exactly this
+    loaded = reopened.load("abc")
+    assert loaded.preferences == prefs
+    assert [t.index for t in loaded.turns] == list(range(3, 13))
+    assert loaded.turns[-1].interrupted and loaded.turns[-1].user_text == "u12"
+    np.testing.assert_array_equal(loaded.turns[-1].memory, np.arange(4) * 12)
+    assert loaded.aggregates.turns == 12 and loaded.aggregates.mean_sentiment == pytest.approx(-0.2)
+    assert reopened.load("missing") is None
+    assert reopened._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_store_urls():
+    assert sqlite_path("sqlite:///data/x.db") == "data/x.db"
+    assert sqlite_path("sqlite:////abs/x.db") == "/abs/x.db"
+    assert sqlite_path(":memory:") == ":memory:"
+    with pytest.raises(ValueError, match="only sqlite"):
+        sqlite_path("postgresql://host/db")
+
+
+def test_preferences_ignore_unknown_stored_keys():
+    prefs = Preferences.from_json({"speaker": "ravi", "legacy": 1}, Preferences(mode="turn"))
+    assert prefs == Preferences(speaker="ravi", mode="turn")
+
+
+def test_config_validation_is_all_or_nothing():
+    speakers = ["arjun", "priya"]
+    assert protocol.validate_config({"type": "config", "speaker": "arjun", "vad_threshold": 0.3}, speakers) == {
+        "speaker": "arjun", "vad_threshold": 0.3}  # fmt: skip
+    for message, code in [({"speaker": "nobody"}, "unknown_speaker"), ({"mode": "batch"}, "bad_mode"),
+                          ({"style": "rude"}, "bad_style"), ({"vad_threshold": 1.5}, "bad_config"),
+                          ({"vad_threshold": "x"}, "bad_config"), ({"volume": 3}, "bad_config"),
+                          ({"speaker": "arjun", "mode": "nope"}, "bad_mode")]:  # fmt: skip
+        with pytest.raises(protocol.ProtocolError) as err:
+            protocol.validate_config({"type": "config", **message}, speakers)
+        assert err.value.code == code
+
+
+@pytest.mark.parametrize(("text", "code"), [("not json", "bad_json"), ("[1, 2]", "bad_message"),
+                                            ('{"type": "dance"}', "unknown_type"), ("{}", "unknown_type")])  # fmt: skip
+def test_bad_client_messages(text, code):
+    with pytest.raises(protocol.ProtocolError) as err:
+        protocol.parse_client_message(text)
+    assert err.value.code == code
+
+
+def test_latency_percentiles_and_prometheus_text():
+    latency = LatencyStats(window=1000)
+    for ms in range(1, 101):
+        latency.record("s2s", ms)
+    latency.record("vad", 2.0)
+    summary = latency.summary()
+    assert list(summary) == ["vad", "s2s"]  # pipeline order
+    assert summary["s2s"]["p50"] == pytest.approx(50.5) and summary["s2s"]["p95"] == pytest.approx(
+        95.05
+    )
+    interruptions = InterruptionStats()
+    interruptions.record("vad", 120.0)
+    interruptions.record("manual", 30.0)
+    interruptions.record_false()
+    stats = {"sessions": {"active": 1, "total": 3}, "frames": 10, "ticks": {"overruns": 0},
+             "interruptions": interruptions.summary(), "latency_ms": summary, "errors": {"bad_json": 2}}  # fmt: skip
+    text = prometheus_text(stats)
+    assert 'telugu_s2s_latency_ms{component="s2s",quantile="0.95"} 95.05' in text
+    assert 'telugu_s2s_interruptions_total{reason="vad"} 1' in text
+    assert 'telugu_s2s_errors_total{code="bad_json"} 2' in text
+    for line in text.splitlines():  # every sample line is `name{labels} number`
+        if not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            float(value)
+            assert name.startswith("telugu_s2s_")
+
+
+def _taken(n: int) -> tuple[list[socket.socket], list[int]]:
+    """`n` listening sockets on free ports (the 'other servers')."""
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        socks.append(s)
+    return socks, [s.getsockname()[1] for s in socks]
+
+
+def test_port_fallback_order_and_override():
+    socks, (a, b, c) = _taken(3)
+    for s in socks[1:]:
+        s.close()  # a stays taken; b and c are free again
+    sock, port = listen_first_free("127.0.0.1", [a, b, c])
+    assert port == b
+    other, port2 = listen_first_free("127.0.0.1", [a, b, c])  # a and b taken now
+    assert port2 == c
+    with pytest.raises(NoFreePort):
+        listen_first_free("127.0.0.1", [a, b, c])
+    with pytest.raises(NoFreePort):
+        listen_first_free("127.0.0.1", [c], port=b)  # port= pins: no fallback
+    for s in (sock, other, socks[0]):
+        s.close()
+    pinned, port3 = listen_first_free("127.0.0.1", [a, b], port=c)
+    assert port3 == c
+    pinned.close()
+
+
+def test_settings_from_dict_rejects_unknown_keys():
+    settings = ServerSettings.from_dict({"vad": {"threshold": 0.3}, "turn": {"burst_frames": 4}})
+    assert settings.vad.threshold == 0.3 and settings.turn.burst_frames == 4
+    with pytest.raises(ValueError, match="unknown"):
+        ServerSettings.from_dict({"vad_treshold": 0.3})
+    assert isinstance(Aggregates.from_json({}), Aggregates)
