@@ -32,8 +32,8 @@ from telugu_s2s.speakers import (
     embed_audio,
     enroll_audio,
     load_voice_metadata,
-    main,
 )
+from telugu_s2s.speakers.cli import main
 
 torch.set_num_threads(1)
 DIM = 16
