@@ -16,11 +16,11 @@ from telugu_s2s.models.s2s import (
     IGNORE_INDEX,
     ForcedFrame,
     S2SConfig,
-    S2SGenerator,
     S2SModel,
     delay_codes,
     undelay_codes,
 )
+from telugu_s2s.models.s2s_generation import S2SGenerator, gumbel_noise, sample_tokens
 
 # Small but complete: 3 codebooks, delay 2, a 6-frame window that the 12-frame runs overflow.
 TINY = S2SConfig(
@@ -210,8 +210,6 @@ def test_sampling_is_per_slot_and_reproducible() -> None:
 
 
 def test_sample_tokens_respects_temperature_and_top_k() -> None:
-    from telugu_s2s.models.s2s import gumbel_noise, sample_tokens
-
     logits = torch.tensor([[0.0, 3.0, 2.5, 2.0, -1.0]]).expand(4000, -1)
     temperature = torch.full((4000,), 2.0)
     noise = gumbel_noise(torch.rand(4000, 5, generator=torch.Generator().manual_seed(0)))

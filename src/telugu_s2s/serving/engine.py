@@ -1,0 +1,405 @@
+"""The model engine: codec, speaker bank and S2S model stepping every session as one batch.
+
+`ModelEngine` implements `engine_api.Engine` on the framework-free checkpoints that training
+exports (`checkpoints/codec`, `checkpoints/speaker`, `checkpoints/s2s`; no Lightning). It
+keeps one long-lived streaming state of `max_slots` items for the codec encoder, the S2S
+generator and the codec decoder; a session owns one slot (`join` resets it, `leave` frees
+it) and every `step` runs all slots: user audio -> codes -> one assistant frame -> audio.
+Free slots are fed zeros and their output is dropped.
+
+Rules this file decides (the model has no explicit "turn" signal):
+- speaking: a frame is *active* when its monologue token is a character (not BLANK/PAD/EOS)
+  or its codebook-0 code differs from the codec's silence code *and* its decoded RMS is
+  above `speaking_rms`. Codebook 0 is the semantic one and is generated with the text, so
+  sampling noise in the finer codebooks during a pause does not count, and a code that
+  decodes to an inaudible floor does not either. A reply stays `speaking` through pauses of
+  up to `hangover_frames` frames, so that gaps between words do not split it into replies.
+- turns: the frames since the last `end_turn` form the turn window. The user part is the
+  window before the assistant's first speaking frame, narrowed to its first..last *voiced*
+  frame (user frame RMS above `voiced_rms`): a contiguous span like the training
+  `user_span`. Frames after the reply ended, or the trailing run of user speech over a reply
+  that was cut (a barge-in; pauses under `release_quiet_frames` inside it), are carried over
+  to the next turn's window.
+- memory: as in training, a turn's memory entry is `turn_embedding` of the temporal hidden
+  states over the user part only, so no reply frame (heard or not) enters it.
+  `end_turn(heard_frames)` keeps only the heard prefix of the reply's text in the engine's
+  turn log. The attention cache (the last `context_frames` frames) keeps the cut reply's
+  frames as they were stepped: they carry the user's barge-in speech too, and the forced
+  silence after the cut shows the model that it stopped.
+- silence: `silence(slot)` forces the slot's assistant silent (text BLANK, silence codes)
+  until the user's next utterance ends: some voiced frames, then `release_quiet_frames`
+  quiet ones. The model's own wish to speak cannot be observed while its output is forced,
+  so the user's speech is what releases it (a manual interrupt with no speech after it
+  keeps the assistant listening).
+Timings are the batched cost of each component divided by the active slots (a slot's
+share, as the worker reports the VAD); `context` is the memory retrieval inside the S2S
+step plus the engine's turn bookkeeping, and `s2s` is the rest of the S2S step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from telugu_s2s.checkpoint import CONFIG_FILE, load_pretrained
+from telugu_s2s.data.corpus import EMOTIONS, TOPICS
+from telugu_s2s.data.text import BLANK, EOS, PAD, TextTokenizer
+from telugu_s2s.models.codec import AudioTokenizer
+from telugu_s2s.models.context_memory import TurnMemoryState
+from telugu_s2s.models.s2s import S2SModel
+from telugu_s2s.models.s2s_generation import S2SGenerator
+from telugu_s2s.serving.engine_api import SlotConfig, StepResult, TurnAnalysis
+from telugu_s2s.speakers import SpeakerBank
+
+log = logging.getLogger(__name__)
+_SPECIAL_TEXT = (PAD, BLANK, EOS)
+_MAKE_TARGETS = {stage: f"make train-{stage}" for stage in ("codec", "speaker", "s2s")}
+
+
+def _require(directory: Path, what: str, marker: str) -> Path:
+    if not (directory / marker).exists():
+        raise FileNotFoundError(
+            f"no {what} checkpoint in {directory} ({marker} is missing): create it with "
+            f"`{_MAKE_TARGETS[what]}` (or `make train` for all three stages)"
+        )
+    return directory
+
+
+def load_models(codec_dir: Path, speaker_dir: Path, s2s_dir: Path, device: torch.device
+                ) -> tuple[AudioTokenizer, SpeakerBank, S2SModel]:  # fmt: skip
+    """The three exported stages, checked against each other."""
+    codec = load_pretrained(_require(codec_dir, "codec", CONFIG_FILE), map_location=device)
+    bank = SpeakerBank.load(_require(speaker_dir, "speaker", "speaker_bank.yaml"))
+    model = load_pretrained(_require(s2s_dir, "s2s", CONFIG_FILE), map_location=device)
+    cfg = model.cfg
+    if codec.cardinality != cfg.codebook_size or codec.num_codebooks < cfg.num_codebooks:
+        raise ValueError(
+            f"the codec ({codec.num_codebooks} x {codec.cardinality} codes) does not fit the S2S "
+            f"model ({cfg.num_codebooks} x {cfg.codebook_size}): export them from one training run"
+        )
+    if bank.embedding_dim != cfg.speaker_dim:
+        raise ValueError(
+            f"speaker bank dim {bank.embedding_dim} != S2S speaker_dim {cfg.speaker_dim}"
+        )
+    model.check_speaker_bank(bank)
+    return codec.eval(), bank, model.eval()
+
+
+@dataclass
+class TurnSegments:
+    """Where a turn window splits (frame indices into the window)."""
+
+    user: tuple[int, int]  # [start, end): the frames pooled into the turn's memory entry
+    reply: tuple[int, int]  # [start, end): the assistant's first reply in the window
+    carry_from: int  # frames [carry_from, n) start the next turn's window
+
+
+def _voiced_span(voiced: list[bool], lo: int, hi: int) -> tuple[int, int] | None:
+    hits = [i for i in range(lo, hi) if voiced[i]]
+    return (hits[0], hits[-1] + 1) if hits else None
+
+
+def segment_turn(voiced: list[bool], speaking: list[bool], gap_frames: int) -> TurnSegments:
+    """Split a turn window (per-frame user voicing and assistant speaking) by the rules above."""
+    n = len(voiced)
+    start = next((i for i, s in enumerate(speaking) if s), n)
+    end = next((i for i in range(start, n) if not speaking[i]), n)
+    if start == n:  # no reply: nothing to carry
+        carry = n
+    elif end < n:  # the reply ended: what followed belongs to the next exchange
+        carry = end
+    else:  # cut while speaking: the user's trailing run of speech is the next turn's start
+        carry = n
+        last = next((i for i in range(n - 1, start - 1, -1) if voiced[i]), None)
+        if last is not None and n - 1 - last <= gap_frames:  # the user is (still) speaking
+            carry, i = last, last - 1
+            while i >= start and carry - i <= gap_frames + 1:  # pauses of <= gap_frames
+                carry = i if voiced[i] else carry
+                i -= 1
+    user = _voiced_span(voiced, 0, start) or _voiced_span(voiced, 0, min(carry, n))
+    return TurnSegments(user or (0, start), (start, end), carry)
+
+
+@dataclass
+class EngineTurn:
+    """A finished turn as the engine saw it."""
+
+    user_frames: int
+    reply_frames: int
+    heard_frames: int
+    assistant_text: str  # the heard prefix of the monologue
+
+
+@dataclass
+class SlotState:
+    config: SlotConfig
+    # The turn window: one entry per frame stepped since the last end_turn.
+    hidden: list[Tensor] = field(default_factory=list)  # (D,) temporal outputs
+    voiced: list[bool] = field(default_factory=list)
+    speaking: list[bool] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    since_active: int = 1 << 30  # frames since the assistant's last active frame
+    silenced: bool = False
+    user_spoke: bool = False  # while silenced: the user has spoken since
+    user_quiet: int = 0  # while silenced: quiet frames since the user last spoke
+    turns: list[EngineTurn] = field(default_factory=list)
+
+    def drop(self, first: int) -> None:
+        for frames in (self.hidden, self.voiced, self.speaking, self.texts):
+            del frames[:first]
+
+
+class ModelEngine:
+    """The `Engine` over exported checkpoints (see the module docstring for its rules).
+
+    Calls must come from one thread (the server's worker): the engine does no locking.
+    """
+
+    def __init__(self, checkpoint_dir: str | Path = "checkpoints", device: str = "cpu",
+                 max_slots: int = 8, codec_dir: str | Path | None = None,
+                 speaker_dir: str | Path | None = None, s2s_dir: str | Path | None = None,
+                 speaking_rms: float = 0.003, voiced_rms: float = 0.01, hangover_frames: int = 4,
+                 release_quiet_frames: int = 5, max_turn_frames: int = 750,
+                 seed: int | None = None):  # fmt: skip
+        root, self.device = Path(checkpoint_dir), torch.device(device)
+        self.codec, self.bank, self.model = load_models(
+            Path(codec_dir or root / "codec"), Path(speaker_dir or root / "speaker"),
+            Path(s2s_dir or root / "s2s"), self.device,
+        )  # fmt: skip
+        cfg = self.model.cfg
+        self.sample_rate: int = self.codec.sample_rate
+        self.frame_size: int = self.codec.frame_size
+        self.speakers: list[str] = list(self.bank.names)
+        self.max_slots, self.num_codebooks = max_slots, cfg.num_codebooks
+        self.speaking_rms, self.voiced_rms = speaking_rms, voiced_rms
+        self.hangover_frames, self.release_quiet_frames = hangover_frames, release_quiet_frames
+        self.max_turn_frames = max_turn_frames
+        self._seeds = random.Random(seed) if seed is not None else None
+        self._tokenizer = TextTokenizer()
+        with torch.inference_mode():
+            silence = self.codec.encode(torch.zeros(1, 1, self.frame_size, device=self.device))
+            silence = silence[0, : self.num_codebooks, 0]  # (K,)
+            saved = self.model.silence_codes
+            if bool(saved.any()) and not torch.equal(saved, silence):
+                log.warning("the S2S model was trained with other silence codes: not its codec?")
+            self.model.set_silence_codes(silence)
+        self.silence_code0 = int(silence[0])
+        self.slots: dict[int, SlotState] = {}
+        self._memory_ms = self._memory_started = 0.0
+        self._hooks = [
+            self.model.memory.register_forward_pre_hook(lambda *_: self._start_memory()),
+            self.model.memory.register_forward_hook(lambda *_: self._stop_memory()),
+        ]
+        self._stack = contextlib.ExitStack()
+        with torch.inference_mode():
+            self._stack.enter_context(self.codec.streaming(max_slots))
+        self.generator = self._stack.enter_context(S2SGenerator(self.model, max_slots))
+
+    def close(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._stack.close()
+
+    # ------------------------------------------------------------------ slots
+
+    def _mask(self, slot: int) -> Tensor:
+        mask = torch.zeros(self.max_slots, dtype=torch.bool)  # (B,)
+        mask[slot] = True
+        return mask
+
+    def _style_id(self, style: str) -> int:
+        styles = self.model.cfg.styles
+        if style not in styles:
+            raise ValueError(f"unknown style {style!r}; known: {list(styles)}")
+        return styles.index(style)
+
+    def _speaker(self, name: str) -> Tensor:
+        if name not in self.speakers:
+            raise ValueError(f"unknown speaker {name!r}; known: {self.speakers}")
+        return self.bank.embedding(name).to(self.device)  # (S,) unit-norm
+
+    def _memory(self, config: SlotConfig) -> TurnMemoryState:
+        """The stored turn embeddings; turns without one of this model's size are skipped."""
+        D, turns = self.model.cfg.d_model, []
+        for record in config.context:
+            if record.memory is not None and np.shape(record.memory) == (D,):
+                turns.append(torch.as_tensor(np.asarray(record.memory, np.float32)))
+            else:
+                log.warning("turn %d has no %d-dim memory embedding: left out", record.index, D)
+        return TurnMemoryState.from_tensors(turns, max_turns=self.model.cfg.memory_turns)
+
+    @torch.inference_mode()
+    def join(self, config: SlotConfig) -> int:
+        free = [s for s in range(self.max_slots) if s not in self.slots]
+        if not free:
+            raise RuntimeError(f"all {self.max_slots} engine slots are busy")
+        slot = free[0]
+        speaker, style, memory = self._speaker(config.speaker), self._style_id(config.style), self._memory(config)  # fmt: skip
+        self.codec.reset_streaming(self._mask(slot))
+        seed = self._seeds.randrange(2**62) if self._seeds is not None else None
+        self.generator.join(slot, speaker_emb=speaker, style_id=style, temperature=config.temperature,
+                            top_k=config.top_k, seed=seed, memory=memory)  # fmt: skip
+        self.slots[slot] = SlotState(config)
+        return slot
+
+    @torch.inference_mode()
+    def leave(self, slot: int) -> None:
+        self.slots.pop(slot)
+        self.generator.leave(slot)  # the slot keeps stepping on zeros until the next join
+
+    @torch.inference_mode()
+    def configure(self, slot: int, **changes) -> None:
+        unknown = set(changes) - {"speaker", "style", "temperature", "top_k"}
+        if unknown:
+            raise ValueError(f"cannot configure {sorted(unknown)}")
+        state = self.slots[slot]
+        if "speaker" in changes:
+            self.generator.set_speaker(slot, self._speaker(changes["speaker"]))
+        if "style" in changes:
+            self.generator.style[slot] = self._style_id(changes["style"])
+        self.generator.set_sampling(slot, changes.get("temperature"), changes.get("top_k"))
+        for key, value in changes.items():
+            setattr(state.config, key, value)
+
+    @torch.inference_mode()
+    def silence(self, slot: int) -> None:
+        """Barge-in: silent from the next step until the user's next utterance ends."""
+        state = self.slots[slot]
+        self.generator.force_silence(self._mask(slot))
+        state.silenced, state.user_spoke, state.user_quiet = True, False, 0
+        state.since_active = 1 << 30
+
+    # ------------------------------------------------------------------ stepping
+
+    def _clock(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def _start_memory(self) -> None:
+        self._memory_started = self._clock()
+
+    def _stop_memory(self) -> None:
+        self._memory_ms += (self._clock() - self._memory_started) * 1000
+
+    def _text(self, token: int) -> str:
+        return "" if token in _SPECIAL_TEXT else self._tokenizer.decode([token])
+
+    @torch.inference_mode()
+    def step(self, frames: dict[int, np.ndarray]) -> dict[int, StepResult]:
+        """One frame (frame_size,) float32 of user audio per active slot -> one result each."""
+        unknown = set(frames) - set(self.slots)
+        if unknown:
+            raise KeyError(f"step for slots that did not join: {sorted(unknown)}")
+        if not frames:
+            return {}
+        t0 = self._clock()
+        # Free slots hear zeros: their output is dropped and `join` resets them.
+        audio = np.zeros((self.max_slots, self.frame_size), np.float32)  # (B, T)
+        for slot, frame in frames.items():
+            audio[slot] = frame
+        user_rms = np.sqrt(np.mean(audio**2, axis=1))  # (B,)
+        user_codes = self.codec.encode_step(
+            torch.from_numpy(audio[:, None]).to(self.device), self.num_codebooks
+        )  # (B, K, 1)
+        t1 = self._clock()
+        self._memory_ms = 0.0
+        out = self.generator.step(user_codes[:, :, 0])
+        t2 = self._clock()
+        reply = self.codec.decode_step(out.assistant_codes[:, :, None])[:, 0]  # (B, T)
+        reply_np = reply.float().cpu().numpy()  # (B, T)
+        reply_rms = np.sqrt(np.mean(reply_np**2, axis=1))  # (B,)
+        t3 = self._clock()
+        text = out.text_token.tolist()  # (B,)
+        user_text = out.user_text_token.tolist()  # (B,)
+        code0 = out.assistant_codes[:, 0].tolist()  # (B,)
+        valid = out.codes_valid.tolist()  # (B,)
+        hidden = out.hidden.float().cpu()  # (B, D)
+        results = {}
+        for slot in frames:
+            state = self.slots[slot]
+            voiced = bool(user_rms[slot] > self.voiced_rms)
+            active = text[slot] not in _SPECIAL_TEXT or (
+                code0[slot] != self.silence_code0 and reply_rms[slot] > self.speaking_rms
+            )
+            speaking = False
+            if state.silenced:
+                self._track_release(slot, state, voiced)
+            else:
+                state.since_active = 0 if active else state.since_active + 1
+                speaking = valid[slot] and state.since_active <= self.hangover_frames
+            piece = self._text(text[slot]) if speaking else ""
+            state.hidden.append(hidden[slot].clone())
+            state.voiced.append(voiced)
+            state.speaking.append(speaking)
+            state.texts.append(piece)
+            if len(state.hidden) > self.max_turn_frames:  # a window without turns: keep the last
+                state.drop(len(state.hidden) - self.max_turn_frames)
+            user_piece = self._text(user_text[slot])
+            results[slot] = StepResult(reply_np[slot].copy(), speaking, piece, user_piece)
+        t4 = self._clock()
+        share = 1000.0 / len(frames)
+        timings = {
+            "encode": (t1 - t0) * share,
+            "context": self._memory_ms / len(frames) + (t4 - t3) * share,
+            "s2s": (t2 - t1) * share - self._memory_ms / len(frames),
+            "decode": (t3 - t2) * share,
+        }
+        for result in results.values():
+            result.timings = dict(timings)
+        return results
+
+    def _track_release(self, slot: int, state: SlotState, voiced: bool) -> None:
+        """While silenced: the end of the user's next utterance lets the model speak again."""
+        if voiced:
+            state.user_spoke, state.user_quiet = True, 0
+        elif state.user_spoke:
+            state.user_quiet += 1
+            if state.user_quiet >= self.release_quiet_frames:
+                self.generator.force_silence(self._mask(slot), False)
+                state.silenced = False
+
+    # ------------------------------------------------------------------ turns
+
+    @torch.inference_mode()
+    def end_turn(self, slot: int, heard_frames: int | None = None) -> TurnAnalysis | None:
+        """Pool the user part of the turn window into the slot's memory and analyse it.
+
+        Returns None (and stores nothing) when the window has no user part at all.
+        """
+        state = self.slots[slot]
+        # A user pause shorter than the one that releases a silenced slot is inside an utterance.
+        seg = segment_turn(state.voiced, state.speaking, self.release_quiet_frames - 1)
+        reply_frames = seg.reply[1] - seg.reply[0]
+        heard = reply_frames if heard_frames is None else max(0, min(heard_frames, reply_frames))
+        heard_text = "".join(state.texts[seg.reply[0] : seg.reply[0] + heard])
+        user_frames = seg.user[1] - seg.user[0]
+        state.turns.append(EngineTurn(user_frames, reply_frames, heard, heard_text))
+        del state.turns[: -self.model.cfg.memory_turns]
+        analysis = None
+        if user_frames > 0:
+            hidden = torch.stack(state.hidden[seg.user[0] : seg.user[1]])[None]  # (1, F, D)
+            hidden = hidden.to(self.device, self.model.null_speaker.dtype)
+            span = torch.ones(1, user_frames, dtype=torch.bool, device=self.device)  # (1, F)
+            pooled = self.model.turn_embedding(hidden, span)  # (1, D)
+            result = self.model.analyze_turn(pooled)
+            emotions = result.emotion_probs[0].float().cpu().tolist()  # (num_emotions,)
+            turn = torch.zeros(self.max_slots, pooled.shape[-1], device=self.device)  # (B, D)
+            turn[slot] = pooled[0]
+            self.generator.append_turn(turn, self._mask(slot))
+            analysis = TurnAnalysis(
+                sentiment=float(result.sentiment[0]), topic=TOPICS[int(result.topic[0])],
+                emotion=EMOTIONS[int(np.argmax(emotions))],
+                emotions={name: float(p) for name, p in zip(EMOTIONS, emotions, strict=True)},
+                memory=pooled[0].float().cpu().numpy(),
+            )  # fmt: skip
+        state.drop(seg.carry_from)
+        return analysis
