@@ -1,0 +1,131 @@
+"""Evaluation entry point (conf/eval.yaml):
+
+    python -m telugu_s2s.eval stage=s2s [checkpoint_dir=checkpoints] [split=test] \\
+        [limit_dialogs=N] [output=artifacts/eval/s2s.json] [protocol.margin_frames=12]
+    python -m telugu_s2s.eval stage=codec [codec.max_clips=120]
+
+`stage=s2s` runs `telugu_s2s.evaluation.s2s.evaluate_s2s`, writes its JSON report and
+prints a table; `stage=codec` hands over to `telugu_s2s.eval_codec`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from telugu_s2s.paths import CONFIG_DIR, REPO_ROOT
+
+log = logging.getLogger(__name__)
+
+if not OmegaConf.has_resolver("repo_root"):  # as in train.py, without importing Lightning
+    OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))
+
+
+def _number(value: float | int | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return str(value) if isinstance(value, int) else f"{value:.{digits}f}"
+
+
+def format_s2s_table(report: dict) -> str:
+    """The S2S report as a readable table (the acceptance targets beside their figures)."""
+    r, n = report, _number
+    rows = [
+        ("monologue CER (text channel)", n(r["monologue_cer"]), ""),
+        ("round-trip CER (generated audio)", n(r["round_trip_cer"]), "beside the monologue CER"),
+        ("user-transcript CER", n(r["user_transcript_cer"]), ", ".join(r["user_voices"])),
+        ("topic accuracy", n(r["topic_accuracy"]), "target >= 0.80"),
+        ("sentiment MAE", n(r["sentiment_mae"]), ""),
+        ("emotion accuracy", n(r["emotion_accuracy"]), ""),
+        ("context CER, memory on", n(r["context_cer_memory_on"]), f"{r['context_turns']} turns; on < off"),
+        ("context CER, memory off", n(r["context_cer_memory_off"]), ""),
+        ("requested speaker identified", n(r["speaker_id_accuracy"]), "target >= 0.90"),
+        ("median F0 within 15% of target", n(r["f0_within_15pct"]), f"median ratio {n(r['f0_median_ratio'])}"),
+        ("style: formal != casual", n(r["style_differs"]), f"{r['style_turns']} turns"),
+        ("style CER, own reference", n(r["style_cer_own"]), "own < other"),
+        ("style CER, other style's reference", n(r["style_cer_other"]), ""),
+    ]  # fmt: skip
+    width = max(len(name) for name, _, _ in rows)
+    head = (
+        f"S2S evaluation, split={r['split']}: {r['dialogs']} dialogs, {r['renderings']} renderings, "
+        f"{r['turns']} turns; held-out user voices only: {r['held_out_voices_only']}"
+    )
+    body = [f"  {name:<{width}}  {value:>7}  {note}".rstrip() for name, value, note in rows]
+    tail = (
+        f"  generated {n(r['generated_seconds'], 1)} s of replies; stepped "
+        f"{n(r['stepped_seconds'], 1)} s of audio in {n(r['wall_seconds'], 1)} s wall time"
+    )
+    return "\n".join([head, *body, tail])
+
+
+def _command() -> str:
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    return " ".join(["python -m telugu_s2s.eval", *overrides])
+
+
+def evaluate_s2s_stage(cfg: DictConfig) -> dict:
+    from telugu_s2s.evaluation.s2s import EvalModels, ProtocolConfig, evaluate_s2s
+
+    torch.set_num_threads(int(cfg.threads))
+    models = EvalModels.load(cfg.s2s_dir, cfg.codec_dir, cfg.speaker_dir, cfg.device)
+    protocol = ProtocolConfig(**OmegaConf.to_container(cfg.protocol, resolve=True))
+    report = evaluate_s2s(
+        models, cfg.dataset_dir, cfg.split, cfg.limit_dialogs, protocol, per_turn=cfg.per_turn
+    )
+    report = {
+        "command": _command(),
+        "checkpoints": {k: str(cfg[k]) for k in ("s2s_dir", "codec_dir", "speaker_dir")},
+        "dataset_dir": str(cfg.dataset_dir),
+        **report,
+    }
+    output = Path(cfg.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(format_s2s_table(report))
+    print(f"report written to {output}")
+    return report
+
+
+def evaluate_codec_stage(cfg: DictConfig) -> dict | None:
+    from telugu_s2s import eval_codec
+
+    argv = ["--checkpoint", str(cfg.codec_dir), "--dataset-dir", str(cfg.dataset_dir)]
+    argv += ["--split", str(cfg.split), "--threads", str(cfg.threads), "--json", str(cfg.output)]
+    if cfg.codec.max_clips is not None:
+        argv += ["--max-clips", str(cfg.codec.max_clips)]
+    if cfg.codec.codebooks:
+        argv += ["--codebooks", *map(str, cfg.codec.codebooks)]
+    entry = getattr(eval_codec, "main", None)
+    if entry is None:
+        print("run the codec evaluation with: python -m telugu_s2s.eval_codec " + " ".join(argv))
+        return None
+    return entry(argv)
+
+
+def evaluate(cfg: DictConfig) -> dict | None:
+    """Dispatch on the stage; returns the report (None when there is nothing to run here)."""
+    if cfg.stage_name == "s2s":
+        return evaluate_s2s_stage(cfg)
+    if cfg.stage_name == "codec":
+        return evaluate_codec_stage(cfg)
+    print(
+        f"no evaluation for stage={cfg.stage_name} here: the speaker stage logs test/eer and "
+        "test/id_accuracy when it trains (python train.py experiment=speaker_tiny)"
+    )
+    return None
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

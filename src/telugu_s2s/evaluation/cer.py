@@ -1,0 +1,63 @@
+"""Character error rate: Levenshtein distance over characters, divided by the reference length.
+
+Texts are compared after `normalize_text`: characters outside the model's vocabulary are
+dropped and whitespace runs become one space, because the text streams spell words with a
+SPACE after each one and cannot emit characters they were never taught.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from telugu_s2s.data.text import TextTokenizer
+
+_TOKENIZER = TextTokenizer()
+
+
+def normalize_text(text: str) -> str:
+    """Keep vocabulary characters only, collapse whitespace, strip."""
+    return " ".join(_TOKENIZER.decode(_TOKENIZER.encode(text)).split())
+
+
+def edit_distance(hypothesis: Sequence, reference: Sequence) -> int:
+    """Insertions + deletions + substitutions turning `hypothesis` into `reference`."""
+    if len(hypothesis) < len(reference):  # keep the DP row as short as possible
+        hypothesis, reference = reference, hypothesis
+    previous = list(range(len(reference) + 1))
+    for i, h in enumerate(hypothesis, 1):
+        current = [i]
+        for j, r in enumerate(reference, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (h != r)))
+        previous = current
+    return previous[-1]
+
+
+def cer(hypothesis: str, reference: str, normalize: bool = True) -> float:
+    """Edits / reference characters (an empty reference counts as one character)."""
+    if normalize:
+        hypothesis, reference = normalize_text(hypothesis), normalize_text(reference)
+    return edit_distance(hypothesis, reference) / max(len(reference), 1)
+
+
+@dataclass
+class ErrorRate:
+    """Corpus-level CER: total edits over total reference characters (long replies weigh more)."""
+
+    edits: int = 0
+    characters: int = 0
+    pairs: int = 0
+
+    def add(self, hypothesis: str, reference: str) -> float:
+        """Count one pair; returns its own CER."""
+        hypothesis, reference = normalize_text(hypothesis), normalize_text(reference)
+        edits = edit_distance(hypothesis, reference)
+        self.edits += edits
+        self.characters += len(reference)
+        self.pairs += 1
+        return edits / max(len(reference), 1)
+
+    @property
+    def value(self) -> float:
+        return self.edits / self.characters if self.characters else math.nan

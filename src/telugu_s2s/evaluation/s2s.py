@@ -1,0 +1,448 @@
+"""S2S evaluation: generate every held-out dialog turn by turn and score what comes out.
+
+Protocol. The test split holds held-out dialogs rendered in the held-out user voices; each
+(dialog, user voice) rendering is one session. Sessions cycle over the four assistant
+voices, and over the formal and casual styles every four sessions (dialogs without style
+variants use the default style). A session is one continuous stream, as on the server:
+`lead_frames` of silence, then for every turn
+  1. the user's utterance codes (the utterance encoded alone, as in the token cache),
+     frame by frame, with the assistant forced silent;
+  2. `pause_frames` of user silence, the assistant still forced silent;
+  3. user silence while the assistant generates freely (greedy, temperature 0) for the
+     longest reference reply of the turn (over its styles) plus `margin_frames`, in the
+     requested voice and style.
+When a user utterance ends, its pooled hidden states (the mean over its frames) join the
+session's context memory: training lets frame f retrieve every turn whose user part ended
+before f. (Training pools turns from a memory-free pass; here each session pools its own
+hidden states, as a server does, so the memory-on session pools with its memory on.)
+
+Each rendering runs as up to three sessions in one batch, on the same user input:
+`main` (the requested style, memory on), `other_style` (the other style, memory on) and
+`memory_off` (the requested style, memory always empty). Metrics:
+- monologue CER: main's text stream in the reply window (blanks dropped) vs the reply;
+- topic accuracy, sentiment MAE, emotion accuracy: the analysis heads on main's pooled
+  user turns;
+- context CER on turns with `depends_on`: main (memory on) vs memory_off;
+- speaker fidelity: main's reply codes decoded by the codec, silent frames at both ends
+  trimmed; the speaker encoder and the bank must pick the requested voice, and the median
+  F0 must be within 15% of the voice's target (the bank's `pitch_hz`);
+- user-transcript CER: main's user_text stream over each utterance (read
+  `user_text_delay` frames late) vs the user's words;
+- round trip: each decoded reply, re-encoded by the codec, is the user input of a fresh
+  session whose user-transcript CER against the intended reply is the round-trip CER;
+- style, on turns with formal and casual variants: how often main and other_style differ,
+  and the CER of each against its own reference vs the other style's.
+CERs are corpus-level (all edits over all reference characters).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soxr
+import torch
+from torch import Tensor, nn
+
+from telugu_s2s.checkpoint import load_pretrained
+from telugu_s2s.data.corpus import EMOTIONS, TOPICS
+from telugu_s2s.data.datasets import load_split
+from telugu_s2s.data.text import TextTokenizer
+from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig
+from telugu_s2s.data.voices import ASSISTANT_VOICES, median_f0
+from telugu_s2s.evaluation.cer import ErrorRate
+from telugu_s2s.models.s2s import S2SModel
+from telugu_s2s.models.s2s_generation import S2SGenerator
+from telugu_s2s.modules.streaming import module_device
+from telugu_s2s.speakers import SpeakerBank, embed_audio, encoder_fingerprint
+
+log = logging.getLogger(__name__)
+STYLE_PAIR = ("formal", "casual")
+F0_TOLERANCE = 0.15
+_TOKENIZER = TextTokenizer()
+
+
+@dataclass
+class EvalModels:
+    """The exported models the evaluation needs; checked for compatibility on creation."""
+
+    s2s: S2SModel
+    codec: nn.Module  # an AudioTokenizer: encode, decode, sample_rate, frame_size
+    speaker_encoder: nn.Module
+    bank: SpeakerBank
+
+    def __post_init__(self) -> None:
+        cfg, codec = self.s2s.cfg, self.codec
+        if (codec.num_codebooks, codec.cardinality) != (cfg.num_codebooks, cfg.codebook_size):
+            raise ValueError(
+                f"codec has {codec.num_codebooks} x {codec.cardinality} codes, the S2S model "
+                f"{cfg.num_codebooks} x {cfg.codebook_size}: not the codec it was trained on"
+            )
+        self.s2s.check_speaker_bank(self.bank)
+        if self.bank.encoder_fingerprint not in (None, encoder_fingerprint(self.speaker_encoder)):
+            raise ValueError("the speaker bank was built with another speaker encoder")
+
+    @classmethod
+    def load(cls, s2s_dir, codec_dir, speaker_dir, device: str = "cpu") -> EvalModels:
+        s2s, codec, encoder = (
+            load_pretrained(d).to(device) for d in (s2s_dir, codec_dir, speaker_dir)
+        )
+        return cls(s2s, codec, encoder, SpeakerBank.load(speaker_dir))
+
+
+@dataclass
+class ProtocolConfig:
+    lead_frames: int = 4  # silence before the first turn (the timelines' mean lead-in, 0.3 s)
+    pause_frames: int = 6  # user -> assistant pause (their mean, 0.45 s)
+    margin_frames: int = 12  # generated past the reference reply's length (1 s)
+    items_per_batch: int = 8  # renderings stepped together, up to 3 sessions each
+    ablate_memory: bool = True  # run the memory_off sessions
+    compare_styles: bool = True  # run the other_style sessions
+    min_speech_frames: int = 6  # a reply whose non-silent part is shorter is embedded whole
+    max_turns: int | None = None  # only the first turns of each dialog (quick checks); None = all
+
+
+@dataclass
+class SessionScript:
+    """One scripted session: what the user says, and when the assistant must keep quiet."""
+
+    user_codes: Tensor  # (K, T)
+    silent: Tensor  # (T,) bool: the assistant is forced silent at these steps
+    speaker: Tensor | None = None  # (S,) bank embedding; None: the null speaker
+    style_id: int = 0
+    turn_spans: list[tuple[int, int]] = field(default_factory=list)  # user [start, end) steps
+    use_memory: bool = True  # append each pooled user turn when it ends
+
+
+@dataclass
+class SessionTrace:
+    text: Tensor  # (T,) assistant text token of each step
+    user_text: Tensor  # (T,) user transcript token of each step (frame t - user_text_delay)
+    codes: Tensor  # (K, T) assistant codes out at step t (frame t - acoustic_delay)
+    pooled: list[Tensor]  # (D,) mean hidden state over each turn span
+
+
+@torch.inference_mode()
+def run_sessions(
+    model: S2SModel, scripts: list[SessionScript], silence: Tensor
+) -> list[SessionTrace]:
+    """Step all scripts as one greedy batch; shorter ones are padded with silence (K,)."""
+    B, T = len(scripts), max(s.user_codes.shape[1] for s in scripts)
+    user = silence.long().cpu()[None, :, None].repeat(B, 1, T)  # (B, K, T)
+    silent = torch.ones(B, T, dtype=torch.bool)  # (B, T)
+    ends: dict[int, list[tuple[int, int]]] = {}  # step -> (slot, span) of turns ending there
+    for b, script in enumerate(scripts):
+        n = script.user_codes.shape[1]
+        user[b, :, :n], silent[b, :n] = script.user_codes, script.silent
+        for span, (_, end) in enumerate(script.turn_spans):
+            ends.setdefault(end, []).append((b, span))
+    K, D = user.shape[1], model.cfg.d_model
+    text, user_text = torch.zeros(B, T, dtype=torch.long), torch.zeros(B, T, dtype=torch.long)
+    codes = torch.zeros(B, K, T, dtype=torch.long)  # (B, K, T)
+    hidden = torch.zeros(B, T, D)  # (B, T, D)
+    pooled: list[list[Tensor]] = [[] for _ in scripts]
+    with S2SGenerator(model, B) as gen:
+        for b, script in enumerate(scripts):
+            gen.join(b, script.speaker, script.style_id, temperature=0.0, top_k=0)
+        for t in range(T):
+            if t in ends:
+                turns, which = torch.zeros(B, D), torch.zeros(B, dtype=torch.bool)  # (B, D), (B,)
+                for b, span in ends[t]:
+                    start, end = scripts[b].turn_spans[span]
+                    turns[b] = hidden[b, start:end].mean(dim=0)
+                    pooled[b].append(turns[b].clone())
+                    which[b] = scripts[b].use_memory
+                gen.append_turn(turns.to(gen.device, gen.memory.dtype), which)
+            gen.force_silence(~silent[:, t], silent=False)
+            gen.force_silence(silent[:, t], silent=True)
+            out = gen.step(user[:, :, t])
+            text[:, t], user_text[:, t] = out.text_token.cpu(), out.user_text_token.cpu()
+            codes[:, :, t], hidden[:, t] = out.assistant_codes.cpu(), out.hidden.float().cpu()
+    for b, span in ends.get(T, []):  # turns that end with the script
+        start, end = scripts[b].turn_spans[span]
+        pooled[b].append(hidden[b, start:end].mean(dim=0))
+    return [SessionTrace(text[b], user_text[b], codes[b], pooled[b]) for b in range(B)]
+
+
+@dataclass
+class TurnPlan:
+    turn: int
+    user_row: int
+    replies: dict[str, int]  # style -> reply row in the session's voice
+    user_span: tuple[int, int]  # steps of the user's utterance
+    reply_span: tuple[int, int]  # steps of free generation
+
+
+@dataclass
+class ItemPlan:
+    dialog: str
+    user_voice: str
+    voice: str
+    style: str
+    other_style: str | None
+    user_codes: Tensor  # (K, T)
+    silent: Tensor  # (T,) bool
+    turns: list[TurnPlan]
+
+    def reference(self, turn: TurnPlan, ds: DialogTimelines, style: str | None = None) -> str:
+        style = style or self.style
+        return ds.meta_text(turn.replies.get(style, turn.replies["default"]))
+
+
+def encode_clip(codec: nn.Module, audio: np.ndarray) -> Tensor:
+    """Mono audio (T,) -> codes (K, ceil(T / frame)), encoded alone as the token cache does."""
+    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None, None]  # (1, 1, T)
+    return codec.encode(x.to(module_device(codec)))[0].long().cpu()  # (K, F)
+
+
+def plan_item(
+    ds: DialogTimelines, index: int, codec: nn.Module, silence: Tensor, protocol: ProtocolConfig
+) -> ItemPlan:
+    """The timeline of rendering `index`: its voice, style, user codes and turn windows."""
+    dialog, user_voice = ds.items[index]
+    voices = [v for v in ASSISTANT_VOICES if (dialog, v) in ds.reply_rows]
+    voice = voices[index % len(voices)]
+    replies, users = ds.reply_rows[(dialog, voice)], ds.user_rows[(dialog, user_voice)]
+    variants = [s for s in STYLE_PAIR if any(s in replies[t] for t in replies)]
+    style = variants[(index // len(voices)) % len(variants)] if variants else "default"
+    other = next((s for s in variants if s != style), None)
+    frame = codec.frame_size / ds.sample_rate  # seconds per frame
+    chunks = [silence[:, None].repeat(1, protocol.lead_frames)]  # K x (K, n)
+    silent, turns, t = [True] * protocol.lead_frames, [], protocol.lead_frames
+    for turn in sorted(tr for tr in users if tr in replies)[: protocol.max_turns]:
+        user = encode_clip(codec, ds.audio(users[turn]))  # (K, n)
+        longest = max(ds.meta["duration"][row] for row in replies[turn].values())
+        free = math.ceil(longest / frame) + protocol.margin_frames
+        n, start = user.shape[1], t + user.shape[1] + protocol.pause_frames
+        turns.append(
+            TurnPlan(turn, users[turn], dict(replies[turn]), (t, t + n), (start, start + free))
+        )
+        chunks += [user, silence[:, None].repeat(1, protocol.pause_frames + free)]
+        silent += [True] * (n + protocol.pause_frames) + [False] * free
+        t = start + free
+    codes = torch.cat(chunks, dim=1)  # (K, T)
+    return ItemPlan(dialog, user_voice, voice, style, other, codes, torch.tensor(silent), turns)
+
+
+def _text(tokens: Tensor, span: tuple[int, int], shift: int = 0) -> str:
+    """The text of a frame-aligned token stream over steps [start, end) + shift."""
+    frames = tokens[span[0] + shift : span[1] + shift].tolist()
+    return " ".join(_TOKENIZER.collapse_frames(frames).split())
+
+
+def _speech(audio: np.ndarray, codes: Tensor, silence: Tensor, frame: int, min_frames: int):
+    """The audio (n * frame,) of codes (K, n) without its silent frames at both ends."""
+    voiced = torch.nonzero((codes != silence[:, None]).any(dim=0))[:, 0]  # (v,) frame indices
+    if len(voiced) < min_frames:
+        return audio
+    return audio[int(voiced[0]) * frame : (int(voiced[-1]) + 1) * frame]
+
+
+def _mean(values: list) -> float:
+    return float(np.mean(values)) if values else math.nan
+
+
+def _nan_to_none(value):
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+RATES = ("monologue", "user_transcript", "round_trip", "memory_on", "memory_off", "style_own",
+         "style_other")  # fmt: skip
+
+
+@dataclass
+class _Tally:
+    rates: dict[str, ErrorRate] = field(default_factory=lambda: {k: ErrorRate() for k in RATES})
+    hits: dict[str, list] = field(default_factory=lambda: defaultdict(list))  # per-turn values
+    frames: Counter = field(default_factory=Counter)  # generated (main replies), stepped (all)
+
+    def add(self, name: str, value) -> None:
+        self.hits[name].append(value)
+
+    def summary(self) -> dict:
+        rate, hits = self.rates, self.hits
+        ratios = [r for r in hits["f0_ratio"] if math.isfinite(r)]
+        within = [abs(r - 1.0) <= F0_TOLERANCE for r in hits["f0_ratio"]]  # NaN: False
+        return {
+            "monologue_cer": rate["monologue"].value,
+            "round_trip_cer": rate["round_trip"].value,
+            "user_transcript_cer": rate["user_transcript"].value,
+            "topic_accuracy": _mean(hits["topic"]),
+            "sentiment_mae": _mean(hits["sentiment_error"]),
+            "emotion_accuracy": _mean(hits["emotion"]),
+            "context_turns": rate["memory_on"].pairs,
+            "context_cer_memory_on": rate["memory_on"].value,
+            "context_cer_memory_off": rate["memory_off"].value,
+            "speaker_id_accuracy": _mean(hits["speaker"]),
+            "f0_within_15pct": _mean(within),
+            "f0_median_ratio": float(np.median(ratios)) if ratios else math.nan,
+            "style_turns": len(hits["style_differs"]),
+            "style_differs": _mean(hits["style_differs"]),
+            "style_cer_own": rate["style_own"].value,
+            "style_cer_other": rate["style_other"].value,
+        }
+
+
+def _score_item(plan: ItemPlan, traces: dict[str, SessionTrace], ds, model, tally) -> list[dict]:
+    """Text, analysis, context and style metrics of one rendering; one record per turn."""
+    main, u, rate = traces["main"], model.cfg.user_text_delay, tally.rates
+    analysis = model.analyze_turn(torch.stack(main.pooled).to(module_device(model)))  # (N,) each
+    emotions = analysis.emotion_probs.argmax(dim=-1)  # (N,)
+    records = []
+    for n, turn in enumerate(plan.turns):
+        row, reference = ds.rows[turn.user_row], plan.reference(turn, ds)
+        said = _text(main.text, turn.reply_span)
+        heard = _text(main.user_text, turn.user_span, shift=u)  # the transcript runs u frames late
+        topic, emotion = int(analysis.topic[n]), int(emotions[n])
+        sentiment = float(analysis.sentiment[n])
+        record = {
+            "dialog": plan.dialog, "user_voice": plan.user_voice, "turn": turn.turn,
+            "voice": plan.voice, "style": plan.style, "reference": reference, "monologue": said,
+            "monologue_cer": rate["monologue"].add(said, reference),
+            "user_text": row["text"], "user_transcript": heard,
+            "user_transcript_cer": rate["user_transcript"].add(heard, row["text"]),
+            "topic": TOPICS[topic], "topic_true": TOPICS[row["topic"]],
+            "sentiment": sentiment, "sentiment_true": float(row["sentiment"]),
+            "emotion": EMOTIONS[emotion], "emotion_true": EMOTIONS[row["emotion"]],
+        }  # fmt: skip
+        tally.add("topic", topic == row["topic"])
+        tally.add("emotion", emotion == row["emotion"])
+        tally.add("sentiment_error", abs(sentiment - float(row["sentiment"])))
+        if row["depends_on"] and "memory_off" in traces:
+            without = _text(traces["memory_off"].text, turn.reply_span)
+            rate["memory_on"].add(said, reference)
+            record.update(
+                memory_off=without, memory_off_cer=rate["memory_off"].add(without, reference)
+            )
+        if "other_style" in traces and set(STYLE_PAIR) <= set(turn.replies):
+            other_said = _text(traces["other_style"].text, turn.reply_span)
+            other_ref = plan.reference(turn, ds, plan.other_style)
+            tally.add("style_differs", other_said != said)
+            pairs = ((said, reference, other_ref), (other_said, other_ref, reference))
+            for hypothesis, own, other in pairs:
+                rate["style_own"].add(hypothesis, own)
+                rate["style_other"].add(hypothesis, other)
+            record.update(other_style=plan.other_style, other_style_monologue=other_said)
+        records.append(record)
+    return records
+
+
+def _score_audio(models: EvalModels, plans: list[ItemPlan], mains: list[SessionTrace], ds,
+                 silence: Tensor, protocol: ProtocolConfig, tally: _Tally, records: list[dict]) -> None:  # fmt: skip
+    """Speaker fidelity and round trip of the main sessions' replies (`records` in plan order)."""
+    codec, model, encoder = models.codec, models.s2s, models.speaker_encoder
+    fs, lead, u = codec.frame_size, protocol.lead_frames, model.cfg.user_text_delay
+    speech, scripts, targets = [], [], []
+    for plan, trace in zip(plans, mains, strict=True):
+        for turn in plan.turns:
+            reply = trace.codes[:, turn.reply_span[0] : turn.reply_span[1]]  # (K, n)
+            audio = codec.decode(reply[None].to(module_device(codec)))[0, 0].float().cpu().numpy()
+            clip = _speech(audio, reply, model.silence_codes.cpu(), fs, protocol.min_speech_frames)
+            if encoder.sample_rate != codec.sample_rate:
+                clip = soxr.resample(clip, codec.sample_rate, encoder.sample_rate)
+            speech.append(clip)
+            heard = encode_clip(codec, audio)  # (K, n): what a listener's codec would hear
+            pad = silence[:, None]  # (K, 1)
+            padded = torch.cat([pad.repeat(1, lead), heard, pad.repeat(1, u + 1)], dim=1)
+            listening = torch.ones(padded.shape[1], dtype=torch.bool)  # the assistant stays quiet
+            scripts.append(SessionScript(padded, listening, use_memory=False))
+            targets.append((plan.voice, plan.reference(turn, ds), heard.shape[1]))
+    if not scripts:
+        return
+    scores = models.bank.scores(embed_audio(encoder, speech))  # (M, voices)
+    identified = [models.bank.names[int(i)] for i in scores.argmax(dim=-1)]
+    transcripts = run_sessions(model, scripts, silence)  # fresh sessions, the replies as user input
+    tally.frames["stepped"] += sum(s.user_codes.shape[1] for s in scripts)
+    for record, (voice, reference, n), name, clip, trace in zip(
+        records, targets, identified, speech, transcripts, strict=True
+    ):
+        target = models.bank.metadata(voice).pitch_hz or math.nan
+        f0 = median_f0(clip, encoder.sample_rate) if clip.size else math.nan
+        heard = _text(trace.user_text, (lead, lead + n), shift=u)
+        record.update(identified_voice=name, f0=f0, f0_target=target, round_trip=heard,
+                      round_trip_cer=tally.rates["round_trip"].add(heard, reference))  # fmt: skip
+        tally.add("speaker", name == voice)
+        tally.add("f0_ratio", f0 / target)
+
+
+def _sessions(
+    plan: ItemPlan, protocol: ProtocolConfig, speaker: Tensor, styles: tuple[str, ...]
+) -> dict[str, SessionScript]:
+    """main, other_style and memory_off: the same user input, scored against each other."""
+    spans = [turn.user_span for turn in plan.turns]
+    wanted = {"main": (plan.style, True)}
+    if protocol.compare_styles and plan.other_style:
+        wanted["other_style"] = (plan.other_style, True)
+    if protocol.ablate_memory:
+        wanted["memory_off"] = (plan.style, False)
+    return {
+        name: SessionScript(
+            plan.user_codes, plan.silent, speaker, styles.index(style), spans, memory
+        )
+        for name, (style, memory) in wanted.items()
+    }
+
+
+@torch.inference_mode()
+def evaluate_s2s(
+    models: EvalModels, dataset_dir: str | Path, split: str = "test", limit_dialogs: int | None = None,
+    protocol: ProtocolConfig | None = None, per_turn: bool = True,
+) -> dict:  # fmt: skip
+    """Run the protocol of this module's docstring; returns the metrics (NaN -> None)."""
+    protocol, started = protocol or ProtocolConfig(), time.perf_counter()
+    model, codec = models.s2s.eval(), models.codec.eval()
+    models.speaker_encoder.eval()
+    split_rows = load_split(dataset_dir, split)
+    ds = DialogTimelines(split_rows, codec.sample_rate, TimelineConfig(), train=False)
+    dialogs = sorted({dialog for dialog, _ in ds.items})[:limit_dialogs]
+    indices = [i for i, (dialog, _) in enumerate(ds.items) if dialog in set(dialogs)]
+    silence = encode_clip(codec, np.zeros(codec.frame_size, np.float32))[:, 0]  # (K,) silence
+    if not torch.equal(silence, model.silence_codes.cpu()):
+        log.warning("the S2S model's silence codes differ from the codec's: another codec?")
+    tally, records = _Tally(), []
+    for first in range(0, len(indices), protocol.items_per_batch):
+        batch = indices[first : first + protocol.items_per_batch]
+        plans = [plan_item(ds, i, codec, silence, protocol) for i in batch]
+        sessions = [
+            _sessions(plan, protocol, models.bank.embedding(plan.voice), model.cfg.styles)
+            for plan in plans
+        ]
+        scripts = [script for named in sessions for script in named.values()]
+        traces = iter(run_sessions(model, scripts, silence))
+        by_plan = [{name: next(traces) for name in named} for named in sessions]  # same order
+        tally.frames["stepped"] += sum(s.user_codes.shape[1] for s in scripts)
+        tally.frames["generated"] += sum(
+            t.reply_span[1] - t.reply_span[0] for p in plans for t in p.turns
+        )
+        chunk = [
+            r
+            for p, t in zip(plans, by_plan, strict=True)
+            for r in _score_item(p, t, ds, model, tally)
+        ]
+        _score_audio(
+            models, plans, [t["main"] for t in by_plan], ds, silence, protocol, tally, chunk
+        )
+        records += chunk
+        log.info("evaluated %d/%d renderings", first + len(batch), len(indices))
+    info = Path(dataset_dir) / "telugu_s2s.json"
+    held_out = json.loads(info.read_text()).get("held_out_user_voices", []) if info.exists() else []
+    user_voices = sorted({ds.items[i][1] for i in indices})
+    seconds = codec.frame_size / codec.sample_rate
+    report = {
+        "split": split, "dialogs": len(dialogs), "renderings": len(indices), "turns": len(records),
+        **tally.summary(),
+        "user_voices": user_voices, "held_out_user_voices": held_out,
+        "held_out_voices_only": bool(held_out) and set(user_voices) <= set(held_out),
+        "generated_seconds": tally.frames["generated"] * seconds,
+        "stepped_seconds": tally.frames["stepped"] * seconds,
+        "wall_seconds": time.perf_counter() - started, "protocol": asdict(protocol),
+    }  # fmt: skip
+    if per_turn:
+        report["per_turn"] = [{k: _nan_to_none(v) for k, v in r.items()} for r in records]
+    return {k: _nan_to_none(v) for k, v in report.items()}

@@ -1,0 +1,267 @@
+"""S2S evaluation: CER, batched scripted sessions, the protocol end to end on random tiny
+models, the memory-off ablation (a spy on the model) and the `python -m telugu_s2s.eval` CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+import telugu_s2s.evaluation.s2s as s2s_eval
+from telugu_s2s.checkpoint import load_pretrained, save_pretrained
+from telugu_s2s.data.corpus import load_corpus
+from telugu_s2s.data.datasets import load_split
+from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig
+from telugu_s2s.data.tokens import silence_codes
+from telugu_s2s.evaluation import (
+    ErrorRate,
+    EvalModels,
+    ProtocolConfig,
+    cer,
+    edit_distance,
+    evaluate_s2s,
+)
+from telugu_s2s.evaluation.s2s import SessionScript, encode_clip, plan_item, run_sessions
+from telugu_s2s.models.s2s import S2SConfig, S2SModel
+from telugu_s2s.models.speaker import SpeakerEncoder, SpeakerEncoderConfig
+from telugu_s2s.paths import CONFIG_DIR, CORPUS_DIR, REPO_ROOT
+from telugu_s2s.speakers import SpeakerBank, encoder_fingerprint, load_voice_metadata
+
+torch.set_num_threads(1)
+# 8 x 1024 codes: the random test codec's (CodecConfig defaults).
+TINY_S2S = S2SConfig(
+    num_codebooks=8, codebook_size=1024, d_model=32, num_layers=2, num_heads=2, context_frames=32,
+    depth_d_model=16, depth_layers=1, depth_heads=2, speaker_dim=16, memory_attention_dim=8, memory_top_k=2,
+)  # fmt: skip
+TINY_SPEAKER = SpeakerEncoderConfig(
+    channels=16, se_channels=8, mfa_channels=32, attention_channels=8, embedding_dim=16
+)
+FAST = ProtocolConfig(
+    pause_frames=3, margin_frames=2, max_turns=7
+)  # turns 5-6 depend on earlier ones
+CER_KEYS = ("monologue_cer", "round_trip_cer", "user_transcript_cer", "context_cer_memory_on",
+            "context_cer_memory_off", "style_cer_own", "style_cer_other")  # fmt: skip
+FRACTION_KEYS = (
+    "topic_accuracy",
+    "emotion_accuracy",
+    "speaker_id_accuracy",
+    "f0_within_15pct",
+    "style_differs",
+)
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory, random_codec_dir) -> dict[str, Path]:
+    """Random tiny S2S and speaker exports beside the random codec (memory gate opened)."""
+    root = tmp_path_factory.mktemp("eval_models")
+    torch.manual_seed(0)
+    s2s = S2SModel(TINY_S2S)
+    with torch.no_grad():
+        s2s.memory.gate.fill_(2.0)  # so that the memory visibly changes the stream
+    s2s.set_silence_codes(silence_codes(load_pretrained(random_codec_dir)))
+    save_pretrained(s2s, root / "s2s")
+    encoder = SpeakerEncoder(TINY_SPEAKER).eval()
+    save_pretrained(encoder, root / "speaker")
+    bank = SpeakerBank(TINY_SPEAKER.embedding_dim, encoder_fingerprint(encoder))
+    for name, meta in load_voice_metadata().items():
+        bank.enroll(name, torch.randn(1, TINY_SPEAKER.embedding_dim), meta)
+    bank.save(root / "speaker")
+    return {"s2s": root / "s2s", "codec": random_codec_dir, "speaker": root / "speaker"}
+
+
+@pytest.fixture(scope="module")
+def models(model_dirs) -> EvalModels:
+    return EvalModels.load(model_dirs["s2s"], model_dirs["codec"], model_dirs["speaker"])
+
+
+@pytest.fixture(scope="module")
+def spied_run(models, tiny_dataset):
+    """One evaluation of the first held-out dialog, recording what every model step was given."""
+    runs: list[tuple[list[SessionScript], list]] = []  # per run_sessions: scripts, memory masks
+    run, step = s2s_eval.run_sessions, models.s2s.step
+
+    def run_spy(model, scripts, silence):
+        runs.append((scripts, []))
+        return run(model, scripts, silence)
+
+    def step_spy(
+        user_codes, speaker_emb=None, style_id=None, memory=None, memory_mask=None, **kwargs
+    ):
+        runs[-1][1].append(None if memory is None else memory_mask.clone())  # (B, M) or None
+        return step(user_codes, speaker_emb, style_id, memory, memory_mask, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(s2s_eval, "run_sessions", run_spy)
+        patch.setattr(models.s2s, "step", step_spy)
+        report = evaluate_s2s(models, tiny_dataset, "test", limit_dialogs=1, protocol=FAST)
+    return report, runs
+
+
+def test_cer_known_cases() -> None:
+    assert edit_distance("kitten", "sitting") == 3
+    assert edit_distance("", "abc") == 3 and edit_distance("abc", "abc") == 0
+    assert cer("నమస్కారం", "నమస్కారం") == 0.0
+    assert cer("", "") == 0.0
+    # Latin letters are outside the vocabulary and whitespace runs collapse.
+    assert cer("  నమస్కారం  hello ", "నమస్కారం") == 0.0
+    assert cer("అబ", "అబక") == pytest.approx(1 / 3)
+    assert cer("అబకడ", "అ") == 3.0  # insertions can push a CER past 1
+    rate = ErrorRate()
+    assert math.isnan(rate.value)
+    assert rate.add("అబ", "అబక") == pytest.approx(1 / 3)
+    rate.add("చ", "డ")
+    assert rate.value == pytest.approx((1 + 1) / (3 + 1))  # corpus level, not a mean of CERs
+    assert rate.pairs == 2
+
+
+def test_plan_lays_out_user_speech_pause_and_reply(models, tiny_dataset) -> None:
+    codec = models.codec
+    ds = DialogTimelines(
+        load_split(tiny_dataset, "test"), codec.sample_rate, TimelineConfig(), train=False
+    )
+    silence = silence_codes(codec)
+    protocol = ProtocolConfig(margin_frames=3, max_turns=2)
+    plan = plan_item(ds, 1, codec, silence, protocol)
+    assert (plan.voice, plan.user_voice) == ("ravi", ds.items[1][1])  # item 1 gets the second voice
+    assert len(plan.turns) == 2 and plan.user_codes.shape[1] == plan.silent.shape[0]
+    assert plan.silent[: protocol.lead_frames].all()
+    for turn in plan.turns:
+        start, end = turn.user_span
+        assert torch.equal(
+            plan.user_codes[:, start:end], encode_clip(codec, ds.audio(turn.user_row))
+        )
+        assert plan.silent[start : turn.reply_span[0]].all()  # the assistant listens
+        assert turn.reply_span[0] - end == protocol.pause_frames
+        assert not plan.silent[turn.reply_span[0] : turn.reply_span[1]].any()  # then speaks freely
+        assert (
+            plan.user_codes[:, turn.reply_span[0] : turn.reply_span[1]] == silence[:, None]
+        ).all()
+        longest = max(ds.meta["duration"][row] for row in turn.replies.values())  # of the styles
+        expected = math.ceil(longest * codec.frame_rate) + protocol.margin_frames
+        assert turn.reply_span[1] - turn.reply_span[0] == expected
+
+
+def test_sessions_in_a_batch_match_sessions_alone(models) -> None:
+    """Padding, forced silence and memory of one slot never leak into another."""
+    model, silence = models.s2s, models.s2s.silence_codes.cpu()
+    g = torch.Generator().manual_seed(1)
+
+    def script(
+        frames: int, spans: list[tuple[int, int]], use_memory: bool, style: int
+    ) -> SessionScript:
+        silent = torch.zeros(frames, dtype=torch.bool)
+        for start, end in spans:
+            silent[start : end + 2] = True
+        speaker = torch.nn.functional.normalize(torch.randn(16, generator=g), dim=0)
+        codes = torch.randint(0, 1024, (8, frames), generator=g)
+        return SessionScript(codes, silent, speaker, style, spans, use_memory)
+
+    scripts = [
+        script(24, [(2, 8), (14, 18)], True, 1),
+        script(17, [(1, 5)], False, 2),
+        script(30, [(3, 9)], True, 0),
+    ]
+    together = run_sessions(model, scripts, silence)
+    for script_alone, batched in zip(scripts, together, strict=True):
+        (alone,) = run_sessions(model, [script_alone], silence)
+        n = script_alone.user_codes.shape[1]
+        assert torch.equal(alone.text[:n], batched.text[:n])
+        assert torch.equal(alone.user_text[:n], batched.user_text[:n])
+        assert torch.equal(alone.codes[:, :n], batched.codes[:, :n])
+        assert len(alone.pooled) == len(script_alone.turn_spans)
+        for a, b in zip(alone.pooled, batched.pooled, strict=True):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    forced = scripts[0].silent  # silenced steps emit BLANK text and silence codes
+    assert (together[0].text[:24][forced] == 1).all()
+
+
+def test_evaluation_reports_every_metric_in_range(spied_run, tiny_dataset) -> None:
+    report, _ = spied_run
+    dialog = next(
+        d for d in load_corpus(CORPUS_DIR) if d.dialog_id == report["per_turn"][0]["dialog"]
+    )
+    renderings = report["renderings"]
+    assert (report["dialogs"], renderings) == (1, 2)  # one dialog in the two held-out voices
+    turns = dialog.turns[: FAST.max_turns]
+    assert report["turns"] == len(report["per_turn"]) == renderings * len(turns)
+    assert report["context_turns"] == renderings * sum(bool(t.depends_on) for t in turns) > 0
+    assert report["style_turns"] == renderings * sum(t.formal is not None for t in turns) > 0
+    assert report["held_out_voices_only"] and report["user_voices"] == ["user_07", "user_08"]
+    for key in CER_KEYS:
+        assert isinstance(report[key], float) and report[key] >= 0.0, key
+    for key in FRACTION_KEYS:
+        assert 0.0 <= report[key] <= 1.0, key
+    assert 0.0 <= report["sentiment_mae"] <= 2.0
+    assert report["f0_median_ratio"] is None or report["f0_median_ratio"] > 0
+    assert 0 < report["generated_seconds"] < report["stepped_seconds"]
+    assert report["wall_seconds"] > 0
+    json.dumps(report, allow_nan=False)  # NaN became None: strict JSON
+    turn = report["per_turn"][0]
+    assert {"reference", "monologue", "user_transcript", "round_trip", "identified_voice"} <= set(
+        turn
+    )
+
+
+def test_memory_off_sessions_get_an_empty_memory(spied_run) -> None:
+    _, runs = spied_run
+    scripts, masks = runs[0]  # the dialog's sessions; later runs are round trips
+    off = [b for b, s in enumerate(scripts) if not s.use_memory]
+    on = [b for b, s in enumerate(scripts) if s.use_memory]
+    assert off and on and len(masks) == max(s.user_codes.shape[1] for s in scripts)
+    assert all(mask is None or not mask[off].any() for mask in masks)
+    last = masks[-1]  # every turn of the memory-on sessions is stored by the end
+    assert last is not None and (last[on].sum(dim=-1) == len(scripts[on[0]].turn_spans)).all()
+    for scripts, masks in runs[1:]:
+        assert not any(s.use_memory for s in scripts) and all(m is None for m in masks)
+
+
+def test_codec_stage_hands_over_to_eval_codec(monkeypatch, tmp_path, capsys) -> None:
+    import telugu_s2s.eval as eval_cli
+    import telugu_s2s.eval_codec as eval_codec
+
+    seen = []
+    monkeypatch.setattr(eval_codec, "main", lambda argv: seen.append(argv) or {"ok": True})
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        codec_cfg = compose(
+            "eval", overrides=["stage=codec", "codec.max_clips=3", f"output={tmp_path}/c.json"]
+        )
+        speaker_cfg = compose("eval", overrides=["stage=speaker"])
+    GlobalHydra.instance().clear()
+    assert eval_cli.evaluate(codec_cfg) == {"ok": True}
+    argv = seen[0]
+    assert (
+        argv[argv.index("--max-clips") + 1] == "3"
+        and argv[argv.index("--json") + 1] == f"{tmp_path}/c.json"
+    )
+    assert argv[argv.index("--checkpoint") + 1] == str(REPO_ROOT / "checkpoints" / "codec")
+    assert eval_cli.evaluate(speaker_cfg) is None
+    assert "no evaluation for stage=speaker" in capsys.readouterr().out
+
+
+def test_cli_writes_the_json_report(model_dirs, tiny_dataset, tmp_path) -> None:
+    output = tmp_path / "eval" / "s2s.json"
+    command = [
+        sys.executable, "-m", "telugu_s2s.eval", "stage=s2s", f"s2s_dir={model_dirs['s2s']}",
+        f"codec_dir={model_dirs['codec']}", f"speaker_dir={model_dirs['speaker']}",
+        f"dataset_dir={tiny_dataset}", "limit_dialogs=1", "protocol.max_turns=1",
+        "protocol.margin_frames=2", f"output={output}", f"hydra.run.dir={tmp_path / 'run'}",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(output.read_text(encoding="utf-8"))
+    assert report["command"].startswith("python -m telugu_s2s.eval stage=s2s")
+    assert report["turns"] == 2 and report["checkpoints"]["s2s_dir"] == str(model_dirs["s2s"])
+    assert set(CER_KEYS + FRACTION_KEYS) <= set(report)
+    assert "monologue CER" in done.stdout and "round-trip CER" in done.stdout
