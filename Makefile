@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 TORCH_VERSION ?= 2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install data train train-codec train-speaker train-s2s serve demo test bench lint clean
+.PHONY: install data train train-codec train-speaker train-s2s serve demo eval test bench lint clean
 
 install: $(STAMP)
 
@@ -33,13 +33,24 @@ train-s2s: data
 # All three stages with the tiny CPU experiments, in dependency order.
 train: train-codec train-speaker train-s2s
 
+# The streaming server (ports 8000, then 8080, then 8010) on the checkpoints in checkpoints/.
 serve: install
-	@if [ -f src/telugu_s2s/serve.py ]; then $(PYTHON) -m telugu_s2s.serve; \
-	else echo "The streaming server lands with the serving issue; nothing to serve yet." >&2; exit 2; fi
+	$(PYTHON) -m telugu_s2s.serve
 
+# Fresh clone -> the web page: install, build the data, train any missing tiny checkpoint
+# (codec ~30 min, speaker ~20 min, s2s ~60 min on 2 cores), then serve.
 demo: install data
-	@if [ -f src/telugu_s2s/serve.py ]; then $(MAKE) serve; \
-	else echo "The demo server and web UI land with the serving and web UI issues." >&2; exit 2; fi
+	@for stage in codec speaker s2s; do \
+	  if [ ! -f checkpoints/$$stage/model.safetensors ]; then \
+	    echo "checkpoints/$$stage is missing: training the tiny $$stage model first (see README for times)"; \
+	    $(MAKE) --no-print-directory train-$$stage || exit 1; \
+	  fi; \
+	done
+	$(MAKE) --no-print-directory serve
+
+# Evaluate the S2S checkpoints on the held-out test split (artifacts/eval/s2s.json).
+eval: install
+	$(PYTHON) -m telugu_s2s.eval stage=s2s
 
 test: install
 	$(PYTHON) -m pytest $(PYTEST_ARGS)

@@ -11,6 +11,7 @@ cached by content hash, so a rerun only renders what changed.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -230,14 +231,21 @@ def build(cfg) -> dict:
         dialogs = keep
     jobs = plan_jobs(dialogs, cfg)
     rendered = render_all(jobs, int(cfg["num_workers"]))
+    # Renders are content-addressed, so the plan's hash identifies the dataset's content.
+    plan_hash = hashlib.sha1("\n".join(f"{j.row_id} {j.cache_path}" for j in jobs).encode()).hexdigest()[:16]
+    info_path = Path(cfg["output_dir"]) / "telugu_s2s.json"
+    if info_path.exists() and json.loads(info_path.read_text()).get("plan_hash") == plan_hash:
+        log.info("dataset at %s is up to date (plan %s)", cfg["output_dir"], plan_hash)
+        return {"rows": None, "renders": len(jobs), "rendered_now": rendered, "dialogs": len(dialogs), "plan_hash": plan_hash}
     info = {
+        "plan_hash": plan_hash,
         "seed": cfg["seed"],
         "dialogs": len(dialogs),
         "held_out_user_voices": list(cfg["held_out_user_voices"]),
         "dialog_splits": split_dialogs(dialogs, cfg["seed"], cfg["val_fraction"], cfg["test_fraction"]),
     }
     sizes = write_dataset(jobs, dialogs, cfg["output_dir"], info)
-    return {"rows": sizes, "renders": len(jobs), "rendered_now": rendered, "dialogs": len(dialogs)}
+    return {"rows": sizes, "renders": len(jobs), "rendered_now": rendered, "dialogs": len(dialogs), "plan_hash": plan_hash}
 
 
 def main() -> None:

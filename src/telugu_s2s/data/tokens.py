@@ -8,6 +8,7 @@ and the timelines are assembled in token space, frame-aligned.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from pathlib import Path
 
@@ -32,6 +33,16 @@ def file_digest(path: str | Path, length: int = 16) -> str:
 def silence_codes(codec) -> torch.Tensor:
     """The codes of one frame of digital silence, (K,)."""
     return codec.encode(torch.zeros(1, 1, codec.frame_size))[0, :, 0].long()
+
+
+def dataset_fingerprint(dataset_dir: Path, hf_split) -> str:
+    """The synthesized dataset's plan hash (stable across `make data` reruns), else HF's fingerprint."""
+    info = dataset_dir / "telugu_s2s.json"
+    if info.exists():
+        plan = json.loads(info.read_text()).get("plan_hash")
+        if plan:
+            return plan
+    return str(getattr(hf_split, "_fingerprint", ""))
 
 
 class TokenCache:
@@ -86,7 +97,7 @@ class SplitTokens:
     def __init__(self, cache: TokenCache, split: str, rows_dataset):
         self.cache, self.split, self.rows = cache, split, rows_dataset
         self.path = cache.root / f"{split}.pt"
-        self.fingerprint = getattr(rows_dataset.rows, "_fingerprint", None)
+        self.fingerprint = dataset_fingerprint(cache.dataset_dir, rows_dataset.rows)
         self.codes: dict[int, torch.Tensor] = {}
         if self.path.exists():
             saved = torch.load(self.path, weights_only=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
 
 from telugu_s2s.serving import protocol
 from telugu_s2s.serving.context import ConversationContext, Preferences
@@ -144,6 +145,8 @@ def create_app(engine: Engine, settings: ServerSettings | None = None,
     @app.get("/")
     async def index():
         return FileResponse(WEB_DIR / "index.html")
+
+    app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")  # the page's JS, CSS, font
 
     @app.get("/health")
     async def health():
