@@ -20,12 +20,14 @@ from telugu_s2s.modules.streaming import (
     StreamingState,
     module_device,
     module_dtype,
+    shared_field,
 )
 
 
 @dataclass
 class ConvState(StreamingState):
     buffer: Tensor  # (B, C_in, L): left context plus the input not yet consumed
+    weight: Tensor | None = shared_field()  # the (weight-normed) kernel, computed once per stream
 
 
 class StreamingConv1d(StreamingModule[ConvState]):
@@ -68,7 +70,7 @@ class StreamingConv1d(StreamingModule[ConvState]):
             device=module_device(self),
             dtype=module_dtype(self),
         )
-        return ConvState(batch_size, buffer=zeros)
+        return ConvState(batch_size, buffer=zeros, weight=self.conv.weight)
 
     def forward(self, x: Tensor) -> Tensor:
         """x (B, C_in, T) -> (B, C_out, T // stride) offline, or what is ready when streaming."""
@@ -84,12 +86,14 @@ class StreamingConv1d(StreamingModule[ConvState]):
         if num_out == 0:
             return x.new_zeros(x.shape[0], self.out_channels, 0)
         x = x[..., : (num_out - 1) * self.stride + self.span]
-        return self.conv._conv_forward(x, self.conv.weight, self.conv.bias)  # (B, C_out, num_out)
+        weight = self.conv.weight if state is None else state.weight
+        return self.conv._conv_forward(x, weight, self.conv.bias)  # (B, C_out, num_out)
 
 
 @dataclass
 class ConvTransposeState(StreamingState):
     tail: Tensor  # (B, C_out, kernel - stride): past frames' overlap onto future outputs, no bias
+    weight: Tensor | None = shared_field()  # the (weight-normed) kernel, computed once per stream
 
 
 class StreamingConvTranspose1d(StreamingModule[ConvTransposeState]):
@@ -129,17 +133,17 @@ class StreamingConvTranspose1d(StreamingModule[ConvTransposeState]):
             device=module_device(self),
             dtype=module_dtype(self),
         )
-        return ConvTransposeState(batch_size, tail=zeros)
+        return ConvTransposeState(batch_size, tail=zeros, weight=self.convtr.weight)
 
     def forward(self, x: Tensor) -> Tensor:
         """x (B, C_in, T) -> (B, C_out, T * stride), offline or streaming."""
         batch, _, frames = x.shape
         if frames == 0:
             return x.new_zeros(batch, self.out_channels, 0)
-        # (B, C_out, (T - 1) * stride + kernel)
-        y = F.conv_transpose1d(x, self.convtr.weight, stride=self.stride)
-        num_out = frames * self.stride
         state = self._streaming_state
+        weight = self.convtr.weight if state is None else state.weight
+        y = F.conv_transpose1d(x, weight, stride=self.stride)  # (B, C_out, (T - 1) * stride + kernel)
+        num_out = frames * self.stride
         if state is not None:
             head = y[..., : self.overlap] + state.tail  # (B, C_out, overlap)
             y = torch.cat([head, y[..., self.overlap :]], dim=-1)

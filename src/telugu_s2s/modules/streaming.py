@@ -23,7 +23,6 @@ from typing import Generic, TypeVar
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils import parametrize
 
 
 @dataclasses.dataclass
@@ -41,11 +40,18 @@ class StreamingState:
         a reset is exact at frame boundaries, which is where a server resets.
         """
         for field in dataclasses.fields(self):
+            if field.metadata.get("shared"):  # per-stream constants, not per-item state
+                continue
             value = getattr(self, field.name)
             if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == self.batch_size:
                 item_mask = mask.to(value.device).view(-1, *([1] * (value.dim() - 1)))
                 # Out of place: states built under inference_mode refuse in-place updates.
                 setattr(self, field.name, value.masked_fill(item_mask, 0))
+
+
+def shared_field(default=None):
+    """A state field that belongs to the whole stream (not batch-first): `reset` skips it."""
+    return dataclasses.field(default=default, metadata={"shared": True})
 
 
 StateT = TypeVar("StateT", bound=StreamingState)
@@ -100,9 +106,9 @@ def streaming(module: nn.Module, batch_size: int) -> Iterator[None]:
     """Put every streaming module under `module` in streaming mode with fresh states.
 
     Works on any `nn.Module` (a model that only contains streaming modules, for instance).
-    The states are dropped when the context exits. Parametrized weights (weight norm) are
-    computed once for the whole stream instead of once per layer call, since a per-frame
-    step is dominated by such fixed costs: weights must not change inside the context.
+    The states are dropped when the context exits. Layers may keep per-stream constants in
+    `shared_field()`s of their state (e.g. weight-normed weights computed once, since a
+    per-frame step is dominated by such fixed costs): weights must not change inside it.
     """
     modules = streaming_modules(module)
     already = [type(m).__name__ for m in modules if m.is_streaming]
@@ -111,8 +117,7 @@ def streaming(module: nn.Module, batch_size: int) -> Iterator[None]:
     try:
         for m in modules:
             m._streaming_state = m.init_state(batch_size)
-        with parametrize.cached():
-            yield
+        yield
     finally:
         for m in modules:
             m._streaming_state = None
