@@ -57,7 +57,14 @@ def _write(tmp_path, dialogs):
 
 
 def _turn(user, reply, **kw):
-    return {"user": user, "assistant": reply, "topic": "food", "sentiment": 0.0, "emotion": "neutral", **kw}
+    return {
+        "user": user,
+        "assistant": reply,
+        "topic": "food",
+        "sentiment": 0.0,
+        "emotion": "neutral",
+        **kw,
+    }
 
 
 def test_validator_reports_each_problem(tmp_path):
@@ -71,7 +78,14 @@ def test_validator_reports_each_problem(tmp_path):
         ],
     }]  # fmt: skip
     problems = "\n".join(validate(_write(tmp_path, dialogs)))
-    for expected in ("duplicate user", "not pure Telugu", "outside [-1, 1]", "unknown emotion", "earlier turns", "both formal and casual"):
+    for expected in (
+        "duplicate user",
+        "not pure Telugu",
+        "outside [-1, 1]",
+        "unknown emotion",
+        "earlier turns",
+        "both formal and casual",
+    ):
         assert expected in problems
 
 

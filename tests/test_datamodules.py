@@ -62,7 +62,10 @@ def test_s2s_timelines_two_channels_with_aligned_text(tiny_dataset):
     asst = batch["assistant_audio"][0, 0, : frames * FRAME].reshape(frames, FRAME).abs().amax(1)
     text = batch["assistant_text"][0, :frames]
     assert batch["turn_mask"][0].sum() >= 1
-    for (us, ue), (as_, ae) in zip(batch["user_span"][0][batch["turn_mask"][0]], batch["assistant_span"][0][batch["turn_mask"][0]]):
+    mask = batch["turn_mask"][0]
+    for (_, ue), (as_, ae) in zip(
+        batch["user_span"][0][mask], batch["assistant_span"][0][mask], strict=True
+    ):
         assert ue <= as_  # the reply comes after the user's turn (no barge-in in evaluation)
         assert asst[as_ + 1 : ae - 1].max() > 0.01 and user[as_ + 1 : ae - 1].max() == 0
         assert (text[as_:ae] != BLANK).any()
@@ -77,12 +80,14 @@ def test_barge_in_cuts_the_reply(tiny_dataset):
     from telugu_s2s.data.datasets import load_split
 
     rows = load_split(tiny_dataset, "train")
-    ds = DialogTimelines(rows, 16000, TimelineConfig(max_seconds=40.0, barge_in_prob=1.0), seed=3, train=True)
+    ds = DialogTimelines(
+        rows, 16000, TimelineConfig(max_seconds=40.0, barge_in_prob=1.0), seed=3, train=True
+    )
     found = False
     for i in range(len(ds)):
         item = ds[i]
         turns = item["turns"]
-        for prev, nxt in zip(turns, turns[1:]):
+        for prev, nxt in zip(turns, turns[1:], strict=False):
             if prev["interrupted"]:
                 found = True
                 (a_start, a_end), (u_start, _) = prev["assistant_span"], nxt["user_span"]
@@ -107,13 +112,22 @@ def test_eval_items_are_deterministic(tiny_dataset):
 def test_token_timelines_place_each_utterance_on_frames(tiny_dataset, random_codec_dir):
     from telugu_s2s.data.tokens import TokenCache
 
-    dm = TeluguDataModule("s2s", str(tiny_dataset), batch_size=1, codec_dir=str(random_codec_dir), precompute_tokens=False)
+    dm = TeluguDataModule(
+        "s2s",
+        str(tiny_dataset),
+        batch_size=1,
+        codec_dir=str(random_codec_dir),
+        precompute_tokens=False,
+    )
     dm.setup()
     ds = dm.datasets["validation"]
     item = ds[0]
     codes, silence = item["user_codes"], ds.silence  # (K, F), (K,)
     assert codes.shape == (8, item["num_frames"])
-    (start, end), row = item["turns"][0]["user_span"], ds.user_rows[ds.items[0]][item["turns"][0]["turn_index"]]
+    (start, _), row = (
+        item["turns"][0]["user_span"],
+        ds.user_rows[ds.items[0]][item["turns"][0]["turn_index"]],
+    )
     expected = ds.codes[row].long()  # the utterance encoded on its own
     n = expected.shape[1]
     assert torch.equal(codes[:, start : start + n], expected)

@@ -50,7 +50,18 @@ def test_tiny_build_schema(tiny_dataset):
     dd = datasets.load_from_disk(str(tiny_dataset))
     assert set(dd) == set(SPLITS)
     train = dd["train"]
-    for column in ("audio", "text", "speaker", "dialog_id", "turn_index", "topic", "sentiment", "emotion", "role", "word_starts_ms"):
+    for column in (
+        "audio",
+        "text",
+        "speaker",
+        "dialog_id",
+        "turn_index",
+        "topic",
+        "sentiment",
+        "emotion",
+        "role",
+        "word_starts_ms",
+    ):
         assert column in train.column_names
     row = train[0]
     audio = decode_audio(row["audio"], 16000)

@@ -47,7 +47,13 @@ def test_experiment_configs_compose(tmp_path):
 
 def test_wandb_logger_runs_offline(tiny_dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
-    overrides = ["stage=speaker", "trainer=debug", "logger=wandb", "test=false", f"paths.dataset_dir={tiny_dataset}"]
+    overrides = [
+        "stage=speaker",
+        "trainer=debug",
+        "logger=wandb",
+        "test=false",
+        f"paths.dataset_dir={tiny_dataset}",
+    ]
     cfg = compose_train(overrides, tmp_path)
     train(cfg)
     assert list((tmp_path / "wandb").glob("offline-run-*")), "wandb wrote no offline run"
@@ -65,5 +71,10 @@ def test_multirun_sweeps_two_jobs(tiny_dataset, tmp_path):
     jobs = sorted(p.parent.parent for p in tmp_path.glob("codec/multiruns/*/*/export/config.json"))
     assert len(jobs) == 2
     assert all(read_metadata(j / "export")["stage"] == "codec" for j in jobs)
-    lrs = {line for j in jobs for line in (j / ".hydra" / "overrides.yaml").read_text().splitlines() if "model.lr" in line}
+    lrs = {
+        line
+        for j in jobs
+        for line in (j / ".hydra" / "overrides.yaml").read_text().splitlines()
+        if "model.lr" in line
+    }
     assert lrs == {"- model.lr=0.001", "- model.lr=0.0003"}

@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from telugu_s2s.data.corpus import all_turns, load_corpus
-from telugu_s2s.data.voices import ASSISTANT_VOICES, VoiceSpec, load_synth_config, median_f0, render, voices_from_config
+from telugu_s2s.data.voices import (
+    ASSISTANT_VOICES,
+    VoiceSpec,
+    load_synth_config,
+    median_f0,
+    render,
+    voices_from_config,
+)
 from telugu_s2s.modules.features import MelSpectrogram
 
 TARGETS_HZ = {"arjun": 120, "ravi": 100, "priya": 220, "lakshmi": 190}
@@ -63,10 +70,14 @@ def test_voices_differ_in_timbre_not_only_pitch(voices, texts):
         return np.mean(frames, axis=0)
 
     first, second = texts[:12], texts[12:24]
-    neutral = {n: VoiceSpec(n, voices[n].espeak, pitch=50, range=50, rate=150) for n in ASSISTANT_VOICES}
+    neutral = {
+        n: VoiceSpec(n, voices[n].espeak, pitch=50, range=50, rate=150) for n in ASSISTANT_VOICES
+    }
     within = max(np.linalg.norm(envelope(v, first) - envelope(v, second)) for v in neutral.values())
     env = {n: envelope(v, first) for n, v in neutral.items()}
     across = min(
-        np.linalg.norm(env[a] - env[b]) for i, a in enumerate(ASSISTANT_VOICES) for b in ASSISTANT_VOICES[i + 1 :]
+        np.linalg.norm(env[a] - env[b])
+        for i, a in enumerate(ASSISTANT_VOICES)
+        for b in ASSISTANT_VOICES[i + 1 :]
     )
     assert across > 3 * within, (across, within)

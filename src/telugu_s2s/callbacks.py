@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -39,7 +41,9 @@ class ExportPretrained(L.Callback):
         state = None
         if best and Path(best).exists():
             state = pl_module.state_dict()
-            pl_module.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
+            pl_module.load_state_dict(
+                torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
+            )
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         extra = {
             "stage": self.stage,

@@ -68,7 +68,11 @@ def build_config(config_class: type, values: dict) -> Any:
             continue
         value = values[field.name]
         field_type = hints.get(field.name)
-        if field_type is not None and dataclasses.is_dataclass(field_type) and isinstance(value, dict):
+        if (
+            field_type is not None
+            and dataclasses.is_dataclass(field_type)
+            and isinstance(value, dict)
+        ):
             value = build_config(field_type, value)
         elif isinstance(value, list) and isinstance(field.default, tuple):
             value = tuple(value)

@@ -26,7 +26,11 @@ def _instantiate_all(section: DictConfig | None) -> list[Any]:
     """Every `_target_` entry of a dict-of-configs group (callbacks, loggers)."""
     if not section:
         return []
-    return [hydra.utils.instantiate(c) for c in section.values() if isinstance(c, DictConfig) and "_target_" in c]
+    return [
+        hydra.utils.instantiate(c)
+        for c in section.values()
+        if isinstance(c, DictConfig) and "_target_" in c
+    ]
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -37,7 +41,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model: L.LightningModule = hydra.utils.instantiate(cfg.model)
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False
+    )
     hparams = {
         key: OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
         for key, value in cfg.items()
@@ -51,7 +57,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     if cfg.get("test"):
-        best = getattr(trainer.checkpoint_callback, "best_model_path", "") if cfg.get("train") else ""
+        best = (
+            getattr(trainer.checkpoint_callback, "best_model_path", "") if cfg.get("train") else ""
+        )
         trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     log.info("metrics: %s", {k: round(v, 5) for k, v in metrics.items()})

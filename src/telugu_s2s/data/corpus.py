@@ -49,7 +49,9 @@ STYLES: tuple[str, ...] = ("formal", "casual")
 _TELUGU_CHAR = re.compile(r"[\u0C00-\u0C7F]")
 _ALLOWED = re.compile(r"^[\u0C00-\u0C7F\u200c\u200d .,?!'\-]+$")
 
-DEFAULT_CORPUS_DIR = Path(__file__).resolve().parents[3] / "data" / "corpus"  # stdlib-only on purpose
+DEFAULT_CORPUS_DIR = (
+    Path(__file__).resolve().parents[3] / "data" / "corpus"
+)  # stdlib-only on purpose
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """One LightningDataModule for all three stages, over the same saved dataset.
 
-    task=codec    random audio crops                      {"audio": (B, 1, T)}
-    task=speaker  labelled utterance crops + augmentation  {"audio", "length", "speaker_id"}
-    task=s2s      two-channel dialog timelines            see `timeline.collate_timelines`
-                  (with `codec_dir`, also frame-aligned codec tokens per channel)
+task=codec    random audio crops                      {"audio": (B, 1, T)}
+task=speaker  labelled utterance crops + augmentation  {"audio", "length", "speaker_id"}
+task=s2s      two-channel dialog timelines            see `timeline.collate_timelines`
+              (with `codec_dir`, also frame-aligned codec tokens per channel)
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from telugu_s2s.data.datasets import CodecCrops, SpeakerUtterances, load_split, speaker_names_of
-from telugu_s2s.data.tokens import TokenCache
 from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig, collate_timelines
+from telugu_s2s.data.tokens import TokenCache
 
 TASKS = ("codec", "speaker", "s2s")
 
@@ -55,9 +55,13 @@ class TeluguDataModule(L.LightningDataModule):
             augment = None
             if hp.augment and train:
                 from telugu_s2s.data.augment import augment
-            ds = SpeakerUtterances(rows, hp.sample_rate, hp.crop_seconds, self.speaker_names, hp.seed, train, augment)
+            ds = SpeakerUtterances(
+                rows, hp.sample_rate, hp.crop_seconds, self.speaker_names, hp.seed, train, augment
+            )
         else:
-            ds = DialogTimelines(rows, hp.sample_rate, TimelineConfig(**(hp.timeline or {})), hp.seed, train)
+            ds = DialogTimelines(
+                rows, hp.sample_rate, TimelineConfig(**(hp.timeline or {})), hp.seed, train
+            )
             if hp.codec_dir:  # token timelines for the S2S model (codes cached per codec)
                 cache = TokenCache(hp.dataset_dir, hp.codec_dir)
                 ds.codes, ds.silence = cache.load(split, ds, hp.precompute_tokens), cache.silence()

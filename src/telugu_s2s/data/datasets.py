@@ -89,7 +89,9 @@ class _RowsDataset(Dataset):
 class CodecCrops(_RowsDataset):
     """Random fixed-length crops of any utterance: {"audio": (1, T)}."""
 
-    def __init__(self, hf_split, sample_rate: int, crop_seconds: float, seed: int = 0, train: bool = True):
+    def __init__(
+        self, hf_split, sample_rate: int, crop_seconds: float, seed: int = 0, train: bool = True
+    ):
         super().__init__(hf_split, sample_rate, seed, train)
         self.crop = int(round(crop_seconds * sample_rate))
 
@@ -131,7 +133,11 @@ class SpeakerUtterances(_RowsDataset):
             wav = self.augment(torch.from_numpy(wav), generator).numpy()
         length = min(wav.shape[0], self.crop)
         wav = crop_or_pad(wav, self.crop, rng)
-        return {"audio": torch.from_numpy(wav)[None], "length": length, "speaker_id": self.labels[index]}
+        return {
+            "audio": torch.from_numpy(wav)[None],
+            "length": length,
+            "speaker_id": self.labels[index],
+        }
 
 
 def speaker_names_of(hf_split) -> list[str]:

@@ -120,7 +120,9 @@ class Espeak:
                 self._lib.espeak_SetParameter(_PARAM[name], int(value), 0)
             self._chunks, self._events = [], []
             data = text.encode("utf-8") + b"\0"
-            err = self._lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+            err = self._lib.espeak_Synth(
+                data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+            )
             self._lib.espeak_Synchronize()
             if err != 0:
                 raise EspeakError(f"espeak_Synth failed with code {err} for {text!r}")

@@ -12,7 +12,6 @@ cached by content hash, so a rerun only renders what changed.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import math
@@ -22,13 +21,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
 from telugu_s2s.data.corpus import EMOTIONS, TOPICS, Dialog, load_corpus, validate
-from telugu_s2s.paths import CONFIG_DIR
 from telugu_s2s.data.voices import VoiceSpec, render, render_key, voices_from_config
+from telugu_s2s.paths import CONFIG_DIR
 
 log = logging.getLogger(__name__)
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
@@ -48,7 +46,9 @@ class RenderJob:
     cache_path: str
 
 
-def split_dialogs(dialogs: list[Dialog], seed: int, val_fraction: float, test_fraction: float) -> dict[str, str]:
+def split_dialogs(
+    dialogs: list[Dialog], seed: int, val_fraction: float, test_fraction: float
+) -> dict[str, str]:
     """Dialog id -> split. Stratified by topic so every split sees every topic."""
     rng = random.Random(seed)
     by_topic: dict[str, list[str]] = {}
@@ -61,7 +61,9 @@ def split_dialogs(dialogs: list[Dialog], seed: int, val_fraction: float, test_fr
         n_val = math.ceil(val_fraction * len(ids)) if len(ids) >= 3 else 0
         n_test = math.ceil(test_fraction * len(ids)) if len(ids) >= 3 else 0
         for i, dialog_id in enumerate(ids):
-            assignment[dialog_id] = "validation" if i < n_val else "test" if i < n_val + n_test else "train"
+            assignment[dialog_id] = (
+                "validation" if i < n_val else "test" if i < n_val + n_test else "train"
+            )
     return assignment
 
 
@@ -86,7 +88,9 @@ def plan_jobs(dialogs: list[Dialog], cfg) -> list[RenderJob]:
             )
         key = render_key(text, voice, sr)
         path = str(cache / key[:2] / f"{key}.flac")
-        jobs.append(RenderJob(row_id, split, d.dialog_id, t.index, role, style, text, voice, sr, path))
+        jobs.append(
+            RenderJob(row_id, split, d.dialog_id, t.index, role, style, text, voice, sr, path)
+        )
 
     for d in dialogs:
         split = splits[d.dialog_id]
@@ -127,7 +131,9 @@ def render_job(job: RenderJob) -> bool:
 def render_all(jobs: list[RenderJob], num_workers: int) -> int:
     """Render every uncached job across `num_workers` processes, with a progress bar."""
     todo = [j for j in jobs if not Path(j.cache_path).exists()]
-    log.info("%d renders planned, %d cached, %d to render", len(jobs), len(jobs) - len(todo), len(todo))
+    log.info(
+        "%d renders planned, %d cached, %d to render", len(jobs), len(jobs) - len(todo), len(todo)
+    )
     if not todo:
         return 0
     if num_workers <= 1:
@@ -135,7 +141,12 @@ def render_all(jobs: list[RenderJob], num_workers: int) -> int:
             render_job(job)
         return len(todo)
     with mp.get_context("spawn").Pool(num_workers) as pool:
-        for _ in tqdm(pool.imap_unordered(render_job, todo, chunksize=16), total=len(todo), desc="synth", unit="utt"):
+        for _ in tqdm(
+            pool.imap_unordered(render_job, todo, chunksize=16),
+            total=len(todo),
+            desc="synth",
+            unit="utt",
+        ):
             pass
     return len(todo)
 
@@ -232,20 +243,36 @@ def build(cfg) -> dict:
     jobs = plan_jobs(dialogs, cfg)
     rendered = render_all(jobs, int(cfg["num_workers"]))
     # Renders are content-addressed, so the plan's hash identifies the dataset's content.
-    plan_hash = hashlib.sha1("\n".join(f"{j.row_id} {j.cache_path}" for j in jobs).encode()).hexdigest()[:16]
+    plan_hash = hashlib.sha1(
+        "\n".join(f"{j.row_id} {j.cache_path}" for j in jobs).encode()
+    ).hexdigest()[:16]
     info_path = Path(cfg["output_dir"]) / "telugu_s2s.json"
     if info_path.exists() and json.loads(info_path.read_text()).get("plan_hash") == plan_hash:
         log.info("dataset at %s is up to date (plan %s)", cfg["output_dir"], plan_hash)
-        return {"rows": None, "renders": len(jobs), "rendered_now": rendered, "dialogs": len(dialogs), "plan_hash": plan_hash}
+        return {
+            "rows": None,
+            "renders": len(jobs),
+            "rendered_now": rendered,
+            "dialogs": len(dialogs),
+            "plan_hash": plan_hash,
+        }
     info = {
         "plan_hash": plan_hash,
         "seed": cfg["seed"],
         "dialogs": len(dialogs),
         "held_out_user_voices": list(cfg["held_out_user_voices"]),
-        "dialog_splits": split_dialogs(dialogs, cfg["seed"], cfg["val_fraction"], cfg["test_fraction"]),
+        "dialog_splits": split_dialogs(
+            dialogs, cfg["seed"], cfg["val_fraction"], cfg["test_fraction"]
+        ),
     }
     sizes = write_dataset(jobs, dialogs, cfg["output_dir"], info)
-    return {"rows": sizes, "renders": len(jobs), "rendered_now": rendered, "dialogs": len(dialogs), "plan_hash": plan_hash}
+    return {
+        "rows": sizes,
+        "renders": len(jobs),
+        "rendered_now": rendered,
+        "dialogs": len(dialogs),
+        "plan_hash": plan_hash,
+    }
 
 
 def main() -> None:

@@ -32,7 +32,9 @@ class TextTokenizer:
             if ch in _INDEX:
                 ids.append(_INDEX[ch])
             elif strict:
-                raise ValueError(f"character {ch!r} (U+{ord(ch):04X}) is not in the Telugu vocabulary")
+                raise ValueError(
+                    f"character {ch!r} (U+{ord(ch):04X}) is not in the Telugu vocabulary"
+                )
         return ids
 
     def decode(self, ids, skip_special: bool = True) -> str:
@@ -75,7 +77,7 @@ def align_to_frames(
     # Each word takes the text up to the next word, so punctuation is kept.
     bounds = char_starts[1:] + [len(text)]
     cursor = 0
-    for start_ms, lo, hi in zip(starts_ms, char_starts, bounds):
+    for start_ms, lo, hi in zip(starts_ms, char_starts, bounds, strict=True):
         ids = tok.encode(text[lo:hi].strip()) + [SPACE]
         cursor = max(cursor, offset_frames + int(start_ms * frame_rate / 1000.0))
         for token in ids:

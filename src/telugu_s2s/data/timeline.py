@@ -33,7 +33,10 @@ class TimelineConfig:
     pause_after_user: tuple[float, float] = (0.2, 0.7)
     pause_after_assistant: tuple[float, float] = (0.3, 1.0)
     barge_in_prob: float = 0.15
-    barge_in_at: tuple[float, float] = (0.3, 0.8)  # fraction of the reply heard before the user speaks
+    barge_in_at: tuple[float, float] = (
+        0.3,
+        0.8,
+    )  # fraction of the reply heard before the user speaks
     stop_delay_frames: int = 2  # the assistant falls silent this many frames after a barge-in
     fade_ms: float = 10.0
     use_styles: bool = True
@@ -53,9 +56,14 @@ class DialogTimelines(_RowsDataset):
         self.codes, self.silence = codes, silence
         self.frame_size = int(round(sample_rate / cfg.frame_rate))
         self.user_rows: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
-        self.reply_rows: dict[tuple[str, str], dict[int, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+        self.reply_rows: dict[tuple[str, str], dict[int, dict[str, int]]] = defaultdict(
+            lambda: defaultdict(dict)
+        )
         for i, (dialog, turn, role, style, speaker) in enumerate(
-            zip(*(self.meta[c] for c in ("dialog_id", "turn_index", "role", "style", "speaker")))
+            zip(
+                *(self.meta[c] for c in ("dialog_id", "turn_index", "role", "style", "speaker")),
+                strict=True,
+            )
         ):
             if role == "user":
                 self.user_rows[(dialog, speaker)][turn] = i
@@ -75,14 +83,22 @@ class DialogTimelines(_RowsDataset):
         cfg, sr, rng = self.cfg, self.sample_rate, self.rng(index)
         dialog, user_voice = self.items[index]
         voices = [v for v in ASSISTANT_VOICES if (dialog, v) in self.reply_rows]
-        voice = voices[int(rng.integers(len(voices)))] if rng is not None else voices[index % len(voices)]
+        voice = (
+            voices[int(rng.integers(len(voices)))]
+            if rng is not None
+            else voices[index % len(voices)]
+        )
         user_turns, replies = self.user_rows[(dialog, user_voice)], self.reply_rows[(dialog, voice)]
         turns = sorted(t for t in user_turns if t in replies)
         first = int(rng.integers(len(turns))) if rng is not None and len(turns) > 1 else 0
         style = "default"
         if cfg.use_styles:
             options = sorted({s for t in turns for s in replies[t]})
-            style = options[int(rng.integers(len(options)))] if rng is not None else options[index % len(options)]
+            style = (
+                options[int(rng.integers(len(options)))]
+                if rng is not None
+                else options[index % len(options)]
+            )
 
         max_len = int(cfg.max_seconds * sr)
         fs = self.frame_size
@@ -113,8 +129,12 @@ class DialogTimelines(_RowsDataset):
             a_row = reply_row(turn)
             u_wav, a_wav = audio(u_row), audio(a_row)
             barged = placed and placed[-1]["barge_in_at"] is not None
-            u_start = placed[-1]["barge_in_at"] if barged else snap(cursor)  # a barge-in starts mid-reply
-            a_start = snap(u_start + len(u_wav) + int(self._uniform(rng, cfg.pause_after_user) * sr))
+            u_start = (
+                placed[-1]["barge_in_at"] if barged else snap(cursor)
+            )  # a barge-in starts mid-reply
+            a_start = snap(
+                u_start + len(u_wav) + int(self._uniform(rng, cfg.pause_after_user) * sr)
+            )
             if a_start + len(a_wav) > max_len:
                 break  # keep whole turns only
             a_len, next_user = len(a_wav), None
@@ -122,17 +142,33 @@ class DialogTimelines(_RowsDataset):
             if barge:
                 next_user = snap(a_start + int(self._uniform(rng, cfg.barge_in_at) * len(a_wav)))
                 nxt = window[k + 1]  # interrupt only if the interrupting turn fits too
-                need = len(audio(user_turns[nxt])) + int(cfg.pause_after_user[1] * sr) + len(audio(reply_row(nxt))) + 2 * fs
+                need = (
+                    len(audio(user_turns[nxt]))
+                    + int(cfg.pause_after_user[1] * sr)
+                    + len(audio(reply_row(nxt)))
+                    + 2 * fs
+                )
                 barge = next_user + need <= max_len
             if barge:
-                a_len = min(len(a_wav), next_user - a_start + cfg.stop_delay_frames * self.frame_size)
+                a_len = min(
+                    len(a_wav), next_user - a_start + cfg.stop_delay_frames * self.frame_size
+                )
                 a_wav = _fade_out(a_wav[:a_len].copy(), int(cfg.fade_ms * sr / 1000))
             user_ch[u_start : u_start + len(u_wav)] += u_wav
             asst_ch[a_start : a_start + a_len] += a_wav
             self._place_text(user_text, u_row, u_start, len(u_wav))
             self._place_text(asst_text, a_row, a_start, a_len)
             if self.codes is not None:
-                placed_codes.append((u_row, u_start // fs, -(-len(u_wav) // fs), a_row, a_start // fs, -(-a_len // fs)))
+                placed_codes.append(
+                    (
+                        u_row,
+                        u_start // fs,
+                        -(-len(u_wav) // fs),
+                        a_row,
+                        a_start // fs,
+                        -(-a_len // fs),
+                    )
+                )
             row = self.rows[int(a_row)]
             placed.append({
                 "user_span": (u_start // self.frame_size, (u_start + len(u_wav)) // self.frame_size),
@@ -167,7 +203,10 @@ class DialogTimelines(_RowsDataset):
         """Both channels as codec tokens (K, F): silence codes, then each utterance's codes."""
         channels = [self.silence.long()[:, None].repeat(1, frames) for _ in range(2)]  # 2 x (K, F)
         for u_row, u_frame, u_len, a_row, a_frame, a_len in placed:
-            for channel, row, start, length in ((0, u_row, u_frame, u_len), (1, a_row, a_frame, a_len)):
+            for channel, row, start, length in (
+                (0, u_row, u_frame, u_len),
+                (1, a_row, a_frame, a_len),
+            ):
                 codes = self.codes[int(row)].long()[:, :length]  # (K, n)
                 n = min(codes.shape[1], frames - start)
                 channels[channel][:, start : start + n] = codes[:, :n]
@@ -176,12 +215,21 @@ class DialogTimelines(_RowsDataset):
     def meta_text(self, row: int) -> str:
         return self.rows[int(row)]["text"]
 
-    def _place_text(self, stream: np.ndarray, row_index: int, start_sample: int, num_samples: int) -> None:
+    def _place_text(
+        self, stream: np.ndarray, row_index: int, start_sample: int, num_samples: int
+    ) -> None:
         row = self.rows[int(row_index)]
-        start, end = start_sample // self.frame_size, -(-(start_sample + num_samples) // self.frame_size)
+        start, end = (
+            start_sample // self.frame_size,
+            -(-(start_sample + num_samples) // self.frame_size),
+        )
         end = min(end, stream.shape[0])
         stream[start:end] = align_to_frames(
-            row["text"], row["word_starts_ms"], row["word_char_start"], end - start, self.cfg.frame_rate
+            row["text"],
+            row["word_starts_ms"],
+            row["word_char_start"],
+            end - start,
+            self.cfg.frame_rate,
         )
 
 
@@ -220,7 +268,9 @@ def collate_timelines(items: list[dict]) -> dict:
     }
     if "user_codes" in items[0]:
         for key in ("user_codes", "assistant_codes"):
-            codes = torch.stack([it[key][:, -1:].expand(-1, frames).clone() for it in items])  # (B, K, F)
+            codes = torch.stack(
+                [it[key][:, -1:].expand(-1, frames).clone() for it in items]
+            )  # (B, K, F)
             for b, it in enumerate(items):
                 codes[b, :, : it["num_frames"]] = it[key]
             out[key] = codes  # padded with each item's last (silence) frame

@@ -122,12 +122,19 @@ class SplitTokens:
             return
         durations = np.asarray(self.rows.meta["duration"])[missing]
         order = [missing[i] for i in np.argsort(durations)]
-        for start in tqdm(range(0, len(order), batch_size), desc=f"codec tokens ({self.split})", unit="batch"):
+        for start in tqdm(
+            range(0, len(order), batch_size), desc=f"codec tokens ({self.split})", unit="batch"
+        ):
             idx = order[start : start + batch_size]
-            for i, codes in zip(idx, self.cache.encode([self.rows.audio(i) for i in idx])):
+            for i, codes in zip(
+                idx, self.cache.encode([self.rows.audio(i) for i in idx]), strict=True
+            ):
                 self.codes[i] = codes
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        payload = {"dataset_fingerprint": self.fingerprint, "codes": [self.codes[i] for i in range(len(self))]}
+        payload = {
+            "dataset_fingerprint": self.fingerprint,
+            "codes": [self.codes[i] for i in range(len(self))],
+        }
         torch.save(payload, tmp)
         tmp.replace(self.path)

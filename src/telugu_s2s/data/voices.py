@@ -70,7 +70,9 @@ def render_key(text: str, voice: VoiceSpec, sample_rate: int) -> str:
     return hashlib.sha1(payload.encode("utf-8")).hexdigest()
 
 
-def median_f0(audio: np.ndarray, sample_rate: int, floor: float = 60.0, ceiling: float = 400.0) -> float:
+def median_f0(
+    audio: np.ndarray, sample_rate: int, floor: float = 60.0, ceiling: float = 400.0
+) -> float:
     """Median F0 of the voiced frames, by Praat's autocorrelation tracker (parselmouth)."""
     import parselmouth
 

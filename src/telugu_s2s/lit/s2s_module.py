@@ -17,7 +17,9 @@ from telugu_s2s.models.context_memory import ContextMemory
 from telugu_s2s.models.s2s import IGNORE_INDEX, S2SModel
 
 
-def turn_memory_mask(user_span: torch.Tensor, turn_mask: torch.Tensor, num_frames: int) -> torch.Tensor:
+def turn_memory_mask(
+    user_span: torch.Tensor, turn_mask: torch.Tensor, num_frames: int
+) -> torch.Tensor:
     """(B, F, N): frame f may retrieve turn n once the user has finished speaking it."""
     frames = torch.arange(num_frames, device=user_span.device)  # (F,)
     ended = frames[None, :, None] >= user_span[:, None, :, 1]  # (B, F, N)
@@ -46,38 +48,59 @@ class S2SModule(L.LightningModule):
         from telugu_s2s.speakers import SpeakerBank
 
         bank = SpeakerBank.load(speaker_dir)
-        self.register_buffer("speakers", torch.stack([bank.embedding(n) for n in ASSISTANT_VOICES]), persistent=False)
+        self.register_buffer(
+            "speakers", torch.stack([bank.embedding(n) for n in ASSISTANT_VOICES]), persistent=False
+        )
         net.cfg.speaker_fingerprint = bank.encoder_fingerprint or ""
 
     def on_fit_start(self) -> None:
         train = self.trainer.datamodule.datasets["train"]
         silence = getattr(getattr(train, "dataset", train), "silence", None)
         if silence is None:
-            raise ValueError("the s2s datamodule needs `codec_dir`: the model trains on codec tokens")
+            raise ValueError(
+                "the s2s datamodule needs `codec_dir`: the model trains on codec tokens"
+            )
         self.net.set_silence_codes(silence)
 
     def _forward(self, batch: dict):
         net, frames = self.net, batch["user_codes"].shape[-1]
         speaker = self.speakers[batch["speaker_id"]]  # (B, S)
-        args = (batch["user_codes"], batch["assistant_codes"], batch["assistant_text"], speaker, batch["style_id"])
-        spans = ContextMemory.span_mask(batch["user_span"], frames) & batch["turn_mask"][..., None]  # (B, N, F)
+        args = (
+            batch["user_codes"],
+            batch["assistant_codes"],
+            batch["assistant_text"],
+            speaker,
+            batch["style_id"],
+        )
+        spans = (
+            ContextMemory.span_mask(batch["user_span"], frames) & batch["turn_mask"][..., None]
+        )  # (B, N, F)
         memory = memory_mask = None
         if self.hparams.use_memory:
             with torch.no_grad():
                 memory = net.turn_embedding(net(*args).hidden, spans)  # (B, N, D)
-            memory_mask = turn_memory_mask(batch["user_span"], batch["turn_mask"], frames)  # (B, F, N)
+            memory_mask = turn_memory_mask(
+                batch["user_span"], batch["turn_mask"], frames
+            )  # (B, F, N)
         out = net(*args, memory=memory, memory_mask=memory_mask)
         return out, spans
 
     def _losses(self, batch: dict) -> dict[str, torch.Tensor]:
         hp, net = self.hparams, self.net
         out, spans = self._forward(batch)
-        tgt = net.targets(batch["assistant_codes"], batch["assistant_text"], batch["user_text"], batch["num_frames"])
+        tgt = net.targets(
+            batch["assistant_codes"],
+            batch["assistant_text"],
+            batch["user_text"],
+            batch["num_frames"],
+        )
 
         def ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # (..., C), (...)
             if (target != IGNORE_INDEX).sum() == 0:
                 return logits.sum() * 0.0
-            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX)
+            return F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX
+            )
 
         text = ce(out.text_logits, tgt.text)
         semantic = ce(out.code_logits[:, 0], tgt.codes[:, 0])
@@ -111,7 +134,9 @@ class S2SModule(L.LightningModule):
     def _eval_step(self, prefix: str, batch: dict) -> None:
         losses = self._losses(batch)
         bs = batch["user_codes"].shape[0]
-        self.log_dict({f"{prefix}/{k}": v for k, v in losses.items()}, batch_size=bs, sync_dist=True)
+        self.log_dict(
+            {f"{prefix}/{k}": v for k, v in losses.items()}, batch_size=bs, sync_dist=True
+        )
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step("val", batch)
@@ -122,7 +147,9 @@ class S2SModule(L.LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         decay = [p for n, p in self.net.named_parameters() if p.dim() >= 2 and "embedding" not in n]
-        other = [p for n, p in self.net.named_parameters() if not (p.dim() >= 2 and "embedding" not in n)]
+        other = [
+            p for n, p in self.net.named_parameters() if not (p.dim() >= 2 and "embedding" not in n)
+        ]
         opt = torch.optim.AdamW(
             [{"params": decay, "weight_decay": hp.weight_decay}, {"params": other, "weight_decay": 0.0}],
             lr=hp.lr, betas=(0.9, 0.95),

@@ -39,7 +39,9 @@ class SpeakerModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         names = getattr(self.trainer.datamodule, "speaker_names", None) if self.trainer else None
         if names and len(names) > self.hparams.num_classes:
-            raise ValueError(f"{len(names)} voices in the data but num_classes={self.hparams.num_classes}")
+            raise ValueError(
+                f"{len(names)} voices in the data but num_classes={self.hparams.num_classes}"
+            )
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         # Ramp the margin in: a full margin from step 0 slows early training.
@@ -48,7 +50,9 @@ class SpeakerModule(L.LightningModule):
         emb = self.net(batch["audio"], batch["length"])  # (B, D)
         loss, logits = self.head(emb, batch["speaker_id"])
         acc = (logits.argmax(1) == batch["speaker_id"]).float().mean()
-        self.log_dict({"train/loss": loss, "train/acc": acc}, prog_bar=True, batch_size=emb.shape[0])
+        self.log_dict(
+            {"train/loss": loss, "train/acc": acc}, prog_bar=True, batch_size=emb.shape[0]
+        )
         return loss
 
     def _eval_step(self, prefix: str, batch: dict) -> None:
@@ -70,7 +74,10 @@ class SpeakerModule(L.LightningModule):
         except ValueError as err:  # e.g. a debug run with too few batches
             log.warning("skipping %s EER: %s", prefix, err)
             return
-        self.log_dict({f"{prefix}/eer": scores["eer"], f"{prefix}/id_accuracy": scores["accuracy"]}, prog_bar=True)
+        self.log_dict(
+            {f"{prefix}/eer": scores["eer"], f"{prefix}/id_accuracy": scores["accuracy"]},
+            prog_bar=True,
+        )
         if prefix == "test" and self.trainer.log_dir:
             self._log_projection(emb, labels)
 
@@ -97,9 +104,13 @@ class SpeakerModule(L.LightningModule):
         self._eval_epoch_end("test")
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        opt = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
         total = self.trainer.estimated_stepping_batches if self.trainer else 1000
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.hparams.lr, total_steps=max(1, int(total)), pct_start=0.15)
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=self.hparams.lr, total_steps=max(1, int(total)), pct_start=0.15
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     @torch.no_grad()
@@ -113,7 +124,11 @@ class SpeakerModule(L.LightningModule):
         bank = SpeakerBank(self.net.embedding_dim)
         net = self.net.to("cpu")
         for name in ASSISTANT_VOICES:
-            rows = [i for i, s in zip(train.keep, train.labels) if train.speaker_names[s] == name]
+            rows = [
+                i
+                for i, s in zip(train.keep, train.labels, strict=True)
+                if train.speaker_names[s] == name
+            ]
             clips = [train.audio(i) for i in rows[: self.hparams.enrol_utterances]]
             if clips:
                 enroll_audio(bank, net, name, clips, metadata.get(name))

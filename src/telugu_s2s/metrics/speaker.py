@@ -20,7 +20,9 @@ def equal_error_rate(scores: np.ndarray, is_target: np.ndarray) -> float:
     return float((false_reject[i] + false_accept[i]) / 2)
 
 
-def enrol_and_score(embeddings: torch.Tensor, labels: torch.Tensor, num_speakers: int) -> dict[str, float]:
+def enrol_and_score(
+    embeddings: torch.Tensor, labels: torch.Tensor, num_speakers: int
+) -> dict[str, float]:
     """Split each speaker's held-out utterances in two halves: enrol the first (normalised
     mean), score the second against every enrolled voice. Returns EER and identification
     accuracy over the voices `0..num_speakers-1`."""
@@ -29,7 +31,9 @@ def enrol_and_score(embeddings: torch.Tensor, labels: torch.Tensor, num_speakers
     for k in range(num_speakers):
         rows = embeddings[labels == k]  # (M, D)
         if rows.shape[0] < 2:
-            raise ValueError(f"speaker {k} needs at least 2 held-out utterances, has {rows.shape[0]}")
+            raise ValueError(
+                f"speaker {k} needs at least 2 held-out utterances, has {rows.shape[0]}"
+            )
         half = rows.shape[0] // 2
         centroids.append(F.normalize(rows[:half].mean(0), dim=0))
         probes.append(rows[half:])
