@@ -1,0 +1,208 @@
+"""Whole-utterance evaluation of an audio codec on a dataset split.
+
+One function scores any `audio -> audio` transform (`evaluate_transform`), so the neural
+codec and a baseline such as Opus are measured on the same clips by the same code.
+`evaluate_tokenizer` adds what only a tokenizer has: codebook usage and perplexity over
+the split, and its bitrate. Used by `telugu_s2s.eval_codec`, `benchmarks/codec.py` and the
+acceptance test of the trained codec.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from telugu_s2s.metrics.audio import MelDistance, pesq_available, pesq_wb, si_snr, stoi
+from telugu_s2s.modules.quantization import code_histogram, codebook_perplexity, codebook_usage
+
+
+@dataclass
+class Clip:
+    id: str
+    speaker: str
+    audio: np.ndarray  # (T,) float32 at the evaluation sample rate
+
+
+def load_clips(
+    dataset_dir: str | Path,
+    split: str = "test",
+    max_clips: int | None = None,
+    sample_rate: int = 16000,
+    max_seconds: float | None = None,
+) -> list[Clip]:
+    """Utterances of a split; with `max_clips`, a fixed subset evenly spaced over the split.
+
+    Even spacing over the stored order (dialog by dialog) covers every voice, the
+    held-out user voices included, and gives the same clips on every call.
+    """
+    from telugu_s2s.data.datasets import decode_audio, load_split
+
+    rows = load_split(dataset_dir, split)
+    indices = range(len(rows))
+    if max_clips is not None and max_clips < len(rows):
+        indices = np.linspace(0, len(rows) - 1, max_clips).round().astype(int).tolist()
+    clips = []
+    for i in indices:
+        row = rows[int(i)]
+        wav = decode_audio(row["audio"], sample_rate, row.get("sampling_rate"))
+        if max_seconds is not None:
+            wav = wav[: int(max_seconds * sample_rate)]
+        clips.append(Clip(str(row.get("id", i)), str(row.get("speaker", "")), wav))
+    return clips
+
+
+class ReconstructionScorer:
+    """Per-clip quality of a reconstruction: mel distance, SI-SNR, STOI and wide-band PESQ."""
+
+    def __init__(self, sample_rate: int = 16000, with_stoi: bool = True, with_pesq: bool = True):
+        self.sample_rate = sample_rate
+        self.mel_distance = MelDistance(sample_rate)
+        self.with_stoi = with_stoi
+        self.with_pesq = with_pesq and pesq_available() and sample_rate == 16000
+
+    @torch.no_grad()
+    def __call__(self, estimate: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+        """estimate, reference (T,): scores of one clip (estimate trimmed or padded to T)."""
+        est = _fit_length(np.asarray(estimate, dtype=np.float32), reference.shape[0])
+        est_t, ref_t = torch.from_numpy(est)[None], torch.from_numpy(reference)[None]  # (1, T)
+        scores = {
+            "mel_distance": float(self.mel_distance(est_t, ref_t)[0]),
+            "si_snr": float(si_snr(est_t, ref_t)[0]),
+        }
+        if self.with_stoi:
+            scores["stoi"] = float(stoi(est_t, ref_t, self.sample_rate)[0])
+        if self.with_pesq:
+            scores["pesq"] = float(pesq_wb(est_t, ref_t, self.sample_rate)[0])
+        return scores
+
+
+def _fit_length(x: np.ndarray, length: int) -> np.ndarray:
+    return x[:length] if x.shape[0] >= length else np.pad(x, (0, length - x.shape[0]))
+
+
+def _mean_scores(per_clip: list[dict[str, float]]) -> dict[str, float]:
+    keys = per_clip[0].keys() if per_clip else []
+    means = {}
+    for key in keys:
+        values = [s[key] for s in per_clip if not math.isnan(s[key])]
+        means[key] = float(np.mean(values)) if values else math.nan
+    return means
+
+
+def evaluate_transform(
+    transform: Callable[[np.ndarray], np.ndarray],
+    clips: list[Clip],
+    scorer: ReconstructionScorer | None = None,
+) -> dict:
+    """Mean scores of `transform(audio (T,)) -> reconstruction (about T,)` over the clips.
+
+    Also the real-time factor of the transform (wall seconds per second of audio).
+    """
+    scorer = scorer or ReconstructionScorer()
+    per_clip, seconds, audio_seconds = [], 0.0, 0.0
+    for clip in clips:
+        start = time.perf_counter()
+        estimate = transform(clip.audio)
+        seconds += time.perf_counter() - start
+        audio_seconds += clip.audio.shape[0] / scorer.sample_rate
+        per_clip.append(scorer(estimate, clip.audio))
+    return {
+        **_mean_scores(per_clip),
+        "rtf": seconds / max(audio_seconds, 1e-9),
+        "clips": len(clips),
+    }
+
+
+@torch.no_grad()
+def evaluate_tokenizer(
+    tokenizer,
+    clips: list[Clip],
+    num_codebooks: int | None = None,
+    scorer: ReconstructionScorer | None = None,
+) -> dict:
+    """Quality of encode -> decode with the first `num_codebooks` codebooks (all by default),
+    codebook usage and perplexity per codebook over the clips, and the bitrate."""
+    k = num_codebooks or tokenizer.num_codebooks
+    histogram = torch.zeros(k, tokenizer.cardinality, dtype=torch.long)  # (k, N)
+
+    def round_trip(audio: np.ndarray) -> np.ndarray:
+        nonlocal histogram
+        codes = tokenizer.encode(torch.from_numpy(audio)[None, None], num_codebooks=k)  # (1, k, F)
+        histogram += code_histogram(codes, tokenizer.cardinality)
+        return tokenizer.decode(codes)[0, 0].numpy()  # (F * frame_size,)
+
+    result = evaluate_transform(round_trip, clips, scorer)
+    usage, perplexity = codebook_usage(histogram), codebook_perplexity(histogram)  # (k,)
+    bits_per_code = math.log2(tokenizer.cardinality)
+    result.update(
+        num_codebooks=k,
+        bitrate=tokenizer.frame_rate * k * bits_per_code,
+        codebook_usage=usage.tolist(),
+        codebook_perplexity=perplexity.tolist(),
+        frames=int(histogram[0].sum()),
+    )
+    return result
+
+
+@torch.no_grad()
+def codebook_statistics(
+    tokenizer, clips: list[Clip], num_codebooks: int | None = None, batch_size: int = 4
+) -> dict:
+    """Codebook usage and perplexity over the clips, encoding only, in padded batches.
+
+    The encoder is causal, so right padding leaves every real frame's codes unchanged:
+    only the frames that hold audio are counted. Much faster than `evaluate_tokenizer`
+    on a whole split.
+    """
+    k = num_codebooks or tokenizer.num_codebooks
+    histogram = torch.zeros(k, tokenizer.cardinality, dtype=torch.long)  # (k, N)
+    ordered = sorted(clips, key=lambda c: c.audio.shape[0])  # similar lengths share a batch
+    for start in range(0, len(ordered), batch_size):
+        batch = ordered[start : start + batch_size]
+        longest = batch[-1].audio.shape[0]
+        audio = torch.zeros(len(batch), 1, longest)  # (B, 1, T)
+        for i, clip in enumerate(batch):
+            audio[i, 0, : clip.audio.shape[0]] = torch.from_numpy(clip.audio)
+        codes = tokenizer.encode(audio, num_codebooks=k)  # (B, k, F)
+        for i, clip in enumerate(batch):
+            frames = math.ceil(clip.audio.shape[0] / tokenizer.frame_size)
+            histogram += code_histogram(codes[i : i + 1, :, :frames], tokenizer.cardinality)
+    return {
+        "codebook_usage": codebook_usage(histogram).tolist(),
+        "codebook_perplexity": codebook_perplexity(histogram).tolist(),
+        "frames": int(histogram[0].sum()),
+    }
+
+
+def mel_distance_of(tokenizer, clips: list[Clip]) -> float:
+    """The acceptance number: mean whole-clip mel distance of encode -> decode."""
+    return evaluate_tokenizer(
+        tokenizer, clips, scorer=ReconstructionScorer(with_stoi=False, with_pesq=False)
+    )["mel_distance"]
+
+
+def fresh_like(tokenizer, seed: int) -> torch.nn.Module:
+    """A freshly initialized model of the same config, seeded: the 'at initialization' baseline."""
+    torch.manual_seed(seed)
+    return type(tokenizer)(tokenizer.cfg).eval()
+
+
+def summarize(result: dict) -> dict:
+    """Round floats for printing and JSON."""
+
+    def round_(v):
+        if isinstance(v, float):
+            return round(v, 4)
+        if isinstance(v, list | tuple):
+            return [round_(x) for x in v]
+        if isinstance(v, dict):
+            return {k: round_(x) for k, x in v.items()}
+        return v
+
+    return {k: round_(v) for k, v in result.items()}
