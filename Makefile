@@ -52,7 +52,7 @@ demo: install data
 eval: install
 	$(PYTHON) -m telugu_s2s.eval stage=s2s
 
-test: install
+test: install data
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 bench: install
