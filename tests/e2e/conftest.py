@@ -12,8 +12,6 @@ import contextlib
 import os
 import shutil
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,17 +84,6 @@ def _engine(kind: str):
     raise ValueError(f"unknown engine kind {kind!r}; expected fake or model")
 
 
-def _with_web_assets(app) -> None:
-    """Serve web/ at /web/ when the app does not yet (see the web UI issue's server patch)."""
-    if any(getattr(route, "path", None) == "/web" for route in app.routes):
-        return
-    from fastapi.staticfiles import StaticFiles
-
-    from telugu_s2s.serving.server import WEB_DIR
-
-    app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")
-
-
 @pytest.fixture(scope="session", params=[os.environ.get("S2S_E2E_ENGINE", "fake")])
 def engine_kind(request) -> str:
     return request.param
@@ -105,30 +92,13 @@ def engine_kind(request) -> str:
 @pytest.fixture(scope="session")
 def server(engine_kind, tmp_path_factory) -> Iterator[str]:
     """The real app on a free port; yields its base URL (http://127.0.0.1:PORT)."""
-    import uvicorn
-
-    from telugu_s2s.serving.ports import listen_first_free
-    from telugu_s2s.serving.server import ServerSettings, create_app
+    from telugu_s2s.serving.server import ServerSettings
+    from tests.serving.fakes import running_server
 
     state = tmp_path_factory.mktemp("state")
     settings = ServerSettings(store_url=f"sqlite:///{state}/e2e.db", stats_interval_s=1.0)
-    app = create_app(_engine(engine_kind), settings, vad="silero")
-    _with_web_assets(app)
-    sock, port = listen_first_free("127.0.0.1", port=0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws_max_size=16 << 20))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the e2e server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with running_server(_engine(engine_kind), settings, vad="silero") as (ws_url, _app):
+        yield ws_url.replace("ws://", "http://", 1)
 
 
 @pytest.fixture()
