@@ -30,9 +30,9 @@ class ExportPretrained(L.Callback):
     """At the end of fitting, export the best weights of `pl_module.net` (and anything the
     module adds through `export_extras(dir)`, e.g. the speaker bank) as safetensors + config."""
 
-    def __init__(self, export_dir: str, stage: str):
+    def __init__(self, export_dir: str, stage: str, dtype: str | None = None):
         self.export_dir = Path(export_dir)
-        self.stage = stage
+        self.stage, self.dtype = stage, dtype  # dtype: store weights as e.g. "float16"
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.global_rank != 0:
@@ -53,7 +53,7 @@ class ExportPretrained(L.Callback):
             "command": " ".join(sys.argv),
             "source_checkpoint": best or None,
         }
-        save_pretrained(pl_module.net, self.export_dir, extra=extra)
+        save_pretrained(pl_module.net, self.export_dir, extra=extra, dtype=self.dtype)
         if hasattr(pl_module, "export_extras"):
             pl_module.export_extras(self.export_dir)
         log.info("exported %s model to %s", self.stage, self.export_dir)

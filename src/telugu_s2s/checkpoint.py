@@ -32,8 +32,13 @@ def _import(path: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def save_pretrained(model: nn.Module, directory: str | Path, extra: dict | None = None) -> Path:
-    """Write the weights and the dataclass config of `model` (plus `extra` metadata)."""
+def save_pretrained(
+    model: nn.Module, directory: str | Path, extra: dict | None = None, dtype: str | None = None
+) -> Path:
+    """Write the weights and the dataclass config of `model` (plus `extra` metadata).
+
+    `dtype` ("float16", "bfloat16") stores floating-point weights at that precision (half
+    the bytes); loading casts them back to the model's own dtype."""
     cfg = getattr(model, "cfg", None)
     if cfg is None or not dataclasses.is_dataclass(cfg):
         raise TypeError(f"{type(model).__name__} has no dataclass `cfg`; cannot export it")
@@ -41,11 +46,15 @@ def save_pretrained(model: nn.Module, directory: str | Path, extra: dict | None 
     directory.mkdir(parents=True, exist_ok=True)
     # safetensors refuses shared storage: clone tied weights.
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        store = getattr(torch, dtype)
+        state = {k: v.to(store) if v.is_floating_point() else v for k, v in state.items()}
     save_file(state, str(directory / WEIGHTS_FILE))
     meta = {
         "model_class": _qualname(type(model)),
         "config_class": _qualname(type(cfg)),
         "config": dataclasses.asdict(cfg),
+        "stored_dtype": dtype or "native",
         **(extra or {}),
     }
     (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False))

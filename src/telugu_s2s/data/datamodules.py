@@ -33,6 +33,7 @@ class TeluguDataModule(L.LightningDataModule):
         augment: bool = True,
         timeline: dict | None = None,
         codec_dir: str | None = None,
+        num_codebooks: int | None = None,
         precompute_tokens: bool = True,
         limit_train_items: int | None = None,
         limit_eval_items: int | None = None,
@@ -64,7 +65,8 @@ class TeluguDataModule(L.LightningDataModule):
             )
             if hp.codec_dir:  # token timelines for the S2S model (codes cached per codec)
                 cache = TokenCache(hp.dataset_dir, hp.codec_dir)
-                ds.codes, ds.silence = cache.load(split, ds, hp.precompute_tokens), cache.silence()
+                silence = cache.silence()[: hp.num_codebooks]  # the model may use the first K only
+                ds.codes, ds.silence = cache.load(split, ds, hp.precompute_tokens), silence
         if limit is not None and limit < len(ds):
             ds = torch.utils.data.Subset(ds, range(limit))
         return ds

@@ -201,13 +201,14 @@ class DialogTimelines(_RowsDataset):
 
     def _place_codes(self, placed: list, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Both channels as codec tokens (K, F): silence codes, then each utterance's codes."""
+        K = self.silence.shape[0]  # the codebooks in use (the cache may hold more)
         channels = [self.silence.long()[:, None].repeat(1, frames) for _ in range(2)]  # 2 x (K, F)
         for u_row, u_frame, u_len, a_row, a_frame, a_len in placed:
             for channel, row, start, length in (
                 (0, u_row, u_frame, u_len),
                 (1, a_row, a_frame, a_len),
             ):
-                codes = self.codes[int(row)].long()[:, :length]  # (K, n)
+                codes = self.codes[int(row)][:K, :length].long()  # (K, n)
                 n = min(codes.shape[1], frames - start)
                 channels[channel][:, start : start + n] = codes[:, :n]
         return channels[0], channels[1]

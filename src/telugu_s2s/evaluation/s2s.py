@@ -68,6 +68,23 @@ F0_TOLERANCE = 0.15
 _TOKENIZER = TextTokenizer()
 
 
+class FirstCodebooks(nn.Module):
+    """The codec restricted to its first `num_codebooks` codebooks (residual VQ: a prefix
+    of the codebooks is a coarser code of the same audio)."""
+
+    def __init__(self, codec: nn.Module, num_codebooks: int):
+        super().__init__()
+        self.codec, self.num_codebooks = codec, num_codebooks
+        self.cardinality, self.sample_rate = codec.cardinality, codec.sample_rate
+        self.frame_size = codec.frame_size
+
+    def encode(self, audio: Tensor) -> Tensor:  # (B, 1, T) -> (B, K, F)
+        return self.codec.encode(audio, num_codebooks=self.num_codebooks)
+
+    def decode(self, codes: Tensor) -> Tensor:  # (B, K, F) -> (B, 1, T)
+        return self.codec.decode(codes)
+
+
 @dataclass
 class EvalModels:
     """The exported models the evaluation needs; checked for compatibility on creation."""
@@ -79,11 +96,13 @@ class EvalModels:
 
     def __post_init__(self) -> None:
         cfg, codec = self.s2s.cfg, self.codec
-        if (codec.num_codebooks, codec.cardinality) != (cfg.num_codebooks, cfg.codebook_size):
+        if codec.num_codebooks < cfg.num_codebooks or codec.cardinality != cfg.codebook_size:
             raise ValueError(
                 f"codec has {codec.num_codebooks} x {codec.cardinality} codes, the S2S model "
                 f"{cfg.num_codebooks} x {cfg.codebook_size}: not the codec it was trained on"
             )
+        if codec.num_codebooks > cfg.num_codebooks:  # the model speaks the first K codebooks
+            self.codec = FirstCodebooks(codec, cfg.num_codebooks)
         self.s2s.check_speaker_bank(self.bank)
         if self.bank.encoder_fingerprint not in (None, encoder_fingerprint(self.speaker_encoder)):
             raise ValueError("the speaker bank was built with another speaker encoder")
