@@ -42,6 +42,7 @@ def format_s2s_table(report: dict) -> str:
         ("round-trip CER (generated audio)", n(r["round_trip_cer"]), "beside the monologue CER"),
         ("user-transcript CER", n(r["user_transcript_cer"]), ", ".join(r["user_voices"])),
         ("topic accuracy", n(r["topic_accuracy"]), "target >= 0.80"),
+        ("  text-only baseline (gold words)", n((r.get("topic_text_baseline") or {}).get("turn_accuracy")), "the corpus's ceiling"),
         ("sentiment MAE", n(r["sentiment_mae"]), ""),
         ("emotion accuracy", n(r["emotion_accuracy"]), ""),
         ("context CER, memory on", n(r["context_cer_memory_on"]), f"{r['context_turns']} turns; on < off"),
@@ -71,6 +72,7 @@ def _command() -> str:
 
 
 def evaluate_s2s_stage(cfg: DictConfig) -> dict:
+    from telugu_s2s.evaluation.baselines import topic_text_baseline
     from telugu_s2s.evaluation.s2s import EvalModels, ProtocolConfig, evaluate_s2s
 
     torch.set_num_threads(int(cfg.threads))
@@ -79,11 +81,17 @@ def evaluate_s2s_stage(cfg: DictConfig) -> dict:
     report = evaluate_s2s(
         models, cfg.dataset_dir, cfg.split, cfg.limit_dialogs, protocol, per_turn=cfg.per_turn
     )
+    try:  # the corpus's own ceiling for the topic head (gold text, no audio)
+        baseline = topic_text_baseline(cfg.dataset_dir, cfg.split)
+    except (OSError, KeyError, ValueError) as exc:
+        log.warning("no text topic baseline: %s", exc)
+        baseline = None
     report = {
         "command": _command(),
         "checkpoints": {k: str(cfg[k]) for k in ("s2s_dir", "codec_dir", "speaker_dir")},
         "dataset_dir": str(cfg.dataset_dir),
         **report,
+        "topic_text_baseline": baseline,
     }
     output = Path(cfg.output)
     output.parent.mkdir(parents=True, exist_ok=True)

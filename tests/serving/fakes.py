@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from telugu_s2s.serving.engine_api import SlotConfig, StepResult, TurnAnalysis
+from telugu_s2s.serving.engine_api import EngineFull, SlotConfig, StepResult, TurnAnalysis
 
 REPLY_TEXT = "నమస్కారం మీకు ఏ విధంగా సహాయం చేయగలను చెప్పండి "
 
@@ -43,7 +43,8 @@ class FakeEngine:
 
     def __init__(self, reply_frames: int = 12, reply_after_frames: int = 3, speech_rms: float = 0.01,
                  reply_hz: float = 330.0, amplitude: float = 0.5, reply_text: str = REPLY_TEXT,
-                 step_delay_ms: float = 0.0):  # fmt: skip
+                 step_delay_ms: float = 0.0, max_slots: int | None = None):  # fmt: skip
+        self.max_slots = max_slots
         self.speakers = ["arjun", "ravi", "priya", "lakshmi"]
         self.reply_frames = reply_frames
         self.reply_after_frames = reply_after_frames
@@ -71,6 +72,8 @@ class FakeEngine:
 
     def join(self, config: SlotConfig) -> int:
         self._check_thread()
+        if self.max_slots is not None and len(self.slots) >= self.max_slots:
+            raise EngineFull(f"all {self.max_slots} engine slots are busy")
         slot, self._next = self._next, self._next + 1
         self.slots[slot] = FakeSlot(
             config, context=[(t.user_text, t.assistant_text) for t in config.context]

@@ -247,6 +247,32 @@ def test_bad_input_gets_error_events_and_the_connection_keeps_serving():
     assert health["status"] == "ok"
 
 
+def test_a_full_engine_refuses_new_sessions_and_keeps_serving_the_open_one():
+    engine = FakeEngine(reply_frames=3, reply_after_frames=2, max_slots=1)
+    with running_server(engine, settings(), vad=None) as (url, _):
+
+        async def scenario():
+            async with S2SClient(url, "arjun") as first:
+                async with S2SClient(url, "ravi") as second:
+                    refused = second.ready
+                await first.stream(np.concatenate([tone(500, 0.3), silence(0.2)]), realtime=False)
+                turn = await first.wait_for(lambda e: e["type"] == "turn", 20)
+            for _ in range(50):  # the slot frees once the server has seen the first one leave
+                async with S2SClient(url, "ravi") as third:
+                    if third.ready["type"] == "ready":
+                        break
+                await asyncio.sleep(0.1)
+            return refused, turn, third.ready
+
+        refused, turn, later = asyncio.run(scenario())
+        health = httpx.get(http(url) + "/health").json()
+
+    assert refused["type"] == "error" and refused["code"] == "server_busy"
+    assert turn["type"] == "turn"
+    assert later["type"] == "ready" and later["speaker"] == "ravi"
+    assert health["status"] == "ok"
+
+
 def test_config_and_style_adaptation_and_batching():
     engine = FakeEngine(reply_frames=2, reply_after_frames=2)
     with running_server(engine, settings(), vad=None) as (url, _):

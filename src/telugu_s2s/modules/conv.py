@@ -142,7 +142,8 @@ class StreamingConvTranspose1d(StreamingModule[ConvTransposeState]):
             return x.new_zeros(batch, self.out_channels, 0)
         state = self._streaming_state
         weight = self.convtr.weight if state is None else state.weight
-        y = F.conv_transpose1d(x, weight, stride=self.stride)  # (B, C_out, (T - 1) * stride + kernel)
+        # (B, C_out, (T - 1) * stride + kernel)
+        y = F.conv_transpose1d(x, weight, stride=self.stride)
         num_out = frames * self.stride
         if state is not None:
             head = y[..., : self.overlap] + state.tail  # (B, C_out, overlap)

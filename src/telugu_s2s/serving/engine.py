@@ -56,7 +56,7 @@ from telugu_s2s.models.codec import AudioTokenizer
 from telugu_s2s.models.context_memory import TurnMemoryState
 from telugu_s2s.models.s2s import S2SModel
 from telugu_s2s.models.s2s_generation import S2SGenerator
-from telugu_s2s.serving.engine_api import SlotConfig, StepResult, TurnAnalysis
+from telugu_s2s.serving.engine_api import EngineFull, SlotConfig, StepResult, TurnAnalysis
 from telugu_s2s.speakers import SpeakerBank
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ class ModelEngine:
     def join(self, config: SlotConfig) -> int:
         free = [s for s in range(self.max_slots) if s not in self.slots]
         if not free:
-            raise RuntimeError(f"all {self.max_slots} engine slots are busy")
+            raise EngineFull(f"all {self.max_slots} engine slots are busy")
         slot = free[0]
         speaker, style, memory = self._speaker(config.speaker), self._style_id(config.style), self._memory(config)  # fmt: skip
         self.codec.reset_streaming(self._mask(slot))

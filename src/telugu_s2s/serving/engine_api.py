@@ -19,6 +19,11 @@ import numpy as np
 ASSISTANT_SPEAKERS: tuple[str, ...] = ("arjun", "ravi", "priya", "lakshmi")
 STYLES: tuple[str, ...] = ("formal", "casual")
 
+
+class EngineFull(RuntimeError):
+    """`join` found every slot taken: the server refuses the connection (`server_busy`)."""
+
+
 # Components an engine may report in StepResult.timings (milliseconds, per slot and step).
 ENGINE_COMPONENTS: tuple[str, ...] = ("encode", "context", "s2s", "decode")
 
@@ -88,7 +93,8 @@ class Engine(Protocol):
     speakers: list[str]  # voices `join`/`configure` accept
 
     def join(self, config: SlotConfig) -> int:
-        """Open a slot with fresh streaming state and `config.context` in its memory."""
+        """Open a slot with fresh streaming state and `config.context` in its memory.
+        Raises `EngineFull` when every slot is taken."""
         ...
 
     def leave(self, slot: int) -> None: ...

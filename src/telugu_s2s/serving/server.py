@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 
 from telugu_s2s.serving import protocol
 from telugu_s2s.serving.context import ConversationContext, Preferences
-from telugu_s2s.serving.engine_api import Engine
+from telugu_s2s.serving.engine_api import Engine, EngineFull
 from telugu_s2s.serving.metrics import InterruptionStats, LatencyStats, prometheus_text
 from telugu_s2s.serving.ports import DEFAULT_PORTS, listen_first_free
 from telugu_s2s.serving.session import Session
@@ -226,7 +226,10 @@ async def _serve_connection(ws: WebSocket, hub: Hub) -> None:
     hub.sessions[session_id] = session
     hub.sessions_total += 1
     try:
-        await session.open()
+        try:
+            await session.open()
+        except EngineFull as exc:
+            return await _refuse(ws, "server_busy", f"{exc}: try again later")
         engine = hub.worker.engine
         await session.send_json(protocol.ready_event(
             session_id, engine.sample_rate, round(session.frame_ms), prefs.speaker, prefs.mode,
