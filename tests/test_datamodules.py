@@ -136,3 +136,11 @@ def test_token_timelines_place_each_utterance_on_frames(tiny_dataset, random_cod
     cache = TokenCache(tiny_dataset, random_codec_dir)
     audio = item["user_audio"][0, start * FRAME : (start + n) * FRAME].numpy()
     assert torch.equal(cache.encode([audio])[0].long(), expected)
+    # A model on the first 4 codebooks gets the same timeline, cut to those codebooks.
+    dm4 = TeluguDataModule("s2s", str(tiny_dataset), batch_size=1, num_codebooks=4,
+                           codec_dir=str(random_codec_dir), precompute_tokens=False)  # fmt: skip
+    dm4.setup()
+    item4 = dm4.datasets["validation"][0]
+    assert dm4.datasets["validation"].silence.shape == (4,)
+    assert torch.equal(item4["user_codes"], codes[:4])
+    assert torch.equal(item4["assistant_codes"], item["assistant_codes"][:4])

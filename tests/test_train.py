@@ -19,7 +19,8 @@ from .conftest import compose_train
 def test_debug_run_writes_checkpoint_and_export(stage, tiny_dataset, random_codec_dir, tmp_path):
     overrides = [f"stage={stage}", "trainer=debug", f"paths.dataset_dir={tiny_dataset}"]
     if stage == "s2s":  # tokens from an untrained codec, encoded lazily; the committed speaker bank
-        overrides += [f"data.codec_dir={random_codec_dir}", "data.precompute_tokens=false"]
+        overrides += [f"data.codec_dir={random_codec_dir}", "data.precompute_tokens=false",
+                      "model.net.cfg.num_codebooks=4", "callbacks.export_pretrained.dtype=float16"]  # fmt: skip
     cfg = compose_train(overrides, tmp_path)
     metrics = train(cfg)
     assert cfg.stage_name == stage
@@ -31,6 +32,13 @@ def test_debug_run_writes_checkpoint_and_export(stage, tiny_dataset, random_code
     model = load_pretrained(export)
     assert sum(p.numel() for p in model.parameters()) > 0
     assert (tmp_path / "csv").exists()  # the CSV logger wrote metrics
+    if stage == "s2s":  # the first 4 of the codec's 8 codebooks, weights stored as float16
+        from safetensors import safe_open
+
+        assert model.cfg.num_codebooks == 4 and meta["stored_dtype"] == "float16"
+        with safe_open(str(export / "model.safetensors"), "pt") as f:
+            assert f.get_tensor("user_embedding.weight").dtype == torch.float16
+        assert next(model.parameters()).dtype == torch.float32  # loads back at full precision
     if stage == "speaker":
         from telugu_s2s.speakers import SpeakerBank
 
