@@ -88,9 +88,9 @@ def spied_run(models, tiny_dataset):
     runs: list[tuple[list[SessionScript], list]] = []  # per run_sessions: scripts, memory masks
     run, step = s2s_eval.run_sessions, models.s2s.step
 
-    def run_spy(model, scripts, silence):
+    def run_spy(model, scripts, silence, *sampling):
         runs.append((scripts, []))
-        return run(model, scripts, silence)
+        return run(model, scripts, silence, *sampling)
 
     def step_spy(
         user_codes, speaker_emb=None, style_id=None, memory=None, memory_mask=None, **kwargs
@@ -221,6 +221,14 @@ def test_memory_off_sessions_get_an_empty_memory(spied_run) -> None:
     assert last is not None and (last[on].sum(dim=-1) == len(scripts[on[0]].turn_spans)).all()
     for scripts, masks in runs[1:]:
         assert not any(s.use_memory for s in scripts) and all(m is None for m in masks)
+
+
+def test_the_sessions_of_a_rendering_sample_from_one_seed(spied_run) -> None:
+    """main, other_style and memory_off differ only in what they ablate, not in the dice."""
+    _, runs = spied_run
+    scripts, _ = runs[0]
+    assert len(scripts) >= 2 and len({s.seed for s in scripts}) == 1
+    assert scripts[0].seed == FAST.seed  # rendering 0
 
 
 def test_codec_stage_hands_over_to_eval_codec(monkeypatch, tmp_path, capsys) -> None:

@@ -8,9 +8,12 @@ variants use the default style). A session is one continuous stream, as on the s
   1. the user's utterance codes (the utterance encoded alone, as in the token cache),
      frame by frame, with the assistant forced silent;
   2. `pause_frames` of user silence, the assistant still forced silent;
-  3. user silence while the assistant generates freely (greedy, temperature 0) for the
-     longest reference reply of the turn (over its styles) plus `margin_frames`, in the
-     requested voice and style.
+  3. user silence while the assistant generates freely for the longest reference reply
+     of the turn (over its styles) plus `margin_frames`, in the requested voice and style.
+     It samples as the server does (`temperature`, `top_k`), with one seed per rendering
+     shared by its sessions, so that the ablations differ only in what they ablate. (Greedy
+     decoding never starts a reply: the model spreads the onset over several frames, so
+     "silent" wins every single frame; `temperature=0` still gives greedy runs.)
 When a user utterance ends, its pooled hidden states (the mean over its frames) join the
 session's context memory: training lets frame f retrieve every turn whose user part ended
 before f. (Training pools turns from a memory-free pass; here each session pools its own
@@ -125,6 +128,9 @@ class ProtocolConfig:
     compare_styles: bool = True  # run the other_style sessions
     min_speech_frames: int = 6  # a reply whose non-silent part is shorter is embedded whole
     max_turns: int | None = None  # only the first turns of each dialog (quick checks); None = all
+    temperature: float = 0.8  # the server's sampling; 0 = greedy
+    top_k: int = 50
+    seed: int = 0  # rendering i samples with seed + i
 
 
 @dataclass
@@ -137,6 +143,7 @@ class SessionScript:
     style_id: int = 0
     turn_spans: list[tuple[int, int]] = field(default_factory=list)  # user [start, end) steps
     use_memory: bool = True  # append each pooled user turn when it ends
+    seed: int | None = None  # the slot's sampling seed
 
 
 @dataclass
@@ -149,9 +156,14 @@ class SessionTrace:
 
 @torch.inference_mode()
 def run_sessions(
-    model: S2SModel, scripts: list[SessionScript], silence: Tensor
+    model: S2SModel,
+    scripts: list[SessionScript],
+    silence: Tensor,
+    temperature: float = 0.0,
+    top_k: int = 0,
 ) -> list[SessionTrace]:
-    """Step all scripts as one greedy batch; shorter ones are padded with silence (K,)."""
+    """Step all scripts as one batch (greedy by default); shorter ones are padded with
+    silence (K,). Each script samples from its own seed, as if it ran alone."""
     B, T = len(scripts), max(s.user_codes.shape[1] for s in scripts)
     user = silence.long().cpu()[None, :, None].repeat(B, 1, T)  # (B, K, T)
     silent = torch.ones(B, T, dtype=torch.bool)  # (B, T)
@@ -168,7 +180,7 @@ def run_sessions(
     pooled: list[list[Tensor]] = [[] for _ in scripts]
     with S2SGenerator(model, B) as gen:
         for b, script in enumerate(scripts):
-            gen.join(b, script.speaker, script.style_id, temperature=0.0, top_k=0)
+            gen.join(b, script.speaker, script.style_id, temperature, top_k, seed=script.seed)
         for t in range(T):
             if t in ends:
                 turns, which = torch.zeros(B, D), torch.zeros(B, dtype=torch.bool)  # (B, D), (B,)
@@ -376,7 +388,8 @@ def _score_audio(models: EvalModels, plans: list[ItemPlan], mains: list[SessionT
         return
     scores = models.bank.scores(embed_audio(encoder, speech))  # (M, voices)
     identified = [models.bank.names[int(i)] for i in scores.argmax(dim=-1)]
-    transcripts = run_sessions(model, scripts, silence)  # fresh sessions, the replies as user input
+    # Fresh greedy sessions, the replies as user input: the transcriber does not sample.
+    transcripts = run_sessions(model, scripts, silence)
     tally.frames["stepped"] += sum(s.user_codes.shape[1] for s in scripts)
     for record, (voice, reference, n), name, clip, trace in zip(
         records, targets, identified, speech, transcripts, strict=True
@@ -391,7 +404,7 @@ def _score_audio(models: EvalModels, plans: list[ItemPlan], mains: list[SessionT
 
 
 def _sessions(
-    plan: ItemPlan, protocol: ProtocolConfig, speaker: Tensor, styles: tuple[str, ...]
+    plan: ItemPlan, protocol: ProtocolConfig, speaker: Tensor, styles: tuple[str, ...], seed: int
 ) -> dict[str, SessionScript]:
     """main, other_style and memory_off: the same user input, scored against each other."""
     spans = [turn.user_span for turn in plan.turns]
@@ -402,7 +415,7 @@ def _sessions(
         wanted["memory_off"] = (plan.style, False)
     return {
         name: SessionScript(
-            plan.user_codes, plan.silent, speaker, styles.index(style), spans, memory
+            plan.user_codes, plan.silent, speaker, styles.index(style), spans, memory, seed
         )
         for name, (style, memory) in wanted.items()
     }
@@ -429,11 +442,17 @@ def evaluate_s2s(
         batch = indices[first : first + protocol.items_per_batch]
         plans = [plan_item(ds, i, codec, silence, protocol) for i in batch]
         sessions = [
-            _sessions(plan, protocol, models.bank.embedding(plan.voice), model.cfg.styles)
-            for plan in plans
+            _sessions(
+                plan,
+                protocol,
+                models.bank.embedding(plan.voice),
+                model.cfg.styles,
+                protocol.seed + index,
+            )  # fmt: skip
+            for plan, index in zip(plans, batch, strict=True)
         ]
         scripts = [script for named in sessions for script in named.values()]
-        traces = iter(run_sessions(model, scripts, silence))
+        traces = iter(run_sessions(model, scripts, silence, protocol.temperature, protocol.top_k))
         by_plan = [{name: next(traces) for name in named} for named in sessions]  # same order
         tally.frames["stepped"] += sum(s.user_codes.shape[1] for s in scripts)
         tally.frames["generated"] += sum(

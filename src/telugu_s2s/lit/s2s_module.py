@@ -117,7 +117,7 @@ class S2SModule(L.LightningModule):
         )  # fmt: skip
         return {
             "loss": loss, "text_ce": text, "semantic_ce": semantic, "acoustic_ce": acoustic,
-            "user_text_ce": user_text, "sentiment_mse": sentiment, "topic_ce": topic, "emotion_ce": emotion,
+            "audio_ce": semantic + acoustic, "user_text_ce": user_text, "sentiment_mse": sentiment, "topic_ce": topic, "emotion_ce": emotion,
             "topic_acc": (analysis.topic_logits[valid].argmax(-1) == batch["topic"][valid]).float().mean(),
             "emotion_acc": (analysis.emotion_logits[valid].argmax(-1) == batch["emotion"][valid]).float().mean(),
             "sentiment_mae": (analysis.sentiment[valid] - batch["sentiment"][valid]).abs().mean(),
