@@ -226,9 +226,12 @@ def test_memory_off_sessions_get_an_empty_memory(spied_run) -> None:
 def test_the_sessions_of_a_rendering_sample_from_one_seed(spied_run) -> None:
     """main, other_style and memory_off differ only in what they ablate, not in the dice."""
     _, runs = spied_run
-    scripts, _ = runs[0]
-    assert len(scripts) >= 2 and len({s.seed for s in scripts}) == 1
-    assert scripts[0].seed == FAST.seed  # rendering 0
+    scripts, _ = runs[0]  # the renderings' sessions, rendering by rendering
+    seeds = [s.seed for s in scripts]
+    renderings = sorted(set(seeds))
+    per_rendering = len(scripts) // len(renderings)
+    assert per_rendering >= 2 and renderings == [FAST.seed + i for i in range(len(renderings))]
+    assert seeds == [seed for seed in renderings for _ in range(per_rendering)]
 
 
 def test_codec_stage_hands_over_to_eval_codec(monkeypatch, tmp_path, capsys) -> None:
