@@ -28,7 +28,10 @@ Each rendering runs as up to three sessions in one batch, on the same user input
 - context CER on turns with `depends_on`: main (memory on) vs memory_off;
 - speaker fidelity: main's reply codes decoded by the codec, silent frames at both ends
   trimmed; the speaker encoder and the bank must pick the requested voice, and the median
-  F0 must be within 15% of the voice's target (the bank's `pitch_hz`);
+  F0 must be within 15% of the voice's target (the bank's `pitch_hz`). (The tiny codec
+  decodes token sequences that are not speech, random ones included, to a buzz with a
+  160-sample period: an F0 of 100 Hz, which is Ravi's target. Read the F0 figure with the
+  per-turn `f0` values.);
 - user-transcript CER: main's user_text stream over each utterance (read
   `user_text_delay` frames late) vs the user's words;
 - round trip: each decoded reply, re-encoded by the codec, is the user input of a fresh
