@@ -29,7 +29,13 @@ from telugu_s2s.evaluation import (
     edit_distance,
     evaluate_s2s,
 )
-from telugu_s2s.evaluation.s2s import SessionScript, encode_clip, plan_item, run_sessions
+from telugu_s2s.evaluation.s2s import (
+    FirstCodebooks,
+    SessionScript,
+    encode_clip,
+    plan_item,
+    run_sessions,
+)
 from telugu_s2s.models.s2s import S2SConfig, S2SModel
 from telugu_s2s.models.speaker import SpeakerEncoder, SpeakerEncoderConfig
 from telugu_s2s.paths import CONFIG_DIR, CORPUS_DIR, REPO_ROOT
@@ -277,3 +283,17 @@ def test_cli_writes_the_json_report(model_dirs, tiny_dataset, tmp_path) -> None:
     assert report["turns"] == 2 and report["checkpoints"]["s2s_dir"] == str(model_dirs["s2s"])
     assert set(CER_KEYS + FRACTION_KEYS) <= set(report)
     assert "monologue CER" in done.stdout and "round-trip CER" in done.stdout
+
+
+def test_a_model_on_fewer_codebooks_hears_and_speaks_the_codecs_first_ones() -> None:
+    from telugu_s2s.models.codec import CodecConfig, CodecModel
+
+    torch.manual_seed(0)
+    codec = CodecModel(CodecConfig()).eval()
+    first4 = FirstCodebooks(codec, 4)
+    audio = torch.randn(1, 1, 4 * codec.frame_size) * 0.1  # (B, 1, T)
+    with torch.no_grad():
+        codes = first4.encode(audio)  # (1, 4, 4)
+        assert torch.equal(codes, codec.encode(audio)[:, :4])
+        assert torch.allclose(first4.decode(codes), codec.decode(codes))
+    assert (first4.sample_rate, first4.frame_size) == (codec.sample_rate, codec.frame_size)
