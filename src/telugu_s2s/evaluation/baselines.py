@@ -33,9 +33,10 @@ class NaiveBayesTopics:
             self.counts[topic].update(char_ngrams(text))
         self.vocab = len({g for c in self.counts.values() for g in c})
         self.totals = {t: sum(c.values()) for t, c in self.counts.items()}
+        self.examples = sum(self.prior.values())
 
     def predict(self, text: str) -> str:
-        grams, n = char_ngrams(text), sum(self.prior.values())
+        grams, n = char_ngrams(text), self.examples
 
         def score(topic: str) -> float:
             denom = self.totals[topic] + self.vocab

@@ -56,69 +56,27 @@ import soxr
 import torch
 from torch import Tensor, nn
 
-from telugu_s2s.checkpoint import load_pretrained
 from telugu_s2s.data.corpus import EMOTIONS, TOPICS
 from telugu_s2s.data.datasets import load_split
 from telugu_s2s.data.text import TextTokenizer
 from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig
 from telugu_s2s.data.voices import ASSISTANT_VOICES, median_f0
 from telugu_s2s.evaluation.cer import ErrorRate
-from telugu_s2s.models.s2s import S2SModel
-from telugu_s2s.models.s2s_generation import S2SGenerator
+from telugu_s2s.evaluation.sessions import (  # noqa: F401 - re-exported for callers and tests
+    EvalModels,
+    FirstCodebooks,
+    SessionScript,
+    SessionTrace,
+    encode_clip,
+    run_sessions,
+)
 from telugu_s2s.modules.streaming import module_device
-from telugu_s2s.speakers import SpeakerBank, embed_audio, encoder_fingerprint
+from telugu_s2s.speakers import embed_audio
 
 log = logging.getLogger(__name__)
 STYLE_PAIR = ("formal", "casual")
 F0_TOLERANCE = 0.15
 _TOKENIZER = TextTokenizer()
-
-
-class FirstCodebooks(nn.Module):
-    """The codec restricted to its first `num_codebooks` codebooks (residual VQ: a prefix
-    of the codebooks is a coarser code of the same audio)."""
-
-    def __init__(self, codec: nn.Module, num_codebooks: int):
-        super().__init__()
-        self.codec, self.num_codebooks = codec, num_codebooks
-        self.cardinality, self.sample_rate = codec.cardinality, codec.sample_rate
-        self.frame_size = codec.frame_size
-
-    def encode(self, audio: Tensor) -> Tensor:  # (B, 1, T) -> (B, K, F)
-        return self.codec.encode(audio, num_codebooks=self.num_codebooks)
-
-    def decode(self, codes: Tensor) -> Tensor:  # (B, K, F) -> (B, 1, T)
-        return self.codec.decode(codes)
-
-
-@dataclass
-class EvalModels:
-    """The exported models the evaluation needs; checked for compatibility on creation."""
-
-    s2s: S2SModel
-    codec: nn.Module  # an AudioTokenizer: encode, decode, sample_rate, frame_size
-    speaker_encoder: nn.Module
-    bank: SpeakerBank
-
-    def __post_init__(self) -> None:
-        cfg, codec = self.s2s.cfg, self.codec
-        if codec.num_codebooks < cfg.num_codebooks or codec.cardinality != cfg.codebook_size:
-            raise ValueError(
-                f"codec has {codec.num_codebooks} x {codec.cardinality} codes, the S2S model "
-                f"{cfg.num_codebooks} x {cfg.codebook_size}: not the codec it was trained on"
-            )
-        if codec.num_codebooks > cfg.num_codebooks:  # the model speaks the first K codebooks
-            self.codec = FirstCodebooks(codec, cfg.num_codebooks)
-        self.s2s.check_speaker_bank(self.bank)
-        if self.bank.encoder_fingerprint not in (None, encoder_fingerprint(self.speaker_encoder)):
-            raise ValueError("the speaker bank was built with another speaker encoder")
-
-    @classmethod
-    def load(cls, s2s_dir, codec_dir, speaker_dir, device: str = "cpu") -> EvalModels:
-        s2s, codec, encoder = (
-            load_pretrained(d).to(device) for d in (s2s_dir, codec_dir, speaker_dir)
-        )
-        return cls(s2s, codec, encoder, SpeakerBank.load(speaker_dir))
 
 
 @dataclass
@@ -134,74 +92,6 @@ class ProtocolConfig:
     temperature: float = 0.8  # the server's sampling; 0 = greedy
     top_k: int = 50
     seed: int = 0  # rendering i samples with seed + i
-
-
-@dataclass
-class SessionScript:
-    """One scripted session: what the user says, and when the assistant must keep quiet."""
-
-    user_codes: Tensor  # (K, T)
-    silent: Tensor  # (T,) bool: the assistant is forced silent at these steps
-    speaker: Tensor | None = None  # (S,) bank embedding; None: the null speaker
-    style_id: int = 0
-    turn_spans: list[tuple[int, int]] = field(default_factory=list)  # user [start, end) steps
-    use_memory: bool = True  # append each pooled user turn when it ends
-    seed: int | None = None  # the slot's sampling seed
-
-
-@dataclass
-class SessionTrace:
-    text: Tensor  # (T,) assistant text token of each step
-    user_text: Tensor  # (T,) user transcript token of each step (frame t - user_text_delay)
-    codes: Tensor  # (K, T) assistant codes out at step t (frame t - acoustic_delay)
-    pooled: list[Tensor]  # (D,) mean hidden state over each turn span
-
-
-@torch.inference_mode()
-def run_sessions(
-    model: S2SModel,
-    scripts: list[SessionScript],
-    silence: Tensor,
-    temperature: float = 0.0,
-    top_k: int = 0,
-) -> list[SessionTrace]:
-    """Step all scripts as one batch (greedy by default); shorter ones are padded with
-    silence (K,). Each script samples from its own seed, as if it ran alone."""
-    B, T = len(scripts), max(s.user_codes.shape[1] for s in scripts)
-    user = silence.long().cpu()[None, :, None].repeat(B, 1, T)  # (B, K, T)
-    silent = torch.ones(B, T, dtype=torch.bool)  # (B, T)
-    ends: dict[int, list[tuple[int, int]]] = {}  # step -> (slot, span) of turns ending there
-    for b, script in enumerate(scripts):
-        n = script.user_codes.shape[1]
-        user[b, :, :n], silent[b, :n] = script.user_codes, script.silent
-        for span, (_, end) in enumerate(script.turn_spans):
-            ends.setdefault(end, []).append((b, span))
-    K, D = user.shape[1], model.cfg.d_model
-    text, user_text = torch.zeros(B, T, dtype=torch.long), torch.zeros(B, T, dtype=torch.long)
-    codes = torch.zeros(B, K, T, dtype=torch.long)  # (B, K, T)
-    hidden = torch.zeros(B, T, D)  # (B, T, D)
-    pooled: list[list[Tensor]] = [[] for _ in scripts]
-    with S2SGenerator(model, B) as gen:
-        for b, script in enumerate(scripts):
-            gen.join(b, script.speaker, script.style_id, temperature, top_k, seed=script.seed)
-        for t in range(T):
-            if t in ends:
-                turns, which = torch.zeros(B, D), torch.zeros(B, dtype=torch.bool)  # (B, D), (B,)
-                for b, span in ends[t]:
-                    start, end = scripts[b].turn_spans[span]
-                    turns[b] = hidden[b, start:end].mean(dim=0)
-                    pooled[b].append(turns[b].clone())
-                    which[b] = scripts[b].use_memory
-                gen.append_turn(turns.to(gen.device, gen.memory.dtype), which)
-            gen.force_silence(~silent[:, t], silent=False)
-            gen.force_silence(silent[:, t], silent=True)
-            out = gen.step(user[:, :, t])
-            text[:, t], user_text[:, t] = out.text_token.cpu(), out.user_text_token.cpu()
-            codes[:, :, t], hidden[:, t] = out.assistant_codes.cpu(), out.hidden.float().cpu()
-    for b, span in ends.get(T, []):  # turns that end with the script
-        start, end = scripts[b].turn_spans[span]
-        pooled[b].append(hidden[b, start:end].mean(dim=0))
-    return [SessionTrace(text[b], user_text[b], codes[b], pooled[b]) for b in range(B)]
 
 
 @dataclass
@@ -227,12 +117,6 @@ class ItemPlan:
     def reference(self, turn: TurnPlan, ds: DialogTimelines, style: str | None = None) -> str:
         style = style or self.style
         return ds.meta_text(turn.replies.get(style, turn.replies["default"]))
-
-
-def encode_clip(codec: nn.Module, audio: np.ndarray) -> Tensor:
-    """Mono audio (T,) -> codes (K, ceil(T / frame)), encoded alone as the token cache does."""
-    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None, None]  # (1, 1, T)
-    return codec.encode(x.to(module_device(codec)))[0].long().cpu()  # (K, F)
 
 
 def plan_item(
