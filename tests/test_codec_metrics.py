@@ -157,3 +157,41 @@ def test_opus_baseline_is_aligned_and_near_its_bitrate(bitrate: int) -> None:
     assert abs(lags[int(np.argmax(corr))]) <= 2
     measured = 8 * sum(len(p) for p in packets) / 3.0
     assert 0.5 * bitrate < measured < 1.5 * bitrate
+
+
+def test_voice_preservation_sees_a_lost_pitch() -> None:
+    """Identity keeps every voice decision and every pitch; playing 1.5x faster keeps none of
+    the pitches (median F0 ratio 1.5). Clips of voices outside the bank are left out."""
+    import soxr
+
+    from telugu_s2s.checkpoint import load_pretrained
+    from telugu_s2s.metrics.codec import voice_preservation
+    from telugu_s2s.speakers import SpeakerBank
+
+    speaker_dir = REPO_ROOT / "checkpoints" / "speaker"
+    encoder, bank = load_pretrained(speaker_dir), SpeakerBank.load(speaker_dir)
+    clips = [Clip(str(i), name, speechlike(seed=i)) for i, name in enumerate(bank.names)]
+    clips.append(Clip("stranger", "user_01", speechlike(seed=9)))
+
+    same = voice_preservation(lambda a: a, clips, encoder, bank)
+    assert same["clips"] == len(bank.names)
+    assert same["speaker_id_transformed"] == same["speaker_id_original"]
+    assert same["f0_kept"] == 1.0 and same["f0_ratio_median"] == pytest.approx(1.0)
+
+    faster = voice_preservation(lambda a: soxr.resample(a, SR, SR / 1.5), clips, encoder, bank)
+    assert faster["f0_kept"] == 0.0
+    assert faster["f0_ratio_median"] == pytest.approx(1.5, rel=0.05)
+    with pytest.raises(ValueError, match="no clips"):
+        voice_preservation(lambda a: a, clips[-1:], encoder, bank)
+
+
+def test_f0_off_flags_a_shifted_pitch_and_skips_unvoiced_references() -> None:
+    from telugu_s2s.metrics.audio import f0_off
+
+    voice = torch.from_numpy(speechlike(seed=3))  # F0 around 120 Hz
+    t = torch.arange(voice.shape[0]) / SR
+    tone = lambda f: 0.1 * torch.sin(2 * np.pi * f * t)  # noqa: E731
+    estimate = torch.stack([voice, tone(240.0), tone(125.0)])  # (3, T): kept, doubled, kept
+    reference = torch.stack([voice, tone(120.0), torch.zeros_like(voice)])  # the last is silent
+    off = f0_off(estimate, reference, SR)
+    assert off[0] == 0 and off[1] == 1 and math.isnan(off[2])

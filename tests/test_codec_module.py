@@ -9,6 +9,7 @@ import hydra
 import pytest
 import torch
 
+from telugu_s2s.checkpoint import load_pretrained
 from telugu_s2s.lit.codec_module import CodecModule, warmup_cosine
 from telugu_s2s.models.codec import CodecConfig, CodecModel
 from telugu_s2s.modules.discriminators import (
@@ -151,6 +152,54 @@ def test_debug_run_trains_generator_and_discriminator(tiny_dataset, tmp_path) ->
     )
 
 
+def test_decoder_only_fine_tuning_keeps_every_code(tiny_dataset, tmp_path) -> None:
+    """Started from an export with encoder and codebooks frozen: the decoder learns, the
+    encoder, codebooks (EMA state included) and so the codes of any input stay exactly as
+    exported, which keeps a model trained on those codes valid."""
+    from telugu_s2s.checkpoint import save_pretrained
+
+    tiny = {"n_filters": 4, "dimension": 32, "codebook_size": 64}
+    export = tmp_path / "export"
+    save_pretrained(CodecModel(CodecConfig(**tiny)), export)
+    overrides = [
+        "stage=codec", "trainer=debug", f"paths.dataset_dir={tiny_dataset}",
+        f"+model.init_from={export}", "+model.decoder_only=true",
+        "model.adversarial_start_step=0", "model.discriminator.cfg.filters=4",
+        "model.discriminator.cfg.n_ffts=[256]", "+model.net.cfg.n_filters=4",
+        "model.net.cfg.dimension=32", "model.net.cfg.codebook_size=64",
+        "trainer.max_steps=-1", "data.batch_size=2", "data.crop_seconds=0.5",
+    ]  # fmt: skip
+    cfg = compose_train(overrides, tmp_path / "run")
+    module: CodecModule = hydra.utils.instantiate(cfg.model)
+    exported = load_pretrained(export)
+    assert all(
+        torch.equal(v, exported.state_dict()[k]) for k, v in module.net.state_dict().items()
+    )  # started from the export
+    probe = torch.randn(1, 1, 4 * module.net.frame_size)
+    codes_before = module.net.encode(probe)
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[])
+    trainer.fit(module, datamodule=hydra.utils.instantiate(cfg.data))
+
+    after = module.net.state_dict()
+    frozen = [k for k in after if k.startswith(("encoder.", "quantizer."))]
+    assert frozen and all(torch.equal(after[k], exported.state_dict()[k]) for k in frozen)
+    assert any(
+        not torch.equal(after[k], exported.state_dict()[k])
+        for k in after
+        if k.startswith("decoder.")
+    )
+    assert torch.equal(module.net.encode(probe), codes_before)
+
+
+def test_init_from_refuses_an_export_of_another_config(tmp_path) -> None:
+    from telugu_s2s.checkpoint import save_pretrained
+
+    save_pretrained(CodecModel(CodecConfig(n_filters=4, dimension=16, codebook_size=64)), tmp_path)
+    other = CodecModel(CodecConfig(n_filters=4, dimension=16, codebook_size=32))
+    with pytest.raises(ValueError, match="codebook_size"):
+        CodecModule(other, None, init_from=str(tmp_path))
+
+
 @pytest.mark.skipif(
     not (CHECKPOINT / "model.safetensors").exists() or not (DATASET / "dataset_dict.json").exists(),
     reason="no trained codec at checkpoints/codec (train: python train.py experiment=codec_tiny "
@@ -161,7 +210,6 @@ def test_trained_tiny_codec_meets_acceptance() -> None:
     at least half of its entries over the whole split (encoding only, about 30 s), and on a
     fixed 60-clip subset the mel distance is at least 50% below a fresh model's (same
     config, same seed as training)."""
-    from telugu_s2s.checkpoint import load_pretrained
     from telugu_s2s.metrics.codec import (
         ReconstructionScorer,
         codebook_statistics,

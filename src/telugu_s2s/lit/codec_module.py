@@ -8,9 +8,15 @@ and one discriminator optimizer, stepped once each per batch. Lightning's `globa
 counts every optimizer step, so once the discriminator is on it grows by 2 per batch
 (mind `trainer.max_steps`); the warm-up and the LR schedule count generator steps.
 
-Evaluation logs mel distance and SI-SNR (and, on the test split, STOI, wide-band PESQ when
-installed, codebook usage and perplexity, and the bitrate); validation writes a few audio
-samples and spectrograms through whatever logger is attached.
+Decoder fine-tuning (`decoder_only`, started from an export with `init_from`): the encoder
+and the codebooks are frozen, so every code stays what it was and a model trained on the
+codes (the S2S stage) keeps working with the better decoder. Each step decodes the codes
+of `quantizer dropout`'s n_q codebooks, exactly the path that serving takes.
+
+Evaluation logs mel distance, SI-SNR, `f0_off` (how often the voice's median F0 is lost) and,
+on the test split, STOI, wide-band PESQ when installed, codebook usage and perplexity, and the
+bitrate; validation writes a few audio samples and spectrograms through whatever logger is
+attached.
 """
 
 from __future__ import annotations
@@ -27,11 +33,13 @@ from telugu_s2s.metrics.audio import (
     MelDistance,
     MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
+    f0_off,
     pesq_available,
     pesq_wb,
     si_snr,
     stoi,
 )
+from telugu_s2s.models.codec import CodecOutput
 from telugu_s2s.modules.discriminators import (
     discriminator_loss,
     feature_matching_loss,
@@ -72,11 +80,18 @@ class CodecModule(L.LightningModule):
         adversarial_start_step: int = 0,
         num_audio_samples: int = 2,
         num_threads: int | None = None,
+        init_from: str | None = None,  # an export folder (model.safetensors) to start from
+        decoder_only: bool = False,  # train the decoder alone: codes stay unchanged
     ):
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["net", "discriminator"])
         self.automatic_optimization = False
         self.net = net
+        if init_from:
+            load_export_weights(net, init_from)
+        if decoder_only:
+            net.encoder.requires_grad_(False)
+            net.quantizer.requires_grad_(False)
         self.discriminator = discriminator
         self.mel_loss = MultiScaleMelLoss(net.sample_rate)
         self.stft_loss = MultiResolutionSTFTLoss()
@@ -135,7 +150,7 @@ class CodecModule(L.LightningModule):
         optimizers = self.optimizers()
         opt_g, opt_d = (optimizers, None) if self.discriminator is None else optimizers
         audio = batch["audio"]  # (B, 1, T)
-        out = self.net(audio)
+        out = self._decode_frozen_codes(audio) if hp.decoder_only else self.net(audio)
         logs = {"train/commitment": out.commitment_loss, "train/perplexity": out.perplexity.mean()}
         adversarial = self.adversarial
         if adversarial:
@@ -176,6 +191,17 @@ class CodecModule(L.LightningModule):
         self.log_dict(logs, batch_size=audio.shape[0])
         self.log("train/mel", terms["mel"].detach(), prog_bar=True, batch_size=audio.shape[0])
 
+    def _decode_frozen_codes(self, audio: Tensor) -> CodecOutput:
+        """The decoder-only pass: codes from the frozen encoder (no EMA update), decoded."""
+        quantizer = self.net.quantizer
+        codes = self.net.encode(audio, quantizer.sample_num_codebooks(audio.device))  # (B, n_q, F)
+        recon = self.net.decoder(quantizer.decode(codes))[..., : audio.shape[-1]]  # (B, 1, T)
+        return CodecOutput(
+            audio=recon, codes=codes, commitment_loss=recon.new_zeros(()),
+            perplexity=codebook_perplexity(code_histogram(codes, self.net.cardinality)).to(recon),
+            num_codebooks=codes.shape[1],
+        )  # fmt: skip
+
     def _schedulers(self) -> list:
         schedulers = self.lr_schedulers()
         if schedulers is None:
@@ -190,6 +216,9 @@ class CodecModule(L.LightningModule):
         metrics = {
             f"{prefix}/mel_distance": self.mel_distance(recon, audio).mean(),
             f"{prefix}/si_snr": si_snr(recon, audio).mean(),
+            # How often the voice's pitch is lost (median F0 off by > 15%): mel distance barely
+            # sees a pitch replaced by the decoder's own buzz, a listener (and a speaker ID) does.
+            f"{prefix}/f0_off": f0_off(recon, audio, self.net.sample_rate).nanmean(),
         }
         if prefix == "test":  # the slower perceptual metrics
             metrics[f"{prefix}/stoi"] = stoi(recon, audio, self.net.sample_rate).nanmean()
@@ -234,7 +263,8 @@ class CodecModule(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        opt_g = torch.optim.AdamW(self.net.parameters(), lr=hp.lr, betas=tuple(hp.betas))
+        trainable = [p for p in self.net.parameters() if p.requires_grad]
+        opt_g = torch.optim.AdamW(trainable, lr=hp.lr, betas=tuple(hp.betas))
 
         # Keyed to generator_step (restored on resume), not to each scheduler's own count,
         # so the discriminator, which starts late, follows the same decay.
@@ -254,6 +284,21 @@ class CodecModule(L.LightningModule):
             optimizers.append(opt_d)
             schedulers.append(torch.optim.lr_scheduler.LambdaLR(opt_d, schedule))
         return optimizers, schedulers
+
+
+def load_export_weights(net: nn.Module, directory: str | Path) -> None:
+    """Start `net` from an export's weights; its config must match the export's."""
+    from telugu_s2s.checkpoint import load_pretrained
+
+    source = load_pretrained(directory)
+    theirs, ours = vars(source.cfg), vars(net.cfg)
+    differ = sorted(k for k in theirs.keys() | ours.keys() if theirs.get(k) != ours.get(k))
+    if differ:
+        raise ValueError(
+            f"{directory} holds a model whose config differs from this run's in {differ}: "
+            "set them (model.net.cfg.<name>) to the export's values"
+        )
+    net.load_state_dict(source.state_dict())
 
 
 def spectrogram_image(reference: Tensor, reconstruction: Tensor, sample_rate: int) -> np.ndarray:

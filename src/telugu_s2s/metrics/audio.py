@@ -145,3 +145,18 @@ def pesq_wb(estimate: Tensor, reference: Tensor, sample_rate: int = 16000) -> Te
         except PesqError:  # e.g. no utterance detected in a short or silent clip
             scores.append(math.nan)
     return torch.tensor(scores)
+
+
+def f0_off(
+    estimate: Tensor, reference: Tensor, sample_rate: int = 16000, tolerance: float = 0.15
+) -> Tensor:
+    """Per item (B,): 1 where the estimate's median F0 is more than `tolerance` (relative) off the
+    reference's or unvoiced, 0 where it is kept, NaN where the reference itself is unvoiced."""
+    from telugu_s2s.data.voices import median_f0
+
+    out = []
+    for est, ref in _numpy_pairs(estimate, reference):
+        ref_f0 = median_f0(ref, sample_rate)
+        ratio = median_f0(est, sample_rate) / ref_f0
+        out.append(math.nan if math.isnan(ref_f0) else float(not abs(ratio - 1.0) <= tolerance))
+    return torch.tensor(out)
