@@ -169,9 +169,10 @@ def test_generator_outputs_the_undelayed_frames() -> None:
 
 
 def run_generator(
-    model: S2SModel, user: Tensor, settings: list[dict], silence_from: int | None = None
-) -> list:
-    with S2SGenerator(model, batch_size=len(settings)) as gen:
+    model: S2SModel, user: Tensor, settings: list[dict], silence_from: int | None = None,
+    guided: bool = False,
+) -> list:  # fmt: skip
+    with S2SGenerator(model, batch_size=len(settings), speaker_guidance=guided) as gen:
         for slot, kwargs in enumerate(settings):
             gen.join(slot, **kwargs)
         outs = []
@@ -207,6 +208,24 @@ def test_sampling_is_per_slot_and_reproducible() -> None:
             for t in range(10)
         ]
     assert [o.text_token.item() for o in greedy] == [row[0] for row in tokens(outs, 0)]
+
+
+def test_speaker_guidance_spans_the_null_and_the_requested_speaker() -> None:
+    """w = 1 samples exactly as without guidance, w = 0 exactly as the null speaker, a large w
+    moves away from both; the null-speaker twins never show in the output."""
+    model = make()
+    user = torch.randint(0, CARD, (1, K, 10)).expand(3, -1, -1)
+    voice = torch.nn.functional.normalize(torch.randn(8), dim=0)
+    base = {"speaker_emb": voice, "temperature": 1.0, "seed": 5}
+    plain = run_generator(model, user, [base, {**base, "speaker_emb": None}, base])
+    weights = [{**base, "guidance": w} for w in (1.0, 0.0, 6.0)]
+    guided = run_generator(model, user, weights, guided=True)
+    assert len(guided[0].text_token) == 3  # the slots, not their twins
+    assert tokens(guided, 0) == tokens(plain, 0)
+    assert tokens(guided, 1) == tokens(plain, 1)
+    assert tokens(guided, 2) not in (tokens(plain, 0), tokens(plain, 1))
+    with S2SGenerator(model, batch_size=1) as gen, pytest.raises(ValueError, match="guidance"):
+        gen.join(0, guidance=2.0)
 
 
 def test_sample_tokens_respects_temperature_and_top_k() -> None:

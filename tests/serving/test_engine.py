@@ -142,6 +142,28 @@ def test_batched_slots_equal_each_session_run_alone(checkpoints):
     assert not np.allclose(batched["a"][3].audio, batched["b"][1].audio, atol=1e-3)
 
 
+def test_speaker_guidance_changes_the_voice_and_keeps_slots_apart(checkpoints):
+    """A guided engine (null-speaker twins) changes what the same greedy session says, and a
+    session beside another still equals the session run alone."""
+    audio = frames_of(user_audio(1, 8))
+    memory = np.zeros(S2S.d_model, np.float32)
+
+    def run(guidance: float, slots: int = 1, name: str = "a") -> list[StepResult]:
+        engine = ModelEngine(checkpoints, max_slots=slots, speaker_guidance=guidance)
+        for other in ("b",) * (slots - 1):
+            engine.join(config(other, memory))
+        slot = engine.join(config(name, memory))
+        return [engine.step({slot: frame})[slot] for frame in audio]
+
+    plain, strong = run(1.0), run(4.0)
+    assert any(
+        not np.allclose(p.audio, g.audio, atol=1e-4) for p, g in zip(plain, strong, strict=True)
+    )
+    beside = run(4.0, slots=2)
+    for alone, batched in zip(strong, beside, strict=True):
+        np.testing.assert_allclose(batched.audio, alone.audio, atol=1e-4)
+
+
 def test_silence_end_turn_and_memory_round_trip_through_the_store(checkpoints):
     engine = ModelEngine(checkpoints, max_slots=2, release_quiet_frames=3)
     slot = engine.join(SlotConfig("priya", temperature=0.0))

@@ -92,6 +92,7 @@ class ProtocolConfig:
     temperature: float = 0.8  # the server's sampling; 0 = greedy
     top_k: int = 50
     seed: int = 0  # rendering i samples with seed + i
+    speaker_guidance: float = 1.0  # classifier-free guidance on the speaker (1 = off)
 
 
 @dataclass
@@ -339,7 +340,9 @@ def evaluate_s2s(
             for plan, index in zip(plans, batch, strict=True)
         ]
         scripts = [script for named in sessions for script in named.values()]
-        traces = iter(run_sessions(model, scripts, silence, protocol.temperature, protocol.top_k))
+        traces = iter(run_sessions(
+            model, scripts, silence, protocol.temperature, protocol.top_k, protocol.speaker_guidance
+        ))  # fmt: skip
         by_plan = [{name: next(traces) for name in named} for named in sessions]  # same order
         tally.frames["stepped"] += sum(s.user_codes.shape[1] for s in scripts)
         tally.frames["generated"] += sum(

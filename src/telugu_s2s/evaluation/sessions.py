@@ -102,9 +102,11 @@ def run_sessions(
     silence: Tensor,
     temperature: float = 0.0,
     top_k: int = 0,
+    speaker_guidance: float = 1.0,
 ) -> list[SessionTrace]:
     """Step all scripts as one batch (greedy by default); shorter ones are padded with
-    silence (K,). Each script samples from its own seed, as if it ran alone."""
+    silence (K,). Each script samples from its own seed, as if it ran alone. A
+    `speaker_guidance` other than 1 runs the generator's null-speaker twins (2x compute)."""
     B, T = len(scripts), max(s.user_codes.shape[1] for s in scripts)
     user = silence.long().cpu()[None, :, None].repeat(B, 1, T)  # (B, K, T)
     silent = torch.ones(B, T, dtype=torch.bool)  # (B, T)
@@ -119,9 +121,10 @@ def run_sessions(
     codes = torch.zeros(B, K, T, dtype=torch.long)  # (B, K, T)
     hidden = torch.zeros(B, T, D)  # (B, T, D)
     pooled: list[list[Tensor]] = [[] for _ in scripts]
-    with S2SGenerator(model, B) as gen:
+    with S2SGenerator(model, B, speaker_guidance=speaker_guidance != 1.0) as gen:
         for b, script in enumerate(scripts):
-            gen.join(b, script.speaker, script.style_id, temperature, top_k, seed=script.seed)
+            gen.join(b, script.speaker, script.style_id, temperature, top_k, seed=script.seed,
+                     guidance=speaker_guidance)  # fmt: skip
         for t in range(T):
             if t in ends:
                 turns, which = torch.zeros(B, D), torch.zeros(B, dtype=torch.bool)  # (B, D), (B,)

@@ -4,6 +4,13 @@
 session) and the per-slot settings: speaker, style, temperature, top-k, seed, context
 memory and a silence switch. `sample_tokens` samples every row with its own temperature,
 top-k and noise (Gumbel-max), so one session's seed never changes another's draw.
+
+Speaker guidance (classifier-free guidance on the speaker, `speaker_guidance=True`): every
+slot also runs a twin stream with the null speaker (training drops the speaker 10% of the
+time, so the model knows both), and each token is drawn from `u + w * (c - u)`, the
+conditioned logits c pushed away from the unconditioned u by the slot's `guidance` w. Both
+twins are fed the same tokens. w = 1 is plain sampling, w = 0 the null speaker; w > 1 makes
+the requested voice stronger, at twice the model's compute.
 """
 
 from __future__ import annotations
@@ -79,10 +86,11 @@ class S2SGenerator:
             gen.force_silence(torch.tensor([True] + [False] * 7))  # barge-in on slot 0
     """
 
-    def __init__(self, model: S2SModel, batch_size: int) -> None:
+    def __init__(self, model: S2SModel, batch_size: int, speaker_guidance: bool = False) -> None:
         self.model, self.batch_size = model.eval(), batch_size
         cfg, device = model.cfg, module_device(model)
-        self.device = device
+        self.device, self.guided = device, speaker_guidance
+        self.guidance = torch.ones(batch_size, device=device)  # (B,) w per slot
         self.speaker = model.null_speaker.detach().expand(batch_size, -1).clone()  # (B, S)
         self.style = torch.zeros(batch_size, dtype=torch.long, device=device)  # (B,)
         self.temperature = torch.zeros(batch_size, device=device)  # (B,)
@@ -94,7 +102,7 @@ class S2SGenerator:
         )
         self.rngs = [torch.Generator(device=device) for _ in range(batch_size)]
         self._noise_width = max(cfg.text_vocab_size, cfg.codebook_size)
-        self._stream = model.streaming(batch_size)
+        self._stream = model.streaming(2 * batch_size if speaker_guidance else batch_size)
         with torch.inference_mode():
             self._stream.__enter__()
 
@@ -119,11 +127,15 @@ class S2SGenerator:
         top_k: int = 0,
         seed: int | None = None,
         memory: TurnMemoryState | None = None,
+        guidance: float = 1.0,
     ) -> None:
         """Start a new session in `slot`: a fresh stream (position 0) and its settings."""
+        if guidance != 1.0 and not self.guided:
+            raise ValueError("speaker guidance needs S2SGenerator(..., speaker_guidance=True)")
         mask = torch.zeros(self.batch_size, dtype=torch.bool)
         mask[slot] = True
-        self.model.reset_streaming(mask)
+        self.model.reset_streaming(self._twins(mask))
+        self.guidance[slot] = guidance
         self.active[slot], self.silenced[slot] = True, False
         self.set_speaker(slot, speaker_emb)
         self.style[slot] = style_id
@@ -173,6 +185,17 @@ class S2SGenerator:
         """Make the masked slots (B,) silent (barge-in) until called with silent=False."""
         self.silenced = torch.where(mask.to(self.device).bool(), silent, self.silenced)
 
+    def _twins(self, x: Tensor) -> Tensor:
+        """(B, ...) -> (2B, ...) when guided: the null-speaker twins follow the slots."""
+        return torch.cat([x, x]) if self.guided else x
+
+    def _guided(self, logits: Tensor) -> Tensor:
+        """(2B, N) conditioned + null-speaker logits -> (B, N) u + w * (c - u); else as is."""
+        if not self.guided:
+            return logits
+        cond, uncond = logits.float().chunk(2)
+        return torch.lerp(uncond, cond, self.guidance[:, None])  # exact at w = 0 and w = 1
+
     @torch.inference_mode()
     def step(self, user_codes: Tensor, forced: ForcedFrame | None = None) -> GenerationStep:
         """user codes of the current frame (B, K) -> one assistant frame for every slot.
@@ -187,9 +210,10 @@ class S2SGenerator:
                 for rng in self.rngs
             ]))  # fmt: skip
 
-        def sample(logits: Tensor, stream: int) -> Tensor:
+        def sample(logits: Tensor, stream: int) -> Tensor:  # (B or 2B, N) -> (B or 2B,)
+            logits = self._guided(logits)  # (B, N)
             stream_noise = None if noise is None else noise[:, stream, : logits.shape[-1]]
-            return sample_tokens(logits, self.temperature, self.top_k, stream_noise)
+            return self._twins(sample_tokens(logits, self.temperature, self.top_k, stream_noise))
 
         silence = silence_frame(model, self.silenced)
         if forced is not None:
@@ -200,17 +224,24 @@ class S2SGenerator:
             )
         elif bool(self.silenced.any()):
             forced = silence
+        if forced is not None and self.guided:
+            forced = ForcedFrame(
+                *(self._twins(x) for x in (forced.mask, forced.text, forced.codes))
+            )
+        speaker = self.speaker
+        if self.guided:
+            speaker = torch.cat([speaker, model.null_speaker.expand_as(speaker).to(speaker)])
         has_memory = bool(self.memory_mask.any())
+        B = self.batch_size
         out = model.step(
-            user_codes.to(self.device), self.speaker, self.style,
-            self.memory if has_memory else None, self.memory_mask if has_memory else None,
-            sample=sample, forced=forced,
+            self._twins(user_codes.to(self.device)), speaker, self._twins(self.style),
+            self._twins(self.memory) if has_memory else None,
+            self._twins(self.memory_mask) if has_memory else None, sample=sample, forced=forced,
         )  # fmt: skip
-        quiet = ~out.frame_valid | self.silenced  # (B,)
-        codes = torch.where(
-            quiet[:, None], model.silence_codes.expand_as(out.frame_codes), out.frame_codes
-        )
+        valid, frame_codes = out.frame_valid[:B], out.frame_codes[:B]  # the twins are dropped
+        quiet = ~valid | self.silenced  # (B,)
+        codes = torch.where(quiet[:, None], model.silence_codes.expand_as(frame_codes), frame_codes)
         return GenerationStep(
-            assistant_codes=codes, codes_valid=out.frame_valid, text_token=out.text_token,
-            user_text_token=out.user_text_token, hidden=out.hidden,
+            assistant_codes=codes, codes_valid=valid, text_token=out.text_token[:B],
+            user_text_token=out.user_text_token[:B], hidden=out.hidden[:B],
         )  # fmt: skip

@@ -168,7 +168,7 @@ class ModelEngine:
                  speaker_dir: str | Path | None = None, s2s_dir: str | Path | None = None,
                  speaking_rms: float = 0.003, voiced_rms: float = 0.01, hangover_frames: int = 4,
                  release_quiet_frames: int = 5, max_turn_frames: int = 750,
-                 seed: int | None = None):  # fmt: skip
+                 seed: int | None = None, speaker_guidance: float = 1.0):  # fmt: skip
         root, self.device = Path(checkpoint_dir), torch.device(device)
         self.codec, self.bank, self.model = load_models(
             Path(codec_dir or root / "codec"), Path(speaker_dir or root / "speaker"),
@@ -201,7 +201,10 @@ class ModelEngine:
         self._stack = contextlib.ExitStack()
         with torch.inference_mode():
             self._stack.enter_context(self.codec.streaming(max_slots))
-        self.generator = self._stack.enter_context(S2SGenerator(self.model, max_slots))
+        self.speaker_guidance = speaker_guidance  # > 1: null-speaker twins, 2x the s2s compute
+        self.generator = self._stack.enter_context(
+            S2SGenerator(self.model, max_slots, speaker_guidance=speaker_guidance != 1.0)
+        )
 
     def close(self) -> None:
         for hook in self._hooks:
@@ -246,7 +249,8 @@ class ModelEngine:
         self.codec.reset_streaming(self._mask(slot))
         seed = self._seeds.randrange(2**62) if self._seeds is not None else None
         self.generator.join(slot, speaker_emb=speaker, style_id=style, temperature=config.temperature,
-                            top_k=config.top_k, seed=seed, memory=memory)  # fmt: skip
+                            top_k=config.top_k, seed=seed, memory=memory,
+                            guidance=self.speaker_guidance)  # fmt: skip
         self.slots[slot] = SlotState(config)
         return slot
 
