@@ -155,7 +155,8 @@ def test_debug_run_trains_generator_and_discriminator(tiny_dataset, tmp_path) ->
 def test_decoder_only_fine_tuning_keeps_every_code(tiny_dataset, tmp_path) -> None:
     """Started from an export with encoder and codebooks frozen: the decoder learns, the
     encoder, codebooks (EMA state included) and so the codes of any input stay exactly as
-    exported, which keeps a model trained on those codes valid."""
+    exported, which keeps a model trained on those codes valid. The speaker consistency
+    term is trained against a speaker encoder that stays frozen (BatchNorm statistics too)."""
     from telugu_s2s.checkpoint import save_pretrained
 
     tiny = {"n_filters": 4, "dimension": 32, "codebook_size": 64}
@@ -164,6 +165,7 @@ def test_decoder_only_fine_tuning_keeps_every_code(tiny_dataset, tmp_path) -> No
     overrides = [
         "stage=codec", "trainer=debug", f"paths.dataset_dir={tiny_dataset}",
         f"+model.init_from={export}", "+model.decoder_only=true",
+        "+model.speaker_consistency=1.0", f"+model.speaker_dir={REPO_ROOT / 'checkpoints/speaker'}",
         "model.adversarial_start_step=0", "model.discriminator.cfg.filters=4",
         "model.discriminator.cfg.n_ffts=[256]", "+model.net.cfg.n_filters=4",
         "model.net.cfg.dimension=32", "model.net.cfg.codebook_size=64",
@@ -177,8 +179,14 @@ def test_decoder_only_fine_tuning_keeps_every_code(tiny_dataset, tmp_path) -> No
     )  # started from the export
     probe = torch.randn(1, 1, 4 * module.net.frame_size)
     codes_before = module.net.encode(probe)
+    speaker_before = copy.deepcopy(module.speaker_encoder.state_dict())
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[])
     trainer.fit(module, datamodule=hydra.utils.instantiate(cfg.data))
+    assert torch.isfinite(trainer.callback_metrics["val/speaker_distance"])
+    speaker_after = module.speaker_encoder.state_dict()
+    assert all(torch.equal(v, speaker_after[k]) for k, v in speaker_before.items())
+    same = module.speaker_distance(probe, probe)
+    assert same.shape == (1,) and float(same) == pytest.approx(0.0, abs=1e-5)
 
     after = module.net.state_dict()
     frozen = [k for k in after if k.startswith(("encoder.", "quantizer."))]

@@ -1,7 +1,7 @@
 """Codec stage LightningModule: reconstruction, commitment and adversarial training of `CodecModel`.
 
 Losses (generator): multi-scale log-mel L1 + multi-resolution STFT + waveform L1 +
-commitment, and once `adversarial_start_step` generator steps have passed, a hinge (or
+commitment (+ an optional speaker consistency term from a frozen speaker encoder), and once `adversarial_start_step` generator steps have passed, a hinge (or
 LSGAN) loss against a multi-scale STFT discriminator plus feature matching. The warm-up
 lets a short CPU run learn reconstruction first. Optimization is manual: one generator
 and one discriminator optimizer, stepped once each per batch. Lightning's `global_step`
@@ -82,6 +82,8 @@ class CodecModule(L.LightningModule):
         num_threads: int | None = None,
         init_from: str | None = None,  # an export folder (model.safetensors) to start from
         decoder_only: bool = False,  # train the decoder alone: codes stay unchanged
+        speaker_consistency: float = 0.0,  # weight of 1 - cos(speaker(recon), speaker(audio))
+        speaker_dir: str | None = None,  # the frozen speaker encoder of that loss
     ):
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["net", "discriminator"])
@@ -93,6 +95,9 @@ class CodecModule(L.LightningModule):
             net.encoder.requires_grad_(False)
             net.quantizer.requires_grad_(False)
         self.discriminator = discriminator
+        self.speaker_encoder = None
+        if speaker_consistency > 0:
+            self.speaker_encoder = frozen_speaker_encoder(speaker_dir, net.sample_rate)
         self.mel_loss = MultiScaleMelLoss(net.sample_rate)
         self.stft_loss = MultiResolutionSTFTLoss()
         self.mel_distance = MelDistance(net.sample_rate)
@@ -165,6 +170,9 @@ class CodecModule(L.LightningModule):
             + hp.stft_weight * terms.get("stft", 0.0)
             + hp.commitment_weight * out.commitment_loss
         )
+        if self.speaker_encoder is not None:
+            terms["speaker"] = self.speaker_distance(out.audio, audio).mean()
+            loss = loss + hp.speaker_consistency * terms["speaker"]
         if adversarial:
             self.discriminator.requires_grad_(False)  # gradients to the generator only: cheaper
             fake = self.discriminator(out.audio)
@@ -190,6 +198,14 @@ class CodecModule(L.LightningModule):
         logs["train/loss"] = loss.detach()
         self.log_dict(logs, batch_size=audio.shape[0])
         self.log("train/mel", terms["mel"].detach(), prog_bar=True, batch_size=audio.shape[0])
+
+    def speaker_distance(self, recon: Tensor, audio: Tensor) -> Tensor:
+        """1 - cosine of the frozen speaker encoder's embeddings, per item (B,): who is
+        speaking must survive the round trip (a speaker consistency loss, as in YourTTS)."""
+        encoder = self.speaker_encoder.eval()  # BatchNorm on its running statistics, always
+        with torch.no_grad():
+            target = encoder(audio[:, 0])  # (B, S)
+        return 1.0 - torch.nn.functional.cosine_similarity(encoder(recon[:, 0]), target, dim=-1)
 
     def _decode_frozen_codes(self, audio: Tensor) -> CodecOutput:
         """The decoder-only pass: codes from the frozen encoder (no EMA update), decoded."""
@@ -220,6 +236,8 @@ class CodecModule(L.LightningModule):
             # sees a pitch replaced by the decoder's own buzz, a listener (and a speaker ID) does.
             f"{prefix}/f0_off": f0_off(recon, audio, self.net.sample_rate).nanmean(),
         }
+        if self.speaker_encoder is not None:
+            metrics[f"{prefix}/speaker_distance"] = self.speaker_distance(recon, audio).mean()
         if prefix == "test":  # the slower perceptual metrics
             metrics[f"{prefix}/stoi"] = stoi(recon, audio, self.net.sample_rate).nanmean()
             if pesq_available():
@@ -284,6 +302,18 @@ class CodecModule(L.LightningModule):
             optimizers.append(opt_d)
             schedulers.append(torch.optim.lr_scheduler.LambdaLR(opt_d, schedule))
         return optimizers, schedulers
+
+
+def frozen_speaker_encoder(directory: str | None, sample_rate: int) -> nn.Module:
+    """The exported speaker encoder, frozen, for the speaker consistency loss."""
+    from telugu_s2s.checkpoint import load_pretrained
+
+    if not directory:
+        raise ValueError("speaker_consistency needs speaker_dir (an exported speaker encoder)")
+    encoder = load_pretrained(directory).requires_grad_(False)
+    if encoder.sample_rate != sample_rate:
+        raise ValueError(f"speaker encoder at {encoder.sample_rate} Hz, codec at {sample_rate} Hz")
+    return encoder
 
 
 def load_export_weights(net: nn.Module, directory: str | Path) -> None:
