@@ -24,23 +24,27 @@ $(STAMP): pyproject.toml
 data: install
 	$(PYTHON) -m telugu_s2s.data.synth
 
+# The codec, then two decoder-only fine-tunes (pitch, then voice) that keep its codes.
 train-codec: data
 	$(PYTHON) train.py experiment=codec_tiny export_dir=$(CURDIR)/checkpoints/codec
+	$(PYTHON) train.py experiment=codec_tiny_decoder export_dir=$(CURDIR)/checkpoints/codec
+	$(PYTHON) train.py experiment=codec_tiny_voice export_dir=$(CURDIR)/checkpoints/codec
 train-speaker: data
 	$(PYTHON) train.py experiment=speaker_tiny export_dir=$(CURDIR)/checkpoints/speaker
 train-s2s: data
 	$(PYTHON) train.py experiment=s2s_tiny export_dir=$(CURDIR)/checkpoints/s2s
-# All three stages with the tiny CPU experiments, in dependency order.
-train: train-codec train-speaker train-s2s
+# All three stages with the tiny CPU experiments, in dependency order (the codec's voice
+# fine-tune uses the speaker encoder).
+train: train-speaker train-codec train-s2s
 
 # The streaming server (ports 8000, then 8080, then 8010) on the checkpoints in checkpoints/.
 serve: install
 	$(PYTHON) -m telugu_s2s.serve
 
 # Fresh clone -> the web page: install, build the data, train any missing tiny checkpoint
-# (codec ~30 min, speaker ~20 min, s2s ~60 min on 2 cores), then serve.
+# (codec ~70 min, speaker ~20 min, s2s ~60 min on 2 cores), then serve.
 demo: install data
-	@for stage in codec speaker s2s; do \
+	@for stage in speaker codec s2s; do \
 	  if [ ! -f checkpoints/$$stage/model.safetensors ]; then \
 	    echo "checkpoints/$$stage is missing: training the tiny $$stage model first (see README for times)"; \
 	    $(MAKE) --no-print-directory train-$$stage || exit 1; \

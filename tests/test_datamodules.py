@@ -100,6 +100,21 @@ def test_barge_in_cuts_the_reply(tiny_dataset):
     assert found
 
 
+def test_training_windows_start_at_the_opening_as_often_as_asked(tiny_dataset):
+    from telugu_s2s.data.datasets import load_split
+
+    rows = load_split(tiny_dataset, "train")
+
+    def opening_share(probability: float) -> float:
+        cfg = TimelineConfig(max_seconds=40.0, start_at_opening=probability)
+        ds = DialogTimelines(rows, 16000, cfg, seed=5, train=True)
+        firsts = [ds[i]["turns"][0]["turn_index"] for i in range(min(len(ds), 24))]
+        return float(np.mean([f == 0 for f in firsts]))
+
+    assert opening_share(1.0) == 1.0
+    assert opening_share(0.0) < 0.5  # uniform over 7-9 turns
+
+
 def test_eval_items_are_deterministic(tiny_dataset):
     from telugu_s2s.data.datasets import load_split
 

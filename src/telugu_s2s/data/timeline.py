@@ -37,6 +37,9 @@ class TimelineConfig:
         0.3,
         0.8,
     )  # fraction of the reply heard before the user speaks
+    # Probability that a training window starts at the dialog's first turn (else a uniform turn):
+    # most context-dependent replies recall turn 0-2, which a window must hold to teach the memory.
+    start_at_opening: float = 0.0
     stop_delay_frames: int = 2  # the assistant falls silent this many frames after a barge-in
     fade_ms: float = 10.0
     use_styles: bool = True
@@ -90,7 +93,9 @@ class DialogTimelines(_RowsDataset):
         )
         user_turns, replies = self.user_rows[(dialog, user_voice)], self.reply_rows[(dialog, voice)]
         turns = sorted(t for t in user_turns if t in replies)
-        first = int(rng.integers(len(turns))) if rng is not None and len(turns) > 1 else 0
+        first = 0  # the turn the window starts at: a dialog's opening holds what later turns recall
+        if rng is not None and len(turns) > 1 and rng.random() >= cfg.start_at_opening:
+            first = int(rng.integers(len(turns)))
         style = "default"
         if cfg.use_styles:
             options = sorted({s for t in turns for s in replies[t]})

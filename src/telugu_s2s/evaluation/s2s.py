@@ -10,7 +10,8 @@ variants use the default style). A session is one continuous stream, as on the s
   2. `pause_frames` of user silence, the assistant still forced silent;
   3. user silence while the assistant generates freely for the longest reference reply
      of the turn (over its styles) plus `margin_frames`, in the requested voice and style.
-     It samples as the server does (`temperature`, `top_k`), with one seed per rendering
+     It samples as the server does (`temperature`, `top_k`, `speaker_guidance`: the
+     generator's classifier-free guidance towards the voice), with one seed per rendering
      shared by its sessions, so that the ablations differ only in what they ablate. (Greedy
      decoding never starts a reply: the model spreads the onset over several frames, so
      "silent" wins every single frame; `temperature=0` still gives greedy runs.)
@@ -28,10 +29,9 @@ Each rendering runs as up to three sessions in one batch, on the same user input
 - context CER on turns with `depends_on`: main (memory on) vs memory_off;
 - speaker fidelity: main's reply codes decoded by the codec, silent frames at both ends
   trimmed; the speaker encoder and the bank must pick the requested voice, and the median
-  F0 must be within 15% of the voice's target (the bank's `pitch_hz`). (The tiny codec
-  decodes token sequences that are not speech, random ones included, to a buzz with a
-  160-sample period: an F0 of 100 Hz, which is Ravi's target. Read the F0 figure with the
-  per-turn `f0` values.);
+  F0 must be within 15% of the voice's target (the bank's `pitch_hz`). The codec caps
+  both (`benchmarks/codec_voices.py`: its decoder once buzzed at 100 Hz over every voice);
+  the per-turn `f0` values show what the tracker read;
 - user-transcript CER: main's user_text stream over each utterance (read
   `user_text_delay` frames late) vs the user's words;
 - round trip: each decoded reply, re-encoded by the codec, is the user input of a fresh
@@ -92,7 +92,7 @@ class ProtocolConfig:
     temperature: float = 0.8  # the server's sampling; 0 = greedy
     top_k: int = 50
     seed: int = 0  # rendering i samples with seed + i
-    speaker_guidance: float = 1.0  # classifier-free guidance on the speaker (1 = off)
+    speaker_guidance: float = 2.0  # classifier-free guidance on the speaker, as served (1 = off)
 
 
 @dataclass

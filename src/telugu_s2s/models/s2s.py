@@ -100,6 +100,7 @@ class S2SConfig:
     memory_turns: int = 10
     memory_top_k: int = 3
     memory_attention_dim: int = 128
+    memory_gate_init: float = 0.0  # sigmoid(gate): how open the memory's residual starts
 
     def temporal_config(self) -> TransformerConfig:
         return TransformerConfig(
@@ -118,7 +119,7 @@ class S2SConfig:
     def memory_config(self) -> ContextMemoryConfig:
         return ContextMemoryConfig(
             dim=self.d_model, attention_dim=self.memory_attention_dim,
-            max_turns=self.memory_turns, top_k=self.memory_top_k,
+            max_turns=self.memory_turns, top_k=self.memory_top_k, gate_init=self.memory_gate_init,
         )  # fmt: skip
 
     @classmethod
