@@ -31,7 +31,7 @@ def serve_process(tmp: Path, name: str, *overrides: str):
     port_file, log_path = tmp / f"{name}.port", tmp / f"{name}.log"
     port_file.unlink(missing_ok=True)
     args = [sys.executable, "-m", "telugu_s2s.serve", "engine._target_=tests.serving.fakes.FakeEngine",
-            "~engine.checkpoint_dir", "~engine.device", "~engine.max_slots", "+engine.reply_frames=2", "+engine.reply_after_frames=2",
+            "~engine.checkpoint_dir", "~engine.device", "~engine.max_slots", "~engine.speaker_guidance", "+engine.reply_frames=2", "+engine.reply_after_frames=2",
             f"server.store_url=sqlite:///{tmp}/state.db", f"port_file={port_file}",
             f"hydra.run.dir={tmp}/hydra-{name}", "log_level=warning", *overrides]  # fmt: skip
     with open(log_path, "w") as log:
