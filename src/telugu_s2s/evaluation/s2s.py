@@ -70,12 +70,12 @@ from telugu_s2s.evaluation.sessions import (  # noqa: F401 - re-exported for cal
     encode_clip,
     run_sessions,
 )
+from telugu_s2s.metrics.audio import F0_TOLERANCE
 from telugu_s2s.modules.streaming import module_device
 from telugu_s2s.speakers import embed_audio
 
 log = logging.getLogger(__name__)
 STYLE_PAIR = ("formal", "casual")
-F0_TOLERANCE = 0.15
 _TOKENIZER = TextTokenizer()
 
 

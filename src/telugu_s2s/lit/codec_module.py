@@ -1,9 +1,10 @@
 """Codec stage LightningModule: reconstruction, commitment and adversarial training of `CodecModel`.
 
 Losses (generator): multi-scale log-mel L1 + multi-resolution STFT + waveform L1 +
-commitment (+ an optional speaker consistency term from a frozen speaker encoder), and once `adversarial_start_step` generator steps have passed, a hinge (or
-LSGAN) loss against a multi-scale STFT discriminator plus feature matching. The warm-up
-lets a short CPU run learn reconstruction first. Optimization is manual: one generator
+commitment (+ an optional speaker consistency term from a frozen speaker encoder), and
+once `adversarial_start_step` generator steps have passed, a hinge (or LSGAN) loss against
+a multi-scale STFT discriminator plus feature matching. The warm-up lets a short CPU run
+learn reconstruction first. Optimization is manual: one generator
 and one discriminator optimizer, stepped once each per batch. Lightning's `global_step`
 counts every optimizer step, so once the discriminator is on it grows by 2 per batch
 (mind `trainer.max_steps`); the warm-up and the LR schedule count generator steps.
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from telugu_s2s.checkpoint import load_pretrained
 from telugu_s2s.metrics.audio import (
     MelDistance,
     MultiResolutionSTFTLoss,
@@ -306,8 +308,6 @@ class CodecModule(L.LightningModule):
 
 def frozen_speaker_encoder(directory: str | None, sample_rate: int) -> nn.Module:
     """The exported speaker encoder, frozen, for the speaker consistency loss."""
-    from telugu_s2s.checkpoint import load_pretrained
-
     if not directory:
         raise ValueError("speaker_consistency needs speaker_dir (an exported speaker encoder)")
     encoder = load_pretrained(directory).requires_grad_(False)
@@ -318,8 +318,6 @@ def frozen_speaker_encoder(directory: str | None, sample_rate: int) -> nn.Module
 
 def load_export_weights(net: nn.Module, directory: str | Path) -> None:
     """Start `net` from an export's weights; its config must match the export's."""
-    from telugu_s2s.checkpoint import load_pretrained
-
     source = load_pretrained(directory)
     theirs, ours = vars(source.cfg), vars(net.cfg)
     differ = sorted(k for k in theirs.keys() | ours.keys() if theirs.get(k) != ours.get(k))

@@ -147,8 +147,11 @@ def pesq_wb(estimate: Tensor, reference: Tensor, sample_rate: int = 16000) -> Te
     return torch.tensor(scores)
 
 
+F0_TOLERANCE = 0.15  # relative: how far a median F0 may drift and still count as the voice's
+
+
 def f0_off(
-    estimate: Tensor, reference: Tensor, sample_rate: int = 16000, tolerance: float = 0.15
+    estimate: Tensor, reference: Tensor, sample_rate: int = 16000, tolerance: float = F0_TOLERANCE
 ) -> Tensor:
     """Per item (B,): 1 where the estimate's median F0 is more than `tolerance` (relative) off the
     reference's or unvoiced, 0 where it is kept, NaN where the reference itself is unvoiced."""

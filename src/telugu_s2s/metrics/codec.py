@@ -18,7 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from telugu_s2s.metrics.audio import MelDistance, pesq_available, pesq_wb, si_snr, stoi
+from telugu_s2s.metrics.audio import (
+    F0_TOLERANCE,
+    MelDistance,
+    pesq_available,
+    pesq_wb,
+    si_snr,
+    stoi,
+)
 from telugu_s2s.modules.quantization import code_histogram, codebook_perplexity, codebook_usage
 
 
@@ -131,13 +138,10 @@ def evaluate_tokenizer(
     k = num_codebooks or tokenizer.num_codebooks
     histogram = torch.zeros(k, tokenizer.cardinality, dtype=torch.long)  # (k, N)
 
-    def round_trip(audio: np.ndarray) -> np.ndarray:
-        nonlocal histogram
-        codes = tokenizer.encode(torch.from_numpy(audio)[None, None], num_codebooks=k)  # (1, k, F)
-        histogram += code_histogram(codes, tokenizer.cardinality)
-        return tokenizer.decode(codes)[0, 0].numpy()  # (F * frame_size,)
+    def count(codes: torch.Tensor) -> None:  # (1, k, F)
+        histogram.add_(code_histogram(codes, tokenizer.cardinality))
 
-    result = evaluate_transform(round_trip, clips, scorer)
+    result = evaluate_transform(codec_round_trip(tokenizer, k, on_codes=count), clips, scorer)
     usage, perplexity = codebook_usage(histogram), codebook_perplexity(histogram)  # (k,)
     bits_per_code = math.log2(tokenizer.cardinality)
     result.update(
@@ -181,19 +185,21 @@ def codebook_statistics(
 
 
 def codec_round_trip(
-    tokenizer, num_codebooks: int | None = None
+    tokenizer,
+    num_codebooks: int | None = None,
+    on_codes: Callable[[torch.Tensor], None] | None = None,
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """audio (T,) -> encode with the first `num_codebooks` codebooks -> decode (a transform)."""
+    """audio (T,) -> encode with the first `num_codebooks` codebooks -> decode (a transform);
+    `on_codes` sees each clip's codes (1, k, F)."""
 
     @torch.no_grad()
     def round_trip(audio: np.ndarray) -> np.ndarray:
         codes = tokenizer.encode(torch.from_numpy(audio)[None, None], num_codebooks=num_codebooks)
+        if on_codes is not None:
+            on_codes(codes)
         return tokenizer.decode(codes)[0, 0].numpy()  # (F * frame_size,)
 
     return round_trip
-
-
-F0_TOLERANCE = 0.15  # relative: the S2S evaluation's tolerance for a voice's pitch
 
 
 def voice_preservation(
