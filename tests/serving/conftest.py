@@ -22,3 +22,25 @@ def speech() -> dict[str, np.ndarray]:
 
 def silence(seconds: float) -> np.ndarray:
     return np.zeros(round(seconds * 16000), np.float32)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throw-away PostgreSQL cluster for the whole run (skipped, with the reason, only
+    when the server cannot be installed here)."""
+    from tests.serving.postgres import start_cluster, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"PostgreSQL unavailable: {reason}")
+    cluster = start_cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    """The same store test on the embedded default and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/state/store.db"
+    return request.getfixturevalue("postgres").database()

@@ -1,10 +1,10 @@
-"""Context window, aggregates, style adaptation, the SQLite store, metrics and ports."""
+"""Context window, aggregates, style adaptation, protocol checks, metrics and ports (the
+store has its own tests: test_store.py)."""
 
 from __future__ import annotations
 
 import socket
 
-import numpy as np
 import pytest
 
 from telugu_s2s.serving import protocol
@@ -13,7 +13,6 @@ from telugu_s2s.serving.engine_api import TurnRecord
 from telugu_s2s.serving.metrics import InterruptionStats, LatencyStats, prometheus_text
 from telugu_s2s.serving.ports import NoFreePort, listen_first_free
 from telugu_s2s.serving.server import ServerSettings
-from telugu_s2s.serving.store import SessionStore, sqlite_path
 
 
 def turn(
@@ -51,38 +50,6 @@ def test_context_keeps_the_last_ten_turns_and_aggregates_all():
 )
 def test_adapt_style(preference, sentiments, expected):
     assert adapt_style(preference, sentiments) == expected
-
-
-def test_store_round_trip_window_and_reopen(tmp_path):
-    url = f"sqlite:///{tmp_path}/state/s.db"
-    store = SessionStore(url, max_turns=10)
-    prefs = Preferences(speaker="lakshmi", mode="turn", style="casual", vad_threshold=0.4)
-    store.create("abc", prefs)
-    context = ConversationContext(10)
-    for i in range(1, 13):
-        record = turn(
-            i, sentiment=-0.2, interrupted=i == 12, memory=np.arange(4, dtype=np.float32) * i
-        )
-        context.add(record)
-        store.save_turn("abc", record, context.aggregates)
-    store.close()
-    reopened = SessionStore(url)  # a new process would see exactly this
-    loaded = reopened.load("abc")
-    assert loaded.preferences == prefs
-    assert [t.index for t in loaded.turns] == list(range(3, 13))
-    assert loaded.turns[-1].interrupted and loaded.turns[-1].user_text == "u12"
-    np.testing.assert_array_equal(loaded.turns[-1].memory, np.arange(4) * 12)
-    assert loaded.aggregates.turns == 12 and loaded.aggregates.mean_sentiment == pytest.approx(-0.2)
-    assert reopened.load("missing") is None
-    assert reopened._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-
-
-def test_store_urls():
-    assert sqlite_path("sqlite:///data/x.db") == "data/x.db"
-    assert sqlite_path("sqlite:////abs/x.db") == "/abs/x.db"
-    assert sqlite_path(":memory:") == ":memory:"
-    with pytest.raises(ValueError, match="only sqlite"):
-        sqlite_path("postgresql://host/db")
 
 
 def test_preferences_ignore_unknown_stored_keys():
