@@ -85,7 +85,8 @@ def test_engine_implements_the_protocol(checkpoints):
         engine.configure(first, speaker="nobody")
     engine.configure(first, speaker="lakshmi", style="casual", temperature=0.0, top_k=5)
     assert engine.slots[first].config.speaker == "lakshmi"
-    assert engine.generator.style[first] == 2 and engine.generator.top_k[first] == 5
+    row = engine.row(first)
+    assert engine.generator.style[row] == 2 and engine.generator.top_k[row] == 5
     result = engine.step({second: np.zeros(FRAME, np.float32)})[second]  # one slot of two steps
     assert isinstance(result, StepResult) and result.audio.shape == (FRAME,)
     assert result.audio.dtype == np.float32 and set(result.timings) == set(ENGINE_COMPONENTS)
@@ -184,8 +185,8 @@ def test_silence_end_turn_and_memory_round_trip_through_the_store(checkpoints):
     assert analysis.emotion == max(analysis.emotions, key=analysis.emotions.get)
     assert analysis.memory.shape == (S2S.d_model,) and analysis.memory.dtype == np.float32
     gen = engine.generator
-    assert gen.memory_mask[slot].tolist() == [False] * 9 + [True]
-    np.testing.assert_allclose(gen.memory[slot, -1].numpy(), analysis.memory, atol=1e-6)
+    assert gen.memory_mask[engine.row(slot)].tolist() == [False] * 9 + [True]
+    np.testing.assert_allclose(gen.memory[engine.row(slot), -1].numpy(), analysis.memory, atol=1e-6)
     assert len(engine.slots[slot].hidden) == 0  # the window restarts after the turn
 
     store = SessionStore(":memory:")
@@ -193,8 +194,9 @@ def test_silence_end_turn_and_memory_round_trip_through_the_store(checkpoints):
     store.save_turn("s1", TurnRecord(index=1, memory=analysis.memory), Aggregates())
     restored = store.load("s1").turns
     other = engine.join(SlotConfig("priya", temperature=0.0, context=restored))
-    assert gen.memory_mask[other].tolist() == gen.memory_mask[slot].tolist()
-    torch.testing.assert_close(gen.memory[other], gen.memory[slot])
+    rows = engine.row(other), engine.row(slot)
+    assert gen.memory_mask[rows[0]].tolist() == gen.memory_mask[rows[1]].tolist()
+    torch.testing.assert_close(gen.memory[rows[0]], gen.memory[rows[1]])
     # The memory changes what the model does: the same input without it gives other states.
     probe = frames_of(user_audio(7, 3))
     with_memory = [engine.step({other: f}) for f in probe]
@@ -282,3 +284,59 @@ def test_real_server_replies_to_a_held_out_utterance(checkpoints, speech):
     last_sent = max(e["t"] for e in client.timeline if e["kind"] == "sent")
     assert first_audio < last_sent  # the reply played while the microphone streamed
     assert any(e["kind"] == "audio" and e["t"] > speech_sent for e in client.timeline)
+
+
+def test_only_joined_sessions_are_stepped(checkpoints):
+    engine = ModelEngine(checkpoints, max_slots=8)
+    slots = [engine.join(config(name, np.zeros(S2S.d_model, np.float32))) for name in "abc"]
+    silent = np.zeros(FRAME, np.float32)
+    engine.step(dict.fromkeys(slots, silent))
+    engine.step({slots[1]: silent})  # one session catching up: its row alone
+    engine.leave(slots[0])
+    engine.step(dict.fromkeys(slots[1:], silent))
+    assert engine.stepped_rows == [3, 1, 2]  # never the 8 slots, never a free one
+    assert engine.generator.batch_size == 2 and engine.rows == slots[1:]
+
+
+# Per tick, which sessions step how many frames: b skips ticks (turn mode was quiet), c takes
+# two frames on some (catching up); a joins late and b leaves early. 44 ticks wrap the
+# 32-frame KV ring, so a ring that skipped a step must have been realigned.
+def frames_per_tick(name: str, tick: int) -> int:
+    if name == "a":
+        return int(tick >= 5)
+    if name == "b":
+        return int(tick < 30 and tick % 3 != 1)
+    return 2 if tick % 7 == 3 else 1
+
+
+@pytest.mark.parametrize("guidance", [1.0, 2.0])
+def test_sessions_joining_leaving_and_skipping_leave_the_others_unchanged(checkpoints, guidance):
+    memory = np.random.default_rng(0).standard_normal(S2S.d_model).astype(np.float32)
+    engine = ModelEngine(checkpoints, max_slots=4, speaker_guidance=guidance)
+    inputs = {n: frames_of(user_audio(s["seed"], 60)) for n, s in SESSIONS.items()}
+    slots: dict[str, int] = {}
+    batched: dict[str, list[StepResult]] = {n: [] for n in SESSIONS}
+    for tick in range(44):
+        counts = {n: frames_per_tick(n, tick) for n in SESSIONS}
+        for name in SESSIONS:
+            if counts[name] and name not in slots and not batched[name]:
+                slots[name] = engine.join(config(name, memory))
+            if not counts[name] and name in slots and name == "b" and tick >= 30:
+                engine.leave(slots.pop(name))
+        for k in range(2):  # the worker's sub-steps: the second only for those catching up
+            names = [n for n in slots if counts[n] > k]
+            frames = {slots[n]: inputs[n][len(batched[n])] for n in names}
+            results = engine.step(frames)
+            for name in names:
+                batched[name].append(results[slots[name]])
+    assert 1 in engine.stepped_rows and 2 in engine.stepped_rows  # subsets really ran
+    for name in SESSIONS:
+        alone = ModelEngine(checkpoints, max_slots=1, speaker_guidance=guidance)
+        slot = alone.join(config(name, memory))
+        single = [alone.step({slot: frame})[slot] for frame in inputs[name][: len(batched[name])]]
+        for t, (one, many) in enumerate(zip(single, batched[name], strict=True)):
+            where = f"session {name}, frame {t}"
+            assert (many.speaking, many.assistant_text, many.user_text) == (
+                one.speaking, one.assistant_text, one.user_text,
+            ), where  # fmt: skip
+            np.testing.assert_allclose(many.audio, one.audio, atol=1e-4, err_msg=where)

@@ -2,10 +2,12 @@
 
 `ModelEngine` implements `engine_api.Engine` on the framework-free checkpoints that training
 exports (`checkpoints/codec`, `checkpoints/speaker`, `checkpoints/s2s`; no Lightning). It
-keeps one long-lived streaming state of `max_slots` items for the codec encoder, the S2S
-generator and the codec decoder; a session owns one slot (`join` resets it, `leave` frees
-it) and every `step` runs all slots: user audio -> codes -> one assistant frame -> audio.
-Free slots are fed zeros and their output is dropped.
+keeps one long-lived streaming batch for the codec encoder, the S2S generator and the codec
+decoder with one row per *joined* session (at most `max_slots`): `join` appends a fresh row,
+`leave` drops one, the other rows' states untouched (`serving.batch_rows`). A `step` over
+every session runs the models on the live batch as is: user audio -> codes -> one assistant
+frame -> audio; no free slot is ever stepped. A step over some sessions only (one catching
+up with a second frame) gathers their rows, steps them and scatters them back.
 
 Rules this file decides (the model has no explicit "turn" signal):
 - speaking: a frame is *active* when its monologue token is a character (not BLANK/PAD/EOS)
@@ -56,6 +58,7 @@ from telugu_s2s.models.codec import AudioTokenizer
 from telugu_s2s.models.context_memory import TurnMemoryState
 from telugu_s2s.models.s2s import S2SModel
 from telugu_s2s.models.s2s_generation import S2SGenerator
+from telugu_s2s.serving.batch_rows import SessionRows
 from telugu_s2s.serving.engine_api import EngineFull, SlotConfig, StepResult, TurnAnalysis
 from telugu_s2s.speakers import SpeakerBank
 
@@ -193,18 +196,21 @@ class ModelEngine:
             self.model.set_silence_codes(silence)
         self.silence_code0 = int(silence[0])
         self.slots: dict[int, SlotState] = {}
+        self.rows: list[int] = []  # the slot of each batch row, in row order
         self._memory_ms = self._memory_started = 0.0
         self._hooks = [
             self.model.memory.register_forward_pre_hook(lambda *_: self._start_memory()),
             self.model.memory.register_forward_hook(lambda *_: self._stop_memory()),
         ]
         self._stack = contextlib.ExitStack()
-        with torch.inference_mode():
-            self._stack.enter_context(self.codec.streaming(max_slots))
+        with torch.inference_mode():  # no rows yet: `join` adds them
+            self._stack.enter_context(self.codec.streaming(0))
         self.speaker_guidance = speaker_guidance  # > 1: null-speaker twins, 2x the s2s compute
         self.generator = self._stack.enter_context(
-            S2SGenerator(self.model, max_slots, speaker_guidance=speaker_guidance != 1.0)
+            S2SGenerator(self.model, 0, speaker_guidance=speaker_guidance != 1.0)
         )
+        self.batch = SessionRows(self.codec, self.generator)
+        self.stepped_rows: list[int] = []  # batch size of each model call (tests, benchmarks)
 
     def close(self) -> None:
         for hook in self._hooks:
@@ -213,9 +219,13 @@ class ModelEngine:
 
     # ------------------------------------------------------------------ slots
 
+    def row(self, slot: int) -> int:
+        """The batch row of a joined slot (rows move when other sessions leave)."""
+        return self.rows.index(slot)
+
     def _mask(self, slot: int) -> Tensor:
-        mask = torch.zeros(self.max_slots, dtype=torch.bool)  # (B,)
-        mask[slot] = True
+        mask = torch.zeros(len(self.rows), dtype=torch.bool)  # (B,)
+        mask[self.row(slot)] = True
         return mask
 
     def _style_id(self, style: str) -> int:
@@ -246,18 +256,21 @@ class ModelEngine:
             raise EngineFull(f"all {self.max_slots} engine slots are busy")
         slot = free[0]
         speaker, style, memory = self._speaker(config.speaker), self._style_id(config.style), self._memory(config)  # fmt: skip
-        self.codec.reset_streaming(self._mask(slot))
+        self.batch.relayout(list(range(len(self.rows))), fresh=1)
+        self.rows.append(slot)
         seed = self._seeds.randrange(2**62) if self._seeds is not None else None
-        self.generator.join(slot, speaker_emb=speaker, style_id=style, temperature=config.temperature,
-                            top_k=config.top_k, seed=seed, memory=memory,
-                            guidance=self.speaker_guidance)  # fmt: skip
+        self.generator.join(self.row(slot), speaker_emb=speaker, style_id=style,
+                            temperature=config.temperature, top_k=config.top_k, seed=seed,
+                            memory=memory, guidance=self.speaker_guidance)  # fmt: skip
         self.slots[slot] = SlotState(config)
         return slot
 
     @torch.inference_mode()
     def leave(self, slot: int) -> None:
         self.slots.pop(slot)
-        self.generator.leave(slot)  # the slot keeps stepping on zeros until the next join
+        row = self.row(slot)
+        self.batch.relayout([r for r in range(len(self.rows)) if r != row])
+        self.rows.remove(slot)
 
     @torch.inference_mode()
     def configure(self, slot: int, **changes) -> None:
@@ -266,10 +279,12 @@ class ModelEngine:
             raise ValueError(f"cannot configure {sorted(unknown)}")
         state = self.slots[slot]
         if "speaker" in changes:
-            self.generator.set_speaker(slot, self._speaker(changes["speaker"]))
+            self.generator.set_speaker(self.row(slot), self._speaker(changes["speaker"]))
         if "style" in changes:
-            self.generator.style[slot] = self._style_id(changes["style"])
-        self.generator.set_sampling(slot, changes.get("temperature"), changes.get("top_k"))
+            self.generator.style[self.row(slot)] = self._style_id(changes["style"])
+        self.generator.set_sampling(
+            self.row(slot), changes.get("temperature"), changes.get("top_k")
+        )
         for key, value in changes.items():
             setattr(state.config, key, value)
 
@@ -299,17 +314,37 @@ class ModelEngine:
 
     @torch.inference_mode()
     def step(self, frames: dict[int, np.ndarray]) -> dict[int, StepResult]:
-        """One frame (frame_size,) float32 of user audio per active slot -> one result each."""
+        """One frame (frame_size,) float32 of user audio per active slot -> one result each.
+
+        Only the rows of `frames` run; when that is not every joined session, their rows are
+        gathered, stepped and scattered back, and the others' KV rings rotated to match.
+        """
         unknown = set(frames) - set(self.slots)
         if unknown:
             raise KeyError(f"step for slots that did not join: {sorted(unknown)}")
         if not frames:
             return {}
+        batch = len(self.rows)
+        rows = sorted(self.row(slot) for slot in frames)
+        if len(rows) == batch:
+            return self._release(self._step_rows(frames, rows))
+        with self.batch.subset(rows):
+            results = self._step_rows(frames, rows)
+        return self._release(results)
+
+    def _release(self, results: dict[int, StepResult]) -> dict[int, StepResult]:
+        """Slots whose silence ended in this step may speak from the next one."""
+        for slot in results:
+            if not self.slots[slot].silenced and bool(self.generator.silenced[self.row(slot)]):
+                self.generator.force_silence(self._mask(slot), False)
+        return results
+
+    def _step_rows(self, frames: dict[int, np.ndarray], rows: list[int]) -> dict[int, StepResult]:
+        """Step the models on a batch whose item i is the session of row `rows[i]`."""
+        slots = [self.rows[r] for r in rows]
+        self.stepped_rows.append(len(rows))
         t0 = self._clock()
-        # Free slots hear zeros: their output is dropped and `join` resets them.
-        audio = np.zeros((self.max_slots, self.frame_size), np.float32)  # (B, T)
-        for slot, frame in frames.items():
-            audio[slot] = frame
+        audio = np.stack([np.asarray(frames[slot], np.float32) for slot in slots])  # (B, T)
         user_rms = np.sqrt(np.mean(audio**2, axis=1))  # (B,)
         user_codes = self.codec.encode_step(
             torch.from_numpy(audio[:, None]).to(self.device), self.num_codebooks
@@ -328,33 +363,33 @@ class ModelEngine:
         valid = out.codes_valid.tolist()  # (B,)
         hidden = out.hidden.float().cpu()  # (B, D)
         results = {}
-        for slot in frames:
+        for i, slot in enumerate(slots):
             state = self.slots[slot]
-            voiced = bool(user_rms[slot] > self.voiced_rms)
-            active = text[slot] not in _SPECIAL_TEXT or (
-                code0[slot] != self.silence_code0 and reply_rms[slot] > self.speaking_rms
+            voiced = bool(user_rms[i] > self.voiced_rms)
+            active = text[i] not in _SPECIAL_TEXT or (
+                code0[i] != self.silence_code0 and reply_rms[i] > self.speaking_rms
             )
             speaking = False
             if state.silenced:
                 self._track_release(slot, state, voiced)
             else:
                 state.since_active = 0 if active else state.since_active + 1
-                speaking = valid[slot] and state.since_active <= self.hangover_frames
-            piece = self._text(text[slot]) if speaking else ""
-            state.hidden.append(hidden[slot].clone())
+                speaking = valid[i] and state.since_active <= self.hangover_frames
+            piece = self._text(text[i]) if speaking else ""
+            state.hidden.append(hidden[i].clone())
             state.voiced.append(voiced)
             state.speaking.append(speaking)
             state.texts.append(piece)
             if len(state.hidden) > self.max_turn_frames:  # a window without turns: keep the last
                 state.drop(len(state.hidden) - self.max_turn_frames)
-            user_piece = self._text(user_text[slot])
-            results[slot] = StepResult(reply_np[slot].copy(), speaking, piece, user_piece)
+            user_piece = self._text(user_text[i])
+            results[slot] = StepResult(reply_np[i].copy(), speaking, piece, user_piece)
         t4 = self._clock()
-        share = 1000.0 / len(frames)
+        share = 1000.0 / len(slots)
         timings = {
             "encode": (t1 - t0) * share,
-            "context": self._memory_ms / len(frames) + (t4 - t3) * share,
-            "s2s": (t2 - t1) * share - self._memory_ms / len(frames),
+            "context": self._memory_ms / len(slots) + (t4 - t3) * share,
+            "s2s": (t2 - t1) * share - self._memory_ms / len(slots),
             "decode": (t3 - t2) * share,
         }
         for result in results.values():
@@ -368,8 +403,7 @@ class ModelEngine:
         elif state.user_spoke:
             state.user_quiet += 1
             if state.user_quiet >= self.release_quiet_frames:
-                self.generator.force_silence(self._mask(slot), False)
-                state.silenced = False
+                state.silenced = False  # the generator follows after the step (`_release`)
 
     # ------------------------------------------------------------------ turns
 
@@ -396,8 +430,8 @@ class ModelEngine:
             pooled = self.model.turn_embedding(hidden, span)  # (1, D)
             result = self.model.analyze_turn(pooled)
             emotions = result.emotion_probs[0].float().cpu().tolist()  # (num_emotions,)
-            turn = torch.zeros(self.max_slots, pooled.shape[-1], device=self.device)  # (B, D)
-            turn[slot] = pooled[0]
+            turn = torch.zeros(len(self.rows), pooled.shape[-1], device=self.device)  # (B, D)
+            turn[self.row(slot)] = pooled[0]
             self.generator.append_turn(turn, self._mask(slot))
             analysis = TurnAnalysis(
                 sentiment=float(result.sentiment[0]), topic=TOPICS[int(result.topic[0])],
