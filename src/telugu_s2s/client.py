@@ -3,6 +3,8 @@
     python -m telugu_s2s.client in.wav --speaker priya --mode stream \
         [--url ws://127.0.0.1:8000/ws] [--out reply.wav] [--events events.json] [--stats stats.json]
 
+A server with a token wants it in $TELUGU_S2S_AUTH_TOKEN (sent as an Authorization header).
+
 It streams the file in real time (80 ms chunks), keeps streaming silence afterwards like an
 open microphone until the reply is over, and writes the assistant's audio as a wav plus a
 JSON timeline: every event, every audio chunk received and every chunk sent, each stamped
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import urllib.parse
@@ -56,8 +59,14 @@ class S2SClient:
     """One WebSocket session: send audio and messages, collect a timestamped timeline."""
 
     def __init__(self, url: str, speaker: str | None = None, mode: str | None = None,
-                 session: str | None = None, token: str | None = None):  # fmt: skip
-        self.url = ws_url(url, speaker=speaker, mode=mode, session=session, token=token)
+                 session: str | None = None, token: str | None = None,
+                 headers: dict[str, str] | None = None):  # fmt: skip
+        self.url = ws_url(url, speaker=speaker, mode=mode, session=session)
+        # The token goes in a header, never the URL (servers log URLs).
+        self.headers = {
+            **(headers or {}),
+            **({"Authorization": f"Bearer {token}"} if token else {}),
+        }
         self.timeline: list[dict] = []  # {"t", "kind": event|audio|sent, ...}
         self.ready: dict = {}
         self._chunks: list[np.ndarray] = []
@@ -72,7 +81,9 @@ class S2SClient:
         from websockets.asyncio.client import connect
 
         self.t0 = time.monotonic()
-        self._ws = await connect(self.url, max_size=None, open_timeout=30)
+        self._ws = await connect(
+            self.url, max_size=None, open_timeout=30, additional_headers=self.headers or None
+        )
         self._reader = asyncio.create_task(self._read())
         self.ready = await self.wait_for(lambda e: e["type"] in ("ready", "error"), timeout=30)
         return self
@@ -187,13 +198,16 @@ class S2SClient:
             Path(events_json).write_text(json.dumps(payload, ensure_ascii=False, indent=1))
 
 
-def fetch_stats(url: str) -> dict:
+def fetch_stats(url: str, token: str | None = None) -> dict:
     """GET /stats of the server behind a ws:// URL."""
     import urllib.request
 
     parts = urllib.parse.urlsplit(url)
     scheme = "https" if parts.scheme == "wss" else "http"
-    with urllib.request.urlopen(f"{scheme}://{parts.netloc}/stats", timeout=10) as response:
+    request = urllib.request.Request(f"{scheme}://{parts.netloc}/stats")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
 
@@ -204,9 +218,10 @@ def _idle_after_reply(client: S2SClient, idle_s: float) -> bool:
 
 
 async def run_file(audio: np.ndarray, url: str, speaker: str | None, mode: str | None,
-                   session: str | None = None, tail_s: float = 15.0, idle_s: float = 1.0) -> S2SClient:  # fmt: skip
+                   session: str | None = None, tail_s: float = 15.0, idle_s: float = 1.0,
+                   token: str | None = None) -> S2SClient:  # fmt: skip
     """Stream `audio` like a live microphone and collect the reply."""
-    async with S2SClient(url, speaker, mode, session) as client:
+    async with S2SClient(url, speaker, mode, session, token) as client:
         if client.ready.get("type") != "ready":
             raise ConnectionError(f"server refused the session: {client.ready}")
         await client.stream(audio)
@@ -236,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         "--stats", type=Path, default=None, help="also save the server's /stats here"
     )
     args = parser.parse_args(argv)
+    token = os.environ.get("TELUGU_S2S_AUTH_TOKEN")  # not an option: argv shows in `ps`
 
     try:
         audio = read_wav(args.wav)
@@ -244,14 +260,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         client = asyncio.run(
-            run_file(audio, args.url, args.speaker, args.mode, args.session, args.tail)
+            run_file(audio, args.url, args.speaker, args.mode, args.session, args.tail, token=token)
         )
     except (OSError, ConnectionError, TimeoutError) as exc:
         print(f"error: {args.url}: {exc}", file=sys.stderr)
         return 1
     client.save(args.out, args.events, input_seconds=audio.shape[0] / SAMPLE_RATE)
     if args.stats:  # per-component p50/p95 after the session (e.g. the 60-second cost)
-        args.stats.write_text(json.dumps(fetch_stats(args.url), indent=1))
+        args.stats.write_text(json.dumps(fetch_stats(args.url, token), indent=1))
     turns = [e for e in client.events if e["type"] == "turn"]
     print(f"session {client.ready.get('session')}: {client.audio().shape[0] / SAMPLE_RATE:.2f} s of reply, "
           f"{len(turns)} turns, {len(client.events)} events -> {args.out}, {args.events}")  # fmt: skip

@@ -76,7 +76,8 @@ def test_stream_mode_replies_while_input_is_still_arriving(speech, tmp_path):
     assert stats["sessions"]["total"] == 1 and stats["frames"] > 40
     for component in COMPONENTS:
         assert {"p50", "p95"} <= set(stats["latency_ms"][component]), component
-    assert 'telugu_s2s_latency_ms{component="s2s",quantile="0.5"}' in metrics
+    assert 'telugu_s2s_latency_seconds_bucket{component="s2s",le="0.08"}' in metrics
+    assert "telugu_s2s_sessions_total 1.0" in metrics
     assert info["preferences"]["speaker"] == "lakshmi" and len(info["turns"]) == 1
     assert info["analysis"]["turns"] == 1 and info["analysis"]["top_emotion"] == "happy"
     assert health["status"] == "ok" and index.status_code == 200 and "web UI" in index.text

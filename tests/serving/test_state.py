@@ -4,13 +4,15 @@ store has its own tests: test_store.py)."""
 from __future__ import annotations
 
 import socket
+from collections import Counter
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from telugu_s2s.serving import protocol
 from telugu_s2s.serving.context import Aggregates, ConversationContext, Preferences, adapt_style
 from telugu_s2s.serving.engine_api import TurnRecord
-from telugu_s2s.serving.metrics import InterruptionStats, LatencyStats, prometheus_text
+from telugu_s2s.serving.metrics import InterruptionStats, LatencyStats, ServerMetrics
 from telugu_s2s.serving.ports import NoFreePort, listen_first_free
 from telugu_s2s.serving.server import ServerSettings
 
@@ -78,31 +80,50 @@ def test_bad_client_messages(text, code):
     assert err.value.code == code
 
 
-def test_latency_percentiles_and_prometheus_text():
-    latency = LatencyStats(window=1000)
+def test_latency_percentiles_and_prometheus_metrics():
+    metrics = ServerMetrics()
+    latency = LatencyStats(window=1000, histogram=metrics.latency)
     for ms in range(1, 101):
         latency.record("s2s", ms)
     latency.record("vad", 2.0)
     summary = latency.summary()
     assert list(summary) == ["vad", "s2s"]  # pipeline order
-    assert summary["s2s"]["p50"] == pytest.approx(50.5) and summary["s2s"]["p95"] == pytest.approx(
-        95.05
-    )
-    interruptions = InterruptionStats()
+    assert summary["s2s"]["p50"] == pytest.approx(50.5)
+    assert summary["s2s"]["p95"] == pytest.approx(95.05)
+    interruptions = InterruptionStats(delay_histogram=metrics.interruption_delay)
     interruptions.record("vad", 120.0)
     interruptions.record("manual", 30.0)
     interruptions.record_false()
-    stats = {"sessions": {"active": 1, "total": 3}, "frames": 10, "ticks": {"overruns": 0},
-             "interruptions": interruptions.summary(), "latency_ms": summary, "errors": {"bad_json": 2}}  # fmt: skip
-    text = prometheus_text(stats)
-    assert 'telugu_s2s_latency_ms{component="s2s",quantile="0.95"} 95.05' in text
-    assert 'telugu_s2s_interruptions_total{reason="vad"} 1' in text
-    assert 'telugu_s2s_errors_total{code="bad_json"} 2' in text
-    for line in text.splitlines():  # every sample line is `name{labels} number`
-        if not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            float(value)
-            assert name.startswith("telugu_s2s_")
+    errors = Counter({"bad_json": 2})
+    metrics.count_from(lambda: {
+        "interruptions": ("cuts", dict(interruptions.by_reason), "reason"),
+        "errors": ("errors", dict(errors), "code"),
+        "frames": ("frames", 10, None),
+    })  # fmt: skip
+    samples = scrape(metrics.exposition())
+    assert samples[("telugu_s2s_latency_seconds_count", (("component", "s2s"),))] == 100
+    assert samples[("telugu_s2s_latency_seconds_sum", (("component", "s2s"),))] == pytest.approx(
+        5.05
+    )
+    # cumulative buckets: 40 of the 100 samples (1..40 ms) are <= 40 ms
+    assert (
+        samples[("telugu_s2s_latency_seconds_bucket", (("component", "s2s"), ("le", "0.04")))] == 40
+    )
+    assert samples[("telugu_s2s_interruption_delay_seconds_count", ())] == 2
+    assert samples[("telugu_s2s_interruptions_total", (("reason", "vad"),))] == 1
+    assert samples[("telugu_s2s_errors_total", (("code", "bad_json"),))] == 2
+    errors["bad_json"] += 1  # counters follow the running totals at the next scrape
+    assert scrape(metrics.exposition())[("telugu_s2s_errors_total", (("code", "bad_json"),))] == 3
+    assert samples[("telugu_s2s_frames_total", ())] == 10
+
+
+def scrape(exposition: bytes) -> dict[tuple[str, tuple], float]:
+    """Prometheus text -> {(sample name, sorted labels): value}, parsed by prometheus_client."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(exposition.decode())
+        for sample in family.samples
+    }
 
 
 def _taken(n: int) -> tuple[list[socket.socket], list[int]]:

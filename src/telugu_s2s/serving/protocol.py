@@ -1,7 +1,8 @@
-"""The WebSocket wire protocol (see docs in ../shared/DESIGN.md): audio codec and messages.
+"""The WebSocket wire protocol: audio codec and messages.
 
 Audio both ways is PCM16 little-endian mono at 16 kHz. Text messages are JSON objects with a
-`type`. Client -> server: `interrupt`, `config`, `bye`. Server -> client: `ready`,
+`type`. Client -> server: `auth` (the token, as the first message, when the server wants
+one; later ones are ignored), `interrupt`, `config`, `bye`. Server -> client: `ready`,
 `interrupted`, `text`, `turn`, `stats`, `error`. Anything malformed raises `ProtocolError`,
 which the session turns into an `error` event while the connection stays open.
 
@@ -21,7 +22,7 @@ import numpy as np
 
 MODES: tuple[str, ...] = ("stream", "turn")
 STYLE_PREFERENCES: tuple[str, ...] = ("auto", "formal", "casual")
-CLIENT_TYPES: tuple[str, ...] = ("interrupt", "config", "bye")
+CLIENT_TYPES: tuple[str, ...] = ("auth", "interrupt", "config", "bye")
 CONFIG_KEYS: tuple[str, ...] = ("speaker", "mode", "vad_threshold", "style")
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

@@ -3,6 +3,10 @@
 `create_app(engine, settings)` builds the app around any `Engine`; `serve(app, ...)` runs it
 under uvicorn on the first free port of 8000, 8080, 8010 (see `ports`). Lightning is never
 imported here: the engine loads framework-free checkpoints.
+
+When `auth_token` is set, every route that reveals or changes a session needs it (`/ws`,
+`/sessions/*`, and `/stats` and `/metrics` unless `public_metrics`); see `auth` for how it
+travels and `limits` for the per-address and per-connection limits.
 """
 
 from __future__ import annotations
@@ -11,19 +15,19 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from fastapi import FastAPI, WebSocket
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi import Depends, FastAPI, HTTPException, Request, WebSocket
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from telugu_s2s.serving import protocol
+from telugu_s2s.serving import auth, protocol
 from telugu_s2s.serving.context import ConversationContext, Preferences
 from telugu_s2s.serving.engine_api import Engine, EngineFull
-from telugu_s2s.serving.metrics import InterruptionStats, LatencyStats, prometheus_text
+from telugu_s2s.serving.limits import ConnectionLimiter, GuardedWebSocket, LimitSettings
+from telugu_s2s.serving.metrics import InterruptionStats, LatencyStats, ServerMetrics
 from telugu_s2s.serving.ports import DEFAULT_PORTS, listen_first_free
 from telugu_s2s.serving.session import Session
 from telugu_s2s.serving.store import SessionStore
@@ -59,7 +63,12 @@ class ServerSettings:
     default_style: str = "auto"
     temperature: float = 0.8
     top_k: int = 50
-    auth_token: str | None = None  # when set, /ws requires ?token=
+    auth_token: str | None = None  # when set: Authorization header or a first `auth` message
+    public_metrics: bool = False  # /stats and /metrics answer without the token
+    auth_timeout_s: float = 10.0  # time for the first WebSocket message to bring the token
+    allowed_origins: list[str] = field(default_factory=lambda: ["self", "localhost"])
+    session_retention_days: float | None = None  # purge sessions untouched this long (None: keep)
+    forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-For names the client
     max_message_bytes: int = 1 << 20  # larger messages get an error event (about 32 s of audio)
     jitter_prefill_frames: int = 1
     jitter_max_ms: float = 4000.0
@@ -74,6 +83,7 @@ class ServerSettings:
     stats_interval_s: float = 5.0  # periodic `stats` events (0: off)
     vad: VADSettings = field(default_factory=VADSettings)
     turn: TurnSettings = field(default_factory=TurnSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
 
     @classmethod
     def from_dict(cls, values: dict | None) -> ServerSettings:
@@ -82,7 +92,7 @@ class ServerSettings:
         unknown = sorted(set(values) - {f.name for f in fields(cls)})
         if unknown:
             raise ValueError(f"unknown server settings {unknown}")
-        for key, kind in (("vad", VADSettings), ("turn", TurnSettings)):
+        for key, kind in (("vad", VADSettings), ("turn", TurnSettings), ("limits", LimitSettings)):
             if isinstance(values.get(key), dict):
                 values[key] = kind(**values[key])
         return cls(**values)
@@ -93,15 +103,31 @@ class Hub:
 
     def __init__(self, engine: Engine, settings: ServerSettings, vad: SileroVAD | None):
         self.settings = settings
-        self.latency = LatencyStats()
-        self.interruptions = InterruptionStats()
-        self.errors: Counter[str] = Counter()
+        self.metrics = ServerMetrics()
+        self.latency = LatencyStats(histogram=self.metrics.latency)
+        self.interruptions = InterruptionStats(delay_histogram=self.metrics.interruption_delay)
+        self.errors: Counter[str] = Counter()  # error events sent, by code
         frame_ms = 1000.0 * engine.frame_size / engine.sample_rate
         self.worker = EngineWorker(engine, vad, frame_ms, self.latency)
         self.store = SessionStore(settings.store_url, settings.context_turns)
         self.sessions: dict[str, Session] = {}
         self.sessions_total = 0
+        self.connections = ConnectionLimiter(settings.limits)
         self.started = time.time()
+        self.metrics.count_from(self._totals)
+
+    def _totals(self) -> dict:
+        """Running totals, exposed as Prometheus counters (name: help, value, label)."""
+        w, i = self.worker, self.interruptions
+        return {
+            "sessions": ("Sessions opened.", self.sessions_total, None),
+            "frames": ("80 ms frames stepped by the engine.", w.frames, None),
+            "ticks": ("Worker ticks.", w.ticks, None),
+            "tick_overruns": ("Ticks that fell a whole frame behind.", w.overruns, None),
+            "interruptions": ("Assistant replies cut, by reason.", dict(i.by_reason), "reason"),
+            "false_interruptions": ("Short bursts after which the reply resumed.", i.false_interruptions, None),
+            "errors": ("Error events sent, by code.", dict(self.errors), "code"),
+        }  # fmt: skip
 
     def default_preferences(self) -> Preferences:
         s = self.settings
@@ -125,17 +151,29 @@ def create_app(engine: Engine, settings: ServerSettings | None = None,
     settings = settings or ServerSettings()
     hub = Hub(engine, settings, SileroVAD() if vad == "silero" else vad)  # type: ignore[arg-type]
 
+    def require_token(request: Request) -> None:
+        if settings.auth_token and not auth.token_matches(
+            auth.bearer_token(request.headers), settings.auth_token
+        ):
+            raise HTTPException(401, "a valid 'Authorization: Bearer <token>' header is required",
+                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+
+    guarded = [Depends(require_token)]
+    metrics_guard = [] if settings.public_metrics else guarded
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         if hub.worker.vad is not None:
             await hub.worker.call(hub.worker.vad.warmup)
         ticker = asyncio.create_task(hub.worker.run(), name="engine-ticker")
+        retention = asyncio.create_task(_purge_old_sessions(hub), name="retention")
         log.info("engine %s: %d Hz, %d-sample frames, voices %s", type(engine).__name__,
                  engine.sample_rate, engine.frame_size, list(engine.speakers))  # fmt: skip
         try:
             yield
         finally:
             ticker.cancel()
+            retention.cancel()
             hub.worker.close()
             hub.store.close()
 
@@ -153,17 +191,17 @@ def create_app(engine: Engine, settings: ServerSettings | None = None,
         return {"status": "ok", "engine": type(engine).__name__, "sessions": len(hub.sessions),
                 "speakers": list(engine.speakers), "uptime_s": round(time.time() - hub.started, 1)}  # fmt: skip
 
-    @app.get("/stats")
+    @app.get("/stats", dependencies=metrics_guard)
     async def stats():
         return hub.stats()
 
-    @app.get("/metrics")
+    @app.get("/metrics", dependencies=metrics_guard)
     async def metrics():
-        return PlainTextResponse(
-            prometheus_text(hub.stats()), media_type="text/plain; version=0.0.4"
-        )
+        from prometheus_client import CONTENT_TYPE_LATEST
 
-    @app.get("/sessions/{session_id}")
+        return Response(hub.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/sessions/{session_id}", dependencies=guarded)
     async def session_info(session_id: str):
         stored = await asyncio.to_thread(hub.store.load, session_id, hub.default_preferences())
         live = hub.sessions.get(session_id)
@@ -182,26 +220,69 @@ def create_app(engine: Engine, settings: ServerSettings | None = None,
     @app.websocket("/ws")
     async def websocket(ws: WebSocket):
         await ws.accept()
-        await _serve_connection(ws, hub)
+        address = ws.client.host if ws.client else "unknown"
+        if not auth.origin_allowed(ws.headers.get("origin"), ws.headers.get("host"),
+                                   settings.allowed_origins):  # fmt: skip
+            return await _refuse(ws, hub, "forbidden_origin", "this page's origin may not connect")
+        refused = hub.connections.acquire(address)
+        if refused is not None:
+            return await _refuse(ws, hub, *refused)
+        hub.metrics.connections_open.inc()
+        try:
+            if await _authorized(ws, hub):
+                await _serve_connection(ws, hub)
+        finally:
+            hub.connections.release(address)
+            hub.metrics.connections_open.dec()
 
     return app
+
+
+async def _authorized(ws: WebSocket, hub: Hub) -> bool:
+    """The token from the Authorization header, or else from a first `auth` message."""
+    expected = hub.settings.auth_token
+    if not expected:
+        return True
+    if "token" in ws.query_params:
+        await _refuse(ws, hub, "unauthorized", "never put the token in the URL (URLs are logged): "
+                      "send an Authorization header or a first {\"type\": \"auth\"} message")  # fmt: skip
+        return False
+    if auth.token_matches(auth.bearer_token(ws.headers), expected):
+        return True
+    try:
+        first = await asyncio.wait_for(ws.receive(), hub.settings.auth_timeout_s)
+    except TimeoutError:
+        first = {}
+    message = None
+    if first.get("text") is not None and len(first["text"]) <= 4096:
+        with contextlib.suppress(protocol.ProtocolError):
+            message = protocol.parse_client_message(first["text"])
+    if message is not None and message["type"] == "auth":
+        if auth.token_matches(message.get("token"), expected):
+            return True
+    if first.get("type") != "websocket.disconnect":
+        await _refuse(ws, hub, "unauthorized", "a valid token is required: an Authorization "
+                      "header or a first {\"type\": \"auth\", \"token\": ...} message")  # fmt: skip
+    return False
 
 
 async def _serve_connection(ws: WebSocket, hub: Hub) -> None:
     query, problems = ws.query_params, []
     settings = hub.settings
-    if settings.auth_token and query.get("token") != settings.auth_token:
-        return await _refuse(ws, "unauthorized", "a valid ?token= is required")
-    session_id = query.get("session") or uuid.uuid4().hex[:16]
+    session_id = query.get("session") or auth.new_session_id()
     try:
         protocol.check_session_id(session_id)
     except protocol.ProtocolError as exc:
         problems.append(exc)
-        session_id = uuid.uuid4().hex[:16]
+        session_id = auth.new_session_id()
     busy = f"session {session_id!r} is open on another connection"
     if session_id in hub.sessions:
-        return await _refuse(ws, "session_busy", busy)
+        return await _refuse(ws, hub, "session_busy", busy)
     stored = await asyncio.to_thread(hub.store.load, session_id, hub.default_preferences())
+    if stored is None and "session" in query:  # ids come from the server, never the client
+        problems.append(protocol.ProtocolError(
+            "unknown_session", "no such session: a new one was started (ids come from `ready`)"))  # fmt: skip
+        session_id = auth.new_session_id()
     prefs = stored.preferences if stored else hub.default_preferences()
     for key, check in (("speaker", lambda v: protocol.check_speaker(v, hub.worker.engine.speakers)),
                        ("mode", protocol.check_mode)):  # fmt: skip
@@ -221,15 +302,19 @@ async def _serve_connection(ws: WebSocket, hub: Hub) -> None:
         settings.context_turns, turns, stored.aggregates if stored else None
     )
     if session_id in hub.sessions:  # claimed while we were loading it
-        return await _refuse(ws, "session_busy", busy)
-    session = Session(ws, hub, session_id, prefs, context)
+        return await _refuse(ws, hub, "session_busy", busy)
+    guarded = GuardedWebSocket(ws, settings.limits)
+    session = Session(guarded, hub, session_id, prefs, context)  # type: ignore[arg-type]
+    guarded.notify = session.send_error
     hub.sessions[session_id] = session
     hub.sessions_total += 1
+    hub.metrics.sessions_active.inc()
+    watchdog = asyncio.create_task(_limit_length(session, settings.limits.max_session_s))
     try:
         try:
             await session.open()
         except EngineFull as exc:
-            return await _refuse(ws, "server_busy", f"{exc}: try again later")
+            return await _refuse(ws, hub, "server_busy", f"{exc}: try again later")
         engine = hub.worker.engine
         await session.send_json(protocol.ready_event(
             session_id, engine.sample_rate, round(session.frame_ms), prefs.speaker, prefs.mode,
@@ -238,15 +323,40 @@ async def _serve_connection(ws: WebSocket, hub: Hub) -> None:
             await session.send_error(problem.code, problem.message)
         await session.run()
     finally:
+        watchdog.cancel()
         hub.sessions.pop(session_id, None)
+        hub.metrics.sessions_active.dec()
+        hub.metrics.session_seconds.observe(time.monotonic() - session.started)
         with contextlib.suppress(Exception):
             await ws.close()
 
 
-async def _refuse(ws: WebSocket, code: str, message: str) -> None:
+async def _limit_length(session: Session, max_s: float) -> None:
+    """Close the session after `max_s`: the processing task saves the open turn first."""
+    if max_s <= 0:
+        return
+    await asyncio.sleep(max_s)
+    await session.send_error(
+        "session_too_long", f"sessions last at most {max_s:g} s: reconnect to go on"
+    )
+    session.closing = True
+
+
+async def _purge_old_sessions(hub: Hub, every_s: float = 3600.0) -> None:
+    days = hub.settings.session_retention_days
+    while days is not None:
+        purged = await asyncio.to_thread(hub.store.purge_older_than, days * 86400.0)
+        if purged:
+            log.info("retention: purged %d sessions untouched for %g days", purged, days)
+        await asyncio.sleep(every_s)
+
+
+async def _refuse(ws: WebSocket, hub: Hub, code: str, message: str) -> None:
     """An error event, then close: for the cases where the connection cannot go on."""
-    await ws.send_text(protocol.dumps(protocol.error_event(code, message)))
-    await ws.close(code=1008)
+    hub.errors[code] += 1
+    with contextlib.suppress(Exception):  # the client may be gone already
+        await ws.send_text(protocol.dumps(protocol.error_event(code, message)))
+        await ws.close(code=1008)
 
 
 def serve(app: FastAPI, host: str = "127.0.0.1", ports=DEFAULT_PORTS, port: int | None = None,
@@ -258,8 +368,11 @@ def serve(app: FastAPI, host: str = "127.0.0.1", ports=DEFAULT_PORTS, port: int 
     log.info("telugu-s2s serving on http://%s:%d (ws://%s:%d/ws)", host, bound, host, bound)
     if port_file:
         Path(port_file).write_text(str(bound))
-    limit = app.state.hub.settings.max_message_bytes
+    settings = app.state.hub.settings
     # uvicorn closes the socket on messages over ws_max_size; keep it well above our limit so
     # that an oversized message gets an error event instead.
-    config = uvicorn.Config(app, log_level=log_level, ws_max_size=max(16 << 20, 4 * limit))
+    config = uvicorn.Config(app, log_level=log_level,
+                            ws_max_size=max(16 << 20, 4 * settings.max_message_bytes),
+                            forwarded_allow_ips=settings.forwarded_allow_ips)  # fmt: skip
+    auth.redact_logs([settings.auth_token or ""])  # uvicorn's handlers exist once Config is built
     uvicorn.Server(config).run(sockets=[sock])
