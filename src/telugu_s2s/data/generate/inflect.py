@@ -16,8 +16,9 @@ The rules, checked in this order (first match wins):
 4. Plurals in -లు after -అ/-ఆ/-ఉ/-ఎ/-ఏ/-ఈ (గంటలు, రూపాయలు, పుస్తకాలు) drop the -ు:
    గంటలకు, గంటల్లో, గంటలను, గంటల (gen). Singular -లు words end otherwise
    (కర్నూలు, ఒంగోలు, వెంకటేశ్వర్లు, రైలు) and follow rule 7.
-5. -ం nouns (after a bare consonant): -ానికి / -ాన్ని / -ంలో / -ంతో; genitive keeps -ం
-   as spoken ("విశాఖపట్నం బీచ్", not literary "విశాఖపట్నపు").
+5. -అం nouns (-ం after a bare consonant): -ానికి / -ాన్ని / -ంలో / -ంతో; genitive keeps
+   -ం as spoken ("విశాఖపట్నం బీచ్", not literary "విశాఖపట్నపు"). -ెం (కొత్తగూడెం) keeps
+   its -ం and follows rule 8 as usually spoken: కొత్తగూడెంకి.
 6. Virama-final words (loanwords, names: సురేష్, వరంగల్) join every suffix with
    ZWNJ so no conjunct forms: సురేష్‌కి, వరంగల్‌లో, హైదరాబాద్‌ని.
 7. -ఉ/-ఊ endings take -కు / -ను: గుంటూరుకు, గుంటూరును, గుంటూరులో.
