@@ -18,6 +18,10 @@ Evaluation logs mel distance, SI-SNR, `f0_off` (how often the voice's median F0 
 on the test split, STOI, wide-band PESQ when installed, codebook usage and perplexity, and the
 bitrate; validation writes a few audio samples and spectrograms through whatever logger is
 attached.
+
+Semantic distillation (`semantic_weight` > 0, with a frozen `semantic_teacher` that maps
+audio (B, T) to frame features (B, F', D)): a cosine loss from a projection of the first
+codebook's quantized latent to the teacher's features (modules/semantic.py).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from telugu_s2s.modules.discriminators import (
     generator_adversarial_loss,
 )
 from telugu_s2s.modules.quantization import code_histogram, codebook_perplexity, codebook_usage
+from telugu_s2s.modules.semantic import SemanticDistillation
 
 
 def warmup_cosine(step: int, warmup_steps: int, decay_steps: int | None, min_ratio: float) -> float:
@@ -86,9 +91,11 @@ class CodecModule(L.LightningModule):
         decoder_only: bool = False,  # train the decoder alone: codes stay unchanged
         speaker_consistency: float = 0.0,  # weight of 1 - cos(speaker(recon), speaker(audio))
         speaker_dir: str | None = None,  # the frozen speaker encoder of that loss
+        semantic_weight: float = 0.0,  # weight of the first codebook's distillation loss
+        semantic_teacher: nn.Module | None = None,  # audio (B, T) -> features (B, F', D)
     ):
         super().__init__()
-        self.save_hyperparameters(logger=False, ignore=["net", "discriminator"])
+        self.save_hyperparameters(logger=False, ignore=["net", "discriminator", "semantic_teacher"])
         self.automatic_optimization = False
         self.net = net
         if init_from:
@@ -100,6 +107,12 @@ class CodecModule(L.LightningModule):
         self.speaker_encoder = None
         if speaker_consistency > 0:
             self.speaker_encoder = frozen_speaker_encoder(speaker_dir, net.sample_rate)
+        self.semantic = None
+        if semantic_weight > 0:
+            if semantic_teacher is None or decoder_only:
+                raise ValueError("semantic_weight needs a semantic_teacher and a trained encoder")
+            latent_dim = net.quantizer.codebooks[0].embedding_sum.shape[1]
+            self.semantic = SemanticDistillation(semantic_teacher, latent_dim, net.sample_rate)
         self.mel_loss = MultiScaleMelLoss(net.sample_rate)
         self.stft_loss = MultiResolutionSTFTLoss()
         self.mel_distance = MelDistance(net.sample_rate)
@@ -175,6 +188,9 @@ class CodecModule(L.LightningModule):
         if self.speaker_encoder is not None:
             terms["speaker"] = self.speaker_distance(out.audio, audio).mean()
             loss = loss + hp.speaker_consistency * terms["speaker"]
+        if self.semantic is not None:
+            terms["semantic"] = self.semantic(out.first_codebook, audio).mean()
+            loss = loss + hp.semantic_weight * terms["semantic"]
         if adversarial:
             self.discriminator.requires_grad_(False)  # gradients to the generator only: cheaper
             fake = self.discriminator(out.audio)
@@ -240,6 +256,9 @@ class CodecModule(L.LightningModule):
         }
         if self.speaker_encoder is not None:
             metrics[f"{prefix}/speaker_distance"] = self.speaker_distance(recon, audio).mean()
+        if self.semantic is not None:
+            first = self.net.quantizer.codebooks[0].decode(codes[:, 0]).transpose(1, 2)
+            metrics[f"{prefix}/semantic_distance"] = self.semantic(first, audio).mean()
         if prefix == "test":  # the slower perceptual metrics
             metrics[f"{prefix}/stoi"] = stoi(recon, audio, self.net.sample_rate).nanmean()
             if pesq_available():
@@ -284,6 +303,8 @@ class CodecModule(L.LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         trainable = [p for p in self.net.parameters() if p.requires_grad]
+        if self.semantic is not None:  # the projection; the teacher stays frozen
+            trainable += list(self.semantic.projection.parameters())
         opt_g = torch.optim.AdamW(trainable, lr=hp.lr, betas=tuple(hp.betas))
 
         # Keyed to generator_step (restored on resume), not to each scheduler's own count,

@@ -161,6 +161,9 @@ class CodecOutput:
     commitment_loss: Tensor  # scalar
     perplexity: Tensor  # (n_q,) per used codebook, on this batch
     num_codebooks: int  # n_q used (quantizer dropout samples it in training)
+    # The first codebook's quantized latent (B, codebook_dim, F), straight-through: what a
+    # semantic loss distils content into (None where no encoder pass trained it).
+    first_codebook: Tensor | None = None
 
 
 class CodecModel(AudioTokenizer):
@@ -179,7 +182,11 @@ class CodecModel(AudioTokenizer):
             dead_code_patience=cfg.dead_code_patience,
             quantizer_dropout=cfg.quantizer_dropout,
         )
-        self.decoder = SEANetDecoder(cfg.seanet())
+        self.decoder = self.build_decoder(cfg)
+
+    def build_decoder(self, cfg: CodecConfig) -> nn.Module:
+        """Latent (B, dimension, F) -> audio (B, channels, F * frame_size); codec v2 overrides it."""
+        return SEANetDecoder(cfg.seanet())
 
     # AudioTokenizer properties.
     @property
@@ -222,7 +229,15 @@ class CodecModel(AudioTokenizer):
             commitment_loss=quantized.commitment_loss,
             perplexity=quantized.perplexity,
             num_codebooks=quantized.codes.shape[1],
+            first_codebook=self.first_codebook_latent(latent, quantized.codes),
         )
+
+    def first_codebook_latent(self, latent: Tensor, codes: Tensor) -> Tensor:
+        """The first codebook's vectors (B, codebook_dim, F) for `codes`, with the gradient of
+        the encoder's `latent` (B, D, F) passed straight through, as the quantizer does."""
+        projected = self.quantizer.input_proj(latent)  # (B, Dc, F)
+        first = self.quantizer.codebooks[0].decode(codes[:, 0]).transpose(1, 2).to(projected)
+        return projected + (first - projected).detach()
 
     @torch.no_grad()
     def encode(self, audio: Tensor, num_codebooks: int | None = None) -> Tensor:
