@@ -89,8 +89,25 @@ def build_config(config_class: type, values: dict) -> Any:
     return config_class(**kwargs)
 
 
-def load_pretrained(directory: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the model saved by `save_pretrained` and load its weights (eval mode)."""
+def load_pretrained(
+    directory: str | Path, map_location: str | torch.device = "cpu", revision: str | None = None
+) -> nn.Module:
+    """Rebuild the model saved by `save_pretrained` and load its weights (eval mode).
+
+    `directory` is an export folder or, when no such folder exists, a Hugging Face Hub repo id
+    ("USER/NAME", pushed by `python -m telugu_s2s.hub push`), downloaded into the HF cache."""
+    if not Path(directory).exists():
+        # Imported here: huggingface_hub stays off the server's import path.
+        from telugu_s2s.hub_download import HubError, download, is_repo_id
+
+        if not is_repo_id(str(directory)):
+            raise FileNotFoundError(f"{directory}: no such export folder")
+        try:
+            directory = download(str(directory), revision=revision)
+        except HubError as exc:
+            raise FileNotFoundError(
+                f"{directory} is neither a folder nor a Hub repo that could be downloaded: {exc}"
+            ) from None
     meta = read_metadata(directory)
     model_class = _import(meta["model_class"])
     config_class = _import(meta["config_class"])
