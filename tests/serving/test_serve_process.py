@@ -11,51 +11,20 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 import soundfile as sf
+import sqlalchemy as sa
 
 from telugu_s2s.client import S2SClient
 from telugu_s2s.paths import REPO_ROOT
 from telugu_s2s.serving.ports import DEFAULT_PORTS
+from telugu_s2s.serving.store import SessionStore
 from tests.serving.conftest import silence
 from tests.serving.fakes import tone
-
-
-@contextlib.contextmanager
-def serve_process(tmp: Path, name: str, *overrides: str):
-    """Start the server with the fake engine; yields (process, port, log path)."""
-    port_file, log_path = tmp / f"{name}.port", tmp / f"{name}.log"
-    port_file.unlink(missing_ok=True)
-    args = [sys.executable, "-m", "telugu_s2s.serve", "engine._target_=tests.serving.fakes.FakeEngine",
-            "~engine.checkpoint_dir", "~engine.device", "~engine.max_slots", "~engine.speaker_guidance", "+engine.reply_frames=2", "+engine.reply_after_frames=2",
-            f"server.store_url=sqlite:///{tmp}/state.db", f"port_file={port_file}",
-            f"hydra.run.dir={tmp}/hydra-{name}", "log_level=warning", *overrides]  # fmt: skip
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(args, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, "the server did not start"
-            if port_file.exists() and port_file.read_text():
-                port = int(port_file.read_text())
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                        break
-            time.sleep(0.1)
-        yield process, port, log_path
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+from tests.serving.processes import serve_process
 
 
 def _occupy(port: int) -> socket.socket:
@@ -117,34 +86,96 @@ def test_port_fallback_and_the_client_cli(tmp_path):
     assert stats["sessions"]["total"] == 1 and stats["latency_ms"]["s2s"]["count"] > 0
 
 
-def test_a_session_survives_sigkill_with_its_last_ten_turns_and_preferences(tmp_path):
+async def turns_until(client: S2SClient, count: int, first_hz: float = 400.0) -> None:
+    """Speak `count` short turns, each at its own pitch (the fake transcribes it)."""
+    for k in range(count):
+        mark = len(client.timeline)
+        await client.stream(
+            np.concatenate([tone(first_hz + 50 * k, 0.24), silence(0.08)]), realtime=False
+        )
+        await client.wait_for(lambda e: e["type"] == "turn", 20, after=mark)
+
+
+async def talk_forever(client: S2SClient, turns_seen: list[int]) -> None:
+    """Keep a session busy with turns until the connection dies."""
+    with contextlib.suppress(Exception):
+        for k in range(1000):
+            await turns_until(client, 1, 300 + 25 * (k % 20))
+            turns_seen.append(k)
+
+
+def check_consistent(store_url: str) -> dict[str, int]:
+    """Every stored session is whole: its window of turns ends at the turn its aggregates
+    count, with no gap and every record and memory blob complete. Returns turns by session."""
+    store = SessionStore(store_url)
+    with store.engine.connect() as connection:
+        ids = [row[0] for row in connection.execute(sa.text("SELECT id FROM sessions"))]
+    counts = {}
+    for session_id in ids:
+        loaded = store.load(session_id)
+        indexes = [t.index for t in loaded.turns]
+        counts[session_id] = loaded.aggregates.turns
+        last = loaded.aggregates.turns
+        assert indexes == list(range(max(1, last - 9), last + 1)), (session_id, indexes, last)
+        for record in loaded.turns:
+            assert record.memory is not None and record.memory.shape == (
+                2,
+            )  # the fake's (hz, heard)
+            assert record.ended_at >= record.started_at > 0
+    store.close()
+    return counts
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_sessions_survive_sigkill_mid_conversation_with_their_last_ten_turns(
+    backend, tmp_path, request
+):
+    """SIGKILL while four sessions talk: nothing half-written is visible afterwards, and every
+    session resumes (the 12-turn one with exactly its last 10 turns and its preferences)."""
+    store_url = (
+        f"sqlite:///{tmp_path}/state.db"
+        if backend == "sqlite"
+        else request.getfixturevalue("postgres").database()
+    )
     prefs = {"speaker": "lakshmi", "mode": "stream", "style": "casual", "vad_threshold": 0.35}
 
-    async def twelve_turns(port: int) -> tuple[str, list[dict]]:
-        async with S2SClient(f"ws://127.0.0.1:{port}", "ravi", "stream") as client:
+    async def scenario(port: int, process) -> tuple[str, list[dict], list[str], list[list[int]]]:
+        url = f"ws://127.0.0.1:{port}"
+        async with S2SClient(url, "ravi", "stream") as client:
             await client.send_json({"type": "config", **prefs})
-            for k in range(12):  # a distinct pitch per turn: the fake transcribes it
-                mark = len(client.timeline)
-                await client.stream(
-                    np.concatenate([tone(400 + 50 * k, 0.24), silence(0.08)]), realtime=False
-                )
-                await client.wait_for(lambda e: e["type"] == "turn", 20, after=mark)
+            await turns_until(client, 12)
             turns = [e for e in client.events if e["type"] == "turn"]
-            return client.ready["session"], turns
+            busy = [await S2SClient(url, "priya").__aenter__() for _ in range(3)]
+            seen: list[list[int]] = [[] for _ in busy]
+            talkers = [
+                asyncio.create_task(talk_forever(c, s)) for c, s in zip(busy, seen, strict=True)
+            ]
+            while min(len(s) for s in seen) < 2:  # every one of them is mid-conversation
+                await asyncio.sleep(0.05)
+            await client.stream(tone(700, 0.2), realtime=False)  # and this one mid-turn
+            os.kill(process.pid, signal.SIGKILL)  # no shutdown, no goodbye
+            await asyncio.gather(*talkers)
+            for other in busy:
+                await other.close()
+            return client.ready["session"], turns, [c.ready["session"] for c in busy], seen
 
     fast = ("port=0", "vad=false", "threads=null")
-    with serve_process(tmp_path, "before", *fast) as (process, port, _):
-        session, turns = asyncio.run(twelve_turns(port))
-        os.kill(process.pid, signal.SIGKILL)  # no shutdown, no goodbye
+    with serve_process(tmp_path, "before", *fast, store_url=store_url) as (process, port, _):
+        session, turns, others, seen = asyncio.run(scenario(port, process))
         process.wait(10)
     assert [t["index"] for t in turns] == list(range(1, 13))
+    stored = check_consistent(store_url)
+    assert stored[session] == 12  # the half-spoken 13th turn was never committed
+    for other, spoken in zip(others, seen, strict=True):
+        assert stored[other] >= len(spoken)  # every turn the client saw is stored
 
-    async def resume(port: int) -> dict:
-        async with S2SClient(f"ws://127.0.0.1:{port}", session=session) as client:
+    async def resume(port: int, session_id: str) -> dict:
+        async with S2SClient(f"ws://127.0.0.1:{port}", session=session_id) as client:
             return client.ready
 
-    with serve_process(tmp_path, "after", *fast) as (_, port, _):
-        ready = asyncio.run(resume(port))
+    with serve_process(tmp_path, "after", *fast, store_url=store_url) as (_, port, _):
+        ready = asyncio.run(resume(port, session))
+        resumed_others = [asyncio.run(resume(port, other)) for other in others]
         info = httpx.get(f"http://127.0.0.1:{port}/sessions/{session}").json()
 
     assert ready["resumed"] and ready["turns"] == 10 and ready["speaker"] == "lakshmi"
@@ -153,3 +184,5 @@ def test_a_session_survives_sigkill_with_its_last_ten_turns_and_preferences(tmp_
     assert len({t["user_text"] for t in info["turns"]}) == 10
     assert info["preferences"] == prefs
     assert info["analysis"]["turns"] == 12  # the aggregates still count all twelve
+    for other, ready_other in zip(others, resumed_others, strict=True):
+        assert ready_other["resumed"] and ready_other["turns"] == min(10, stored[other])

@@ -11,8 +11,10 @@ const $ = (selector) => document.querySelector(selector);
 const STATS_POLL_MS = 2000;
 const CUT_TIMEOUT_MS = 2000; // stop waiting for the server's `interrupted` after this
 const LAST_SESSION_KEY = "telugu-s2s.last-session";
+const TOKEN_KEY = "telugu-s2s.token";
 
 const query = new URLSearchParams(location.search);
+const token = takeToken();
 const state = {
   speaker: query.get("speaker") ?? "priya",
   mode: query.get("mode") ?? "stream",
@@ -55,6 +57,28 @@ const connection = new Connection({
   },
   onStatus: showStatus,
 });
+
+// The server's access token, when it has one: from the page's `#token=` (a fragment never
+// reaches the server, so it cannot land in a log) or a legacy `?token=`, kept for this tab
+// only, and wiped from the address bar. It goes in the first WebSocket message and in an
+// Authorization header, never in a URL.
+function takeToken() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const given = fragment.get("token") ?? query.get("token");
+  if (given) {
+    sessionStorage.setItem(TOKEN_KEY, given);
+    fragment.delete("token");
+    query.delete("token");
+    const hash = fragment.toString();
+    const search = query.toString();
+    history.replaceState(null, "", location.pathname + (search ? `?${search}` : "") + (hash ? `#${hash}` : ""));
+  }
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+function authorized() {
+  return token ? { headers: { Authorization: `Bearer ${token}` } } : {};
+}
 
 // ---------------------------------------------------------------- controls
 
@@ -144,7 +168,7 @@ function connect() {
   // Resuming another session: its stored voice and mode win (the page adopts them on ready).
   const resuming = state.session && state.session !== state.shownSession;
   connection.open({ speaker: resuming ? null : state.speaker, mode: resuming ? null : state.mode,
-    session: state.session, token: query.get("token") });
+    session: state.session }, token);
 }
 
 async function stop() {
@@ -210,7 +234,7 @@ function adopt(field, value, selector) {
 async function showHistory(session) {
   resetViews();
   try {
-    const response = await fetch(`/sessions/${encodeURIComponent(session)}`);
+    const response = await fetch(`/sessions/${encodeURIComponent(session)}`, authorized());
     if (!response.ok) return;
     const info = await response.json();
     const prefs = info.preferences ?? {};
@@ -283,7 +307,9 @@ function drawMeters() {
 async function pollStats() {
   if (connection.isOpen && document.visibilityState === "visible") {
     try {
-      const stats = await (await fetch("/stats")).json();
+      const response = await fetch("/stats", authorized());
+      if (!response.ok) throw new Error(`/stats: ${response.status}`);
+      const stats = await response.json();
       latency.render(stats.latency_ms ?? {}, audio.running ? state.output.queuedMs : null);
     } catch {
       // the socket's own status already tells the user about a dead server

@@ -1,11 +1,12 @@
 // The WebSocket session (protocol in DESIGN.md): connect, send, and reconnect with backoff.
 //
 // After the first `ready` the session id is kept, so a reconnect resumes the same session
-// (its last turns and preferences come back from the server's store).
+// (its last turns and preferences come back from the server's store). A server with an
+// access token gets it as the first message of every socket, never in the URL.
 
 const RETRY_BASE_MS = 500;
 const RETRY_MAX_MS = 10000;
-const FATAL_CODES = new Set(["unauthorized"]); // retrying cannot fix these
+const FATAL_CODES = new Set(["unauthorized", "forbidden_origin"]); // retrying cannot fix these
 
 export class Connection {
   /**
@@ -20,6 +21,7 @@ export class Connection {
     this.handlers = handlers;
     this.socket = null;
     this.params = {};
+    this.token = null;
     this.wanted = false; // the user wants a connection (reconnect when it drops)
     this.attempt = 0; // reconnect attempts since the last `ready`
     this.retryTimer = null;
@@ -31,9 +33,11 @@ export class Connection {
     return this.socket?.readyState === WebSocket.OPEN;
   }
 
-  /** Open `/ws` with {speaker, mode, session?, token?}; reconnects until `close()`. */
-  open(params) {
+  /** Open `/ws` with {speaker, mode, session?} (and the server's token, if it has one);
+   * reconnects until `close()`. */
+  open(params, token = null) {
     this.params = { ...params };
+    this.token = token;
     this.wanted = true;
     this.fatal = false;
     this.attempt = 0;
@@ -80,7 +84,10 @@ export class Connection {
     socket.binaryType = "arraybuffer";
     this.socket = socket;
     this.ready = false;
-    socket.onopen = () => this.handlers.onStatus("open");
+    socket.onopen = () => {
+      if (this.token) socket.send(JSON.stringify({ type: "auth", token: this.token }));
+      this.handlers.onStatus("open");
+    };
     socket.onmessage = (message) => {
       if (socket !== this.socket) return; // a stale socket
       if (typeof message.data !== "string") return this.handlers.onAudio(message.data);
