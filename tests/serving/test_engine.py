@@ -340,3 +340,15 @@ def test_sessions_joining_leaving_and_skipping_leave_the_others_unchanged(checkp
                 one.speaking, one.assistant_text, one.user_text,
             ), where  # fmt: skip
             np.testing.assert_allclose(many.audio, one.audio, atol=1e-4, err_msg=where)
+
+
+def test_hold_keeps_a_slot_silent_until_released(checkpoints):
+    engine = ModelEngine(checkpoints, max_slots=2, release_quiet_frames=3)
+    slot = engine.join(SlotConfig("priya", temperature=0.0))
+    engine.hold(slot)
+    speech, quiet = frames_of(user_audio(5, 6)), frames_of(np.zeros(8 * FRAME, np.float32))
+    held = [engine.step({slot: f})[slot] for f in speech + quiet]
+    assert not any(r.speaking or r.assistant_text for r in held)  # a pause does not free it
+    engine.hold(slot, False)
+    reply = [engine.step({slot: f})[slot] for f in quiet[:3]]
+    assert all(r.speaking for r in reply)  # random weights talk as soon as they may

@@ -151,6 +151,7 @@ class SlotState:
     texts: list[str] = field(default_factory=list)
     since_active: int = 1 << 30  # frames since the assistant's last active frame
     silenced: bool = False
+    held: bool = False  # `hold`: silent until released by the caller (turn mode)
     user_spoke: bool = False  # while silenced: the user has spoken since
     user_quiet: int = 0  # while silenced: quiet frames since the user last spoke
     turns: list[EngineTurn] = field(default_factory=list)
@@ -296,6 +297,19 @@ class ModelEngine:
         state.silenced, state.user_spoke, state.user_quiet = True, False, 0
         state.since_active = 1 << 30
 
+    @torch.inference_mode()
+    def hold(self, slot: int, silent: bool = True) -> None:
+        """Turn mode: keep the slot silent (hearing the user) until `hold(slot, False)`,
+        which also ends a barge-in silence: the caller decided that the user is done."""
+        state = self.slots[slot]
+        state.held = silent
+        if silent:
+            self.generator.force_silence(self._mask(slot))
+            state.since_active = 1 << 30
+        else:
+            state.silenced = False
+            self.generator.force_silence(self._mask(slot), False)
+
     # ------------------------------------------------------------------ stepping
 
     def _clock(self) -> float:
@@ -335,7 +349,8 @@ class ModelEngine:
     def _release(self, results: dict[int, StepResult]) -> dict[int, StepResult]:
         """Slots whose silence ended in this step may speak from the next one."""
         for slot in results:
-            if not self.slots[slot].silenced and bool(self.generator.silenced[self.row(slot)]):
+            state = self.slots[slot]
+            if not (state.silenced or state.held) and bool(self.generator.silenced[self.row(slot)]):
                 self.generator.force_silence(self._mask(slot), False)
         return results
 
@@ -372,6 +387,8 @@ class ModelEngine:
             speaking = False
             if state.silenced:
                 self._track_release(slot, state, voiced)
+            elif state.held:
+                state.since_active = 1 << 30
             else:
                 state.since_active = 0 if active else state.since_active + 1
                 speaking = valid[i] and state.since_active <= self.hangover_frames

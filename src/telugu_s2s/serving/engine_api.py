@@ -111,6 +111,10 @@ class Engine(Protocol):
         """Barge-in: the assistant stops speaking now and listens."""
         ...
 
+    # Optional: `hold(slot, silent=True)` keeps the slot silent while it hears the user until
+    # `hold(slot, False)` (turn mode hears the utterance live and speaks at the endpoint).
+    # Without it, turn mode feeds the engine the buffered utterance after the endpoint.
+
     def end_turn(self, slot: int, heard_frames: int | None = None) -> TurnAnalysis | None:
         """Close the current turn: analyse the pooled user turn and push the turn into the
         context memory, keeping only the first `heard_frames` assistant frames of the reply

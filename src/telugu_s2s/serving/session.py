@@ -7,9 +7,16 @@
   session), and drives the turn logic.
 
 All conversation state is touched only by the processing task; the input task hands it
-commands. Barge-in: a speech onset while the assistant is audible pauses the output at once
-(with a fade); if the speech lasts `min_interruption_ms` the reply is cut (`interrupted`,
-reason vad), otherwise it resumes (a false interruption: a cough, a filler).
+commands. Barge-in: the first voiced frame while the assistant is audible pauses the output
+at once (with a fade); if it grows into speech of `min_interruption_ms` the reply is cut
+(`interrupted`, reason vad), otherwise it resumes (a click, a cough, a filler).
+
+Turn mode, with an engine that can `hold`: the engine hears the user live while held
+silent and is released at the endpoint, so it answers at once; it is held again when its
+reply ends. Other engines get the buffered utterance after the endpoint.
+
+A session with no voiced input, no client message and no reply for `idle_timeout_s` gets an
+`idle` event and is closed, which frees its engine slot.
 """
 
 from __future__ import annotations
@@ -92,7 +99,12 @@ class Session:
         self._had_speech = False
         preroll = round(cfg.turn.preroll_ms / self.frame_ms)
         self.utterance = UtteranceBuffer(self.frame_size, preroll, cfg.turn.max_reply_frames)
-        self.generating = False  # turn mode: the engine is being fed the utterance
+        self.generating = False  # turn mode: the engine is being fed the utterance / may reply
+        self.live_turns = callable(getattr(self.engine, "hold", None))  # turn mode hears live
+        self._waited = 0  # live turn mode: frames since the endpoint without a reply
+        self._held = False
+        self._last_activity = time.monotonic()
+        self._tick_arrival: float | None = None  # arrival of this tick's first live frame
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -100,6 +112,7 @@ class Session:
         config = SlotConfig(self.prefs.speaker, self.style, self.hub.settings.temperature,
                             self.hub.settings.top_k, self.context.turns)  # fmt: skip
         self.slot = await self.hub.worker.call(self.engine.join, config)
+        await self._hold(self.prefs.mode == "turn")
 
     async def run(self) -> None:
         tasks = [asyncio.create_task(self._input(), name=f"input-{self.id}"),
@@ -201,37 +214,63 @@ class Session:
 
     async def _process(self) -> None:
         interval = max(1, round(self.hub.settings.stats_interval_s * 1000 / self.frame_ms))
+        idle_s = self.hub.settings.idle_timeout_s
         try:
             while not self.closing:
                 while self.commands:
+                    self._last_activity = time.monotonic()
                     await self._command(*self.commands.popleft())
                 await self._tick()
                 self.frames += 1
                 if self.hub.settings.stats_interval_s > 0 and self.frames % interval == 0:
                     await self.send_json({"type": "stats", **self.info()})
+                if idle_s > 0 and time.monotonic() - self._last_activity >= idle_s:
+                    await self._release_idle(idle_s)
         finally:
             await asyncio.shield(self._close_turn())
 
+    async def _release_idle(self, idle_s: float) -> None:
+        """Free the slot of a client that stopped talking (a forgotten tab)."""
+        self.hub.errors["idle_timeout"] += 1
+        await self.send_json({
+            "type": "idle", "idle_s": idle_s,
+            "message": f"no speech or message for {idle_s:g} s: the session was closed to free "
+                       "its slot; reconnect with the same ?session= to continue",
+        })  # fmt: skip
+        self.closing = True
+
     async def _tick(self) -> None:
-        live, arrivals = self._read_input()
-        request = StepRequest(
-            self.slot, np.concatenate(live), self.vad_state, self._engine_frames(live)
-        )
+        live: list[np.ndarray] = []
+
+        def prepare(request: StepRequest) -> None:  # at the tick: the freshest input
+            frames, arrivals = self._read_input()
+            live.extend(frames)
+            request.vad_frame = np.concatenate(frames)
+            request.engine_frames = self._engine_frames(frames)
+            self._tick_arrival = next((a for a in arrivals if a is not None), None)
+            for arrival in arrivals:
+                self._arrivals.append(arrival)
+
+        request = StepRequest(self.slot, None, self.vad_state, [], prepare)
         try:
             outcome = await self.hub.worker.step(request)
         except Exception as exc:  # noqa: BLE001 - the engine failed; tell the client, keep serving
             await self.send_error("engine_error", f"{type(exc).__name__}: {exc}")
             return
         now = time.monotonic()
-        for arrival in arrivals:
-            self._arrivals.append(arrival)
+        for arrival in list(self._arrivals)[-len(live) :] if live else ():
             if arrival is not None:
                 self.hub.latency.record("queue", (now - arrival) * 1000)
         await self._on_results(outcome.results)
-        event = None
+        event, voiced = None, False
         if outcome.vad_prob is not None:
             event = self.tracker.update(outcome.vad_prob, len(live) * self.frame_ms)
-        await self._on_speech(event, live)
+            voiced = outcome.vad_prob >= self.tracker.config.threshold
+        else:  # no VAD: an energy floor tells speech from an idle microphone
+            voiced = float(np.sqrt(np.mean(np.concatenate(live) ** 2))) > 0.01
+        if voiced or self.reply is not None or self.generating:
+            self._last_activity = now
+        await self._on_speech(event, live, voiced)
         await self._check_turn_end()
 
     def _read_input(self) -> tuple[list[np.ndarray], list[float | None]]:
@@ -248,7 +287,7 @@ class Session:
     def _engine_frames(self, live: list[np.ndarray]) -> list[np.ndarray]:
         """What the engine hears this tick: the live frames (stream) or a burst of the
         buffered utterance followed by silence (turn, while generating)."""
-        if self.prefs.mode == "stream":
+        if self.prefs.mode == "stream" or self.live_turns:
             return live
         if not self.generating:
             return []
@@ -278,43 +317,56 @@ class Session:
                 self.reply.done = True
                 self.output.end_reply(self.reply.id)
                 self.generating = False
+                await self._hold(self.prefs.mode == "turn")  # turn mode: listen again
 
-    async def _on_speech(self, event: SpeechEvent | None, live: list[np.ndarray]) -> None:
+    async def _on_speech(self, event: SpeechEvent | None, live: list[np.ndarray],
+                         voiced: bool) -> None:  # fmt: skip
         cfg = self.hub.settings
         onset = event is not None and event.kind == "start"
         self.utterance.hear(live, onset=onset and self.prefs.mode == "turn")
         if onset:
             self._had_speech = True
-            if cfg.barge_in and self._audible() and self.barge is None:
-                await self.output.pause()
-                self.barge = Barge(self._arrival_at(event.onset_ms), time.monotonic())
+        if cfg.barge_in and voiced and self._audible() and self.barge is None:
+            await self.output.pause()  # on the first voiced frame; `interrupted` waits
+            arrival = self._tick_arrival if self._tick_arrival is not None else time.monotonic()
+            self.barge = Barge(arrival, time.monotonic())
         if self.barge is not None:
             if self.tracker.in_speech and self.tracker.speech_ms >= cfg.min_interruption_ms:
                 await self._interrupt(
                     "vad", (self.barge.paused_at - self.barge.onset_arrival) * 1000
                 )
             elif event is not None and event.kind == "end":  # too short: a cough, a filler
-                self.barge = None
-                self.utterance.discard()
-                self.output.resume()
-                self.interruptions.record_false()
-                self.hub.interruptions.record_false()
+                self._resume(false_interruption=True)
+            elif not self.tracker.in_speech and not voiced:  # a click: never became speech
+                self._resume(false_interruption=False)
         if self.prefs.mode == "turn" and self.utterance.collecting and not self.generating:
             quiet = self.tracker.silence_ms >= cfg.turn.end_silence_ms
             too_long = len(self.utterance.frames) * self.frame_ms >= cfg.turn.max_utterance_ms
             if (quiet and not self.tracker.in_speech) or too_long:
-                self.utterance.start_feed()
                 self.generating = True
+                if self.live_turns:  # it heard the utterance: let it speak now
+                    self.utterance.discard()
+                    self._waited = 0
+                    await self._hold(False)
+                else:
+                    self.utterance.start_feed()
+
+    def _resume(self, false_interruption: bool) -> None:
+        self.barge = None
+        self.output.resume()
+        if false_interruption:
+            self.utterance.discard()
+            self.interruptions.record_false()
+            self.hub.interruptions.record_false()
+
+    async def _hold(self, silent: bool) -> None:
+        """Live turn mode: hold the engine silent (listening) or let it reply."""
+        if self.live_turns and silent != self._held:
+            self._held = silent
+            await self.hub.worker.call(self.engine.hold, self.slot, silent)
 
     def _audible(self) -> bool:
         return self.reply is not None and self.reply.id not in self.output.finished
-
-    def _arrival_at(self, stream_ms: float) -> float:
-        """When the frame starting at `stream_ms` arrived (now if it was fed silence)."""
-        back = round((self.tracker.now_ms - stream_ms) / self.frame_ms)
-        if 0 < back <= len(self._arrivals) and self._arrivals[-back] is not None:
-            return self._arrivals[-back]
-        return time.monotonic()
 
     async def _check_turn_end(self) -> None:
         cfg = self.hub.settings
@@ -322,8 +374,11 @@ class Session:
             if self.reply.done and self.reply.id in self.output.finished:
                 await self._finish_turn(interrupted=False)
         elif self.prefs.mode == "turn":
-            if self.generating and self.utterance.exhausted:
+            self._waited += int(self.generating)
+            waited_out = self._waited > cfg.turn.max_reply_frames
+            if self.generating and (waited_out if self.live_turns else self.utterance.exhausted):
                 self.generating = False  # the engine never answered
+                await self._hold(True)
                 await self._finish_turn(interrupted=False)
         elif (self._had_speech and not self.tracker.in_speech
               and self.tracker.silence_ms >= cfg.no_reply_timeout_ms):  # fmt: skip
@@ -339,6 +394,9 @@ class Session:
         self._suppress_audio, self.barge = True, None
         self.generating = False
         self.utterance.stop_feed()  # an utterance being collected (the barge) carries on
+        if self.prefs.mode == "turn":
+            self._held = False  # the engine's silence above is a hold until the next endpoint
+            await self._hold(True)
         heard = self.output.heard_samples(reply.id) if reply is not None else 0
         if reply is not None:
             self.interruptions.record(reason, delay_ms)
@@ -363,6 +421,7 @@ class Session:
         if "mode" in changes:
             self.utterance.reset()
             self.generating = False
+            await self._hold(self.prefs.mode == "turn")
         engine_changes = {"speaker": self.prefs.speaker} if "speaker" in changes else {}
         style = adapt_style(self.prefs.style, self.context.sentiments())
         if style != self.style:

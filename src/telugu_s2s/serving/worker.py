@@ -35,6 +35,9 @@ class StepRequest:
     vad_frame: np.ndarray | None  # live input for the VAD (one or two frames), or None
     vad_state: VADState | None
     engine_frames: list[np.ndarray]  # frames for the engine this tick, oldest first
+    # Called on the event loop when the tick fires, before the batch runs: a session reads its
+    # input here, so a frame that arrived during the previous tick's compute still makes it.
+    prepare: Callable[[StepRequest], None] | None = None
 
 
 @dataclass
@@ -86,6 +89,9 @@ class EngineWorker:
             batch, self._pending = self._pending, {}
             if batch:
                 requests = [request for request, _ in batch.values()]
+                for request in requests:
+                    if request.prepare is not None:
+                        request.prepare(request)
                 try:
                     outcomes = await loop.run_in_executor(self._thread, self._run_batch, requests)
                 except Exception as exc:  # the engine failed: every session of the batch hears it
