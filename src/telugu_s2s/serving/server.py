@@ -80,6 +80,7 @@ class ServerSettings:
     barge_in: bool = True
     min_interruption_ms: float = 480.0  # shorter speech over the assistant only pauses it
     no_reply_timeout_ms: float = 5000.0  # stream mode: close a turn the engine never answers
+    idle_timeout_s: float = 120.0  # no speech, message or reply this long: `idle`, close (0: off)
     stats_interval_s: float = 5.0  # periodic `stats` events (0: off)
     vad: VADSettings = field(default_factory=VADSettings)
     turn: TurnSettings = field(default_factory=TurnSettings)
