@@ -163,3 +163,25 @@ def test_store_urls():
     assert database_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
     with pytest.raises(ValueError, match="unsupported store URL"):
         database_url("mysql://h/db")
+
+
+def test_stores_opening_a_fresh_database_together_migrate_it_once(store_url):
+    """Replicas that start at the same moment: one migrates, the others wait and find it done."""
+    opened: list[SessionStore] = []
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        try:
+            opened.append(SessionStore(store_url))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert {store.revision() for store in opened} == {HEAD}
+    for store in opened:
+        store.close()
