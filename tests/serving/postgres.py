@@ -101,7 +101,7 @@ class PostgresCluster:
         self.process = subprocess.Popen(
             [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port),
              "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.root}",
-             "-c", "fsync=on", "-c", "max_connections=60"],
+             "-c", "max_connections=60"],
             preexec_fn=self._demote, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + 60
@@ -137,7 +137,7 @@ class PostgresCluster:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # "fast" shutdown: clients are cut off
+            self.process.send_signal(signal.SIGQUIT)  # immediate: the cluster is thrown away
             try:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
