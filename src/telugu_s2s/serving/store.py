@@ -12,8 +12,11 @@ SIGKILL) leaves either the old or the new state, never half of one.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +95,9 @@ class SessionStore:
                 self.url, pool_pre_ping=True, pool_size=4, max_overflow=4
             )
         self.dialect = self.engine.dialect.name
+        # One shared connection (in-memory SQLite) must not start two transactions at once.
+        shared = isinstance(self.engine.pool, StaticPool)
+        self._lock = threading.Lock() if shared else contextlib.nullcontext()
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         self.migrate()
 
@@ -106,16 +112,21 @@ class SessionStore:
 
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             if self.dialect == "postgresql":
                 connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sa.Connection]:
+        with self._lock, self.engine.begin() as connection:
+            yield connection
+
     def revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext
 
-        with self.engine.connect() as connection:
+        with self._transaction() as connection:
             return MigrationContext.configure(connection).get_current_revision()
 
     def close(self) -> None:
@@ -128,11 +139,11 @@ class SessionStore:
         row = {"id": session_id, "created_at": now, "updated_at": now,
                "preferences": json.dumps(preferences.to_json()),
                "aggregates": json.dumps(Aggregates().to_json())}  # fmt: skip
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             connection.execute(self._insert(sessions).values(row).on_conflict_do_nothing())
 
     def save_preferences(self, session_id: str, preferences: Preferences) -> None:
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             connection.execute(
                 sessions.update()
                 .where(sessions.c.id == session_id)
@@ -145,7 +156,7 @@ class SessionStore:
         memory = None if turn.memory is None else np.asarray(turn.memory, "<f4").tobytes()
         record = json.dumps(turn.to_json(), ensure_ascii=False)
         mine = turns.c.session_id == session_id
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             connection.execute(turns.delete().where(mine, turns.c.idx == turn.index))
             connection.execute(turns.insert().values(
                 session_id=session_id, idx=turn.index, record=record, memory=memory))  # fmt: skip
@@ -165,7 +176,7 @@ class SessionStore:
         """Delete sessions (and their turns) untouched for `seconds`; returns how many."""
         cutoff = time.time() - seconds
         old = sa.select(sessions.c.id).where(sessions.c.updated_at < cutoff)
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             connection.execute(turns.delete().where(turns.c.session_id.in_(old)))
             return connection.execute(
                 sessions.delete().where(sessions.c.updated_at < cutoff)
@@ -174,7 +185,7 @@ class SessionStore:
     # ---------------------------------------------------------------- reads
 
     def load(self, session_id: str, defaults: Preferences | None = None) -> StoredSession | None:
-        with self.engine.begin() as connection:  # one snapshot of the session and its turns
+        with self._transaction() as connection:  # one snapshot of the session and its turns
             row = connection.execute(
                 sa.select(sessions).where(sessions.c.id == session_id)
             ).one_or_none()
@@ -197,5 +208,5 @@ class SessionStore:
         )  # fmt: skip
 
     def count(self) -> int:
-        with self.engine.connect() as connection:
+        with self._transaction() as connection:
             return connection.execute(sa.select(sa.func.count()).select_from(sessions)).scalar_one()
