@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 TORCH_VERSION ?= 2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install data train train-codec train-speaker train-s2s serve demo eval test bench lint clean
+.PHONY: install data data-small train train-codec train-speaker train-s2s serve demo eval test bench lint clean
 
 install: $(STAMP)
 
@@ -20,9 +20,12 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# Voice the embedded corpus (about 1 minute on 2 cores; cached).
+# Generate 6,000 dialogs and voice them with the 80 hand-written ones (cached; figures in README).
 data: install
 	$(PYTHON) -m telugu_s2s.data.synth
+# The small build that `make test` (and so CI) uses: 300 generated dialogs, 10 hand-written.
+data-small: install
+	$(PYTHON) -m telugu_s2s.data.synth generated.dialogs=300 dialogs_per_topic=1 output_dir=data/build/dataset_small
 
 # The codec, then two decoder-only fine-tunes (pitch, then voice) that keep its codes.
 train-codec: data
@@ -41,9 +44,9 @@ train: train-speaker train-codec train-s2s
 serve: install
 	$(PYTHON) -m telugu_s2s.serve
 
-# Fresh clone -> the web page: install, build the data, train any missing tiny checkpoint
-# (codec ~70 min, speaker ~20 min, s2s ~60 min on 2 cores), then serve.
-demo: install data
+# Fresh clone -> the web page: install and serve the committed checkpoints (no dataset is
+# built); a missing checkpoint is trained first, which builds the data (see README for times).
+demo: install
 	@for stage in speaker codec s2s; do \
 	  if [ ! -f checkpoints/$$stage/model.safetensors ]; then \
 	    echo "checkpoints/$$stage is missing: training the tiny $$stage model first (see README for times)"; \
@@ -56,11 +59,15 @@ demo: install data
 eval: install
 	$(PYTHON) -m telugu_s2s.eval stage=s2s
 
-test: install data
+test: install data-small
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
+# Serving and training performance (about 10 min on 2 cores): JSON + PNG in benchmarks/results,
+# then docs/performance.md. codec.py, codec_voices.py, s2s_seeds.py, session.py run on their own.
+BENCHMARKS ?= latency bargein capacity training
 bench: install
-	@for b in benchmarks/*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(PYTHON) "$$b" || exit 1; done
+	@for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py"; $(PYTHON) benchmarks/$$b.py || exit 1; done
+	$(PYTHON) benchmarks/report.py
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks train.py

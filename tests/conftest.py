@@ -29,8 +29,10 @@ def tiny_synth_config(root: Path, **overrides) -> dict:
         corpus_dir=str(CORPUS_DIR),
         cache_dir=str(root / "cache"),
         output_dir=str(root / "dataset"),
-        dialogs_per_topic=3,  # 1 train, 1 validation, 1 test dialog per topic
-        user_voices_per_dialog=1,
+        # 30 generated dialogs: 1 train, 1 validation, 1 test dialog per topic; and one
+        # hand-written dialog per topic in the natural split.
+        generated={"dialogs": 30, "seed": 2026, "val_fraction": 0.05, "test_fraction": 0.05},
+        dialogs_per_topic=1,
         render_style_variants=True,
         num_workers=2,
     )
@@ -40,7 +42,7 @@ def tiny_synth_config(root: Path, **overrides) -> dict:
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
-    """30 dialogs voiced end to end (about 15 s on 2 cores)."""
+    """40 dialogs voiced end to end (about 15 s on 2 cores)."""
     from telugu_s2s.data.synth import build
 
     root = tmp_path_factory.mktemp("tiny_data")

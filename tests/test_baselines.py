@@ -18,28 +18,24 @@ def test_naive_bayes_picks_the_topic_whose_words_a_turn_shares():
     assert model.predict("బిర్యానీ ఎక్కడ దొరుకుతుంది") == "food"
 
 
-def test_baseline_scores_the_split_from_the_training_dialogs(tmp_path):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
+def test_baseline_scores_the_dialog_label_from_the_training_dialogs(tmp_path):
     lines = {
-        "weather": ["ఈ రోజు వర్షం పడుతోంది", "వర్షం తగ్గుతుందా"],
-        "food": ["బిర్యానీ చాలా రుచిగా ఉంది", "బిర్యానీ ఎక్కడ దొరుకుతుంది"],
+        "weather": ["నమస్కారం", "ఈ రోజు వర్షం పడుతోంది", "నమస్తే", "వర్షం తగ్గుతుందా"],
+        "food": ["నమస్కారం", "బిర్యానీ చాలా రుచిగా ఉంది", "నమస్తే", "బిర్యానీ ఎక్కడ దొరుకుతుంది"],
     }
-    splits = {}
-    for topic, (train_text, test_text) in lines.items():
-        rows = []
-        for n, text in enumerate((train_text, test_text), start=1):
-            dialog_id = f"{topic}_{n:02d}"
-            splits[dialog_id] = "train" if n == 1 else "test"
-            turn = {"user": text, "assistant": "సరే", "topic": topic, "sentiment": 0.0,
-                    "emotion": "neutral"}  # fmt: skip
-            rows.append(json.dumps({"dialog_id": dialog_id, "turns": [turn]}, ensure_ascii=False))
-        (corpus / f"{topic}.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    dataset = tmp_path / "dataset"
-    dataset.mkdir()
-    (dataset / "telugu_s2s.json").write_text(json.dumps({"dialog_splits": splits}))
+    dialogs = []
+    for topic, texts in lines.items():
+        for n, split in ((0, "train"), (2, "test")):
+            turns = [{"user": text, "assistant": "సరే", "topic": topic, "sentiment": 0.0,
+                      "emotion": "neutral"} for text in texts[n : n + 2]]  # fmt: skip
+            dialogs.append({"dialog_id": f"{topic}_{split}", "topic": topic, "split": split,
+                            "turns": turns})  # fmt: skip
+    (tmp_path / "dialogs.jsonl").write_text(
+        "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in dialogs), encoding="utf-8"
+    )
 
-    result = topic_text_baseline(dataset, "test", corpus_dir=corpus)
+    result = topic_text_baseline(tmp_path, "test")
 
-    assert result["turns"] == 2 and result["train_turns"] == 2
-    assert result["turn_accuracy"] == 1.0 and result["dialog_so_far_accuracy"] == 1.0
+    assert result["dialogs"] == 2 and result["turns"] == 4 and result["train_turns"] == 4
+    # The greeting alone names no topic; the dialog so far (from the second turn) does.
+    assert result["dialog_so_far_accuracy"] == 1.0 and result["turn_accuracy"] < 1.0

@@ -24,7 +24,7 @@ from telugu_s2s.paths import REPO_ROOT
 from .conftest import compose_train
 
 CHECKPOINT = REPO_ROOT / "checkpoints" / "codec"
-DATASET = REPO_ROOT / "data" / "build" / "dataset"
+DATASET = REPO_ROOT / "data" / "build" / "dataset_small"  # the small build `make test` makes
 
 
 def test_discriminator_outputs_one_patch_per_resolution() -> None:

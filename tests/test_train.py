@@ -15,12 +15,14 @@ from telugu_s2s.train import optimized_value, train
 from .conftest import compose_train
 
 
-@pytest.mark.parametrize("stage", ["codec", "speaker", "s2s"])
+@pytest.mark.parametrize("stage", ["codec", "speaker", "s2s", "asr"])
 def test_debug_run_writes_checkpoint_and_export(stage, tiny_dataset, random_codec_dir, tmp_path):
     overrides = [f"stage={stage}", "trainer=debug", f"paths.dataset_dir={tiny_dataset}"]
     if stage == "s2s":  # tokens from an untrained codec, encoded lazily; the committed speaker bank
         overrides += [f"data.codec_dir={random_codec_dir}", "data.precompute_tokens=false",
                       "model.net.cfg.num_codebooks=4", "callbacks.export_pretrained.dtype=float16"]  # fmt: skip
+    if stage == "asr":  # half the batches through an (untrained) codec's round trip
+        overrides += [f"model.codec_dir={random_codec_dir}", "model.codec_round_trip_prob=0.5"]
     cfg = compose_train(overrides, tmp_path)
     metrics = train(cfg)
     assert cfg.stage_name == stage
@@ -48,7 +50,8 @@ def test_debug_run_writes_checkpoint_and_export(stage, tiny_dataset, random_code
 
 def test_experiment_configs_compose(tmp_path):
     for name, stage in [("codec_tiny", "codec"), ("codec_base", "codec"), ("speaker_tiny", "speaker"),
-                        ("speaker_base", "speaker"), ("s2s_tiny", "s2s"), ("s2s_base", "s2s")]:  # fmt: skip
+                        ("speaker_base", "speaker"), ("s2s_tiny", "s2s"), ("s2s_base", "s2s"),
+                        ("asr_tiny", "asr")]:  # fmt: skip
         cfg = compose_train([f"experiment={name}"], tmp_path)
         assert cfg.stage_name == stage and cfg.data.task == stage and stage in cfg.model._target_
 

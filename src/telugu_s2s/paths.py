@@ -5,3 +5,4 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_ROOT / "conf"
 CORPUS_DIR = REPO_ROOT / "data" / "corpus"
+CHECKPOINT_DIR = REPO_ROOT / "checkpoints"

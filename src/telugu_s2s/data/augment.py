@@ -1,4 +1,5 @@
-"""Waveform augmentation for speaker training: speed, gain and coloured noise.
+"""Waveform augmentation: speed, gain and coloured noise (speaker), plus band limits and
+reverberation for the recognizer's channel robustness (`channel_augment`).
 
 Everything is torch (runs in DataLoader workers or on the training device) and draws
 its randomness from an explicit `torch.Generator`, so a seeded run is reproducible.
@@ -97,3 +98,77 @@ def augment(
     flat = audio.reshape(-1, audio.shape[-1])  # (B', T)
     out = torch.stack([augment_one(clip, generator, cfg) for clip in flat])  # (B', T)
     return out.reshape(audio.shape)
+
+
+# Channel augmentation for the recognizer: the voices and rooms a user brings.
+
+
+@dataclass
+class ChannelConfig:
+    speed_prob: float = 0.5
+    speed: tuple[float, float] = (0.88, 1.12)  # moves pitch, formants and tempo together
+    band_prob: float = 0.3
+    low_hz: tuple[float, float] = (50.0, 400.0)  # telephone-like band limits
+    high_hz: tuple[float, float] = (3000.0, 7000.0)
+    reverb_prob: float = 0.3
+    rt60: tuple[float, float] = (0.15, 0.8)  # seconds
+    wet: tuple[float, float] = (0.2, 0.7)
+    gain_prob: float = 0.5
+    gain_db: tuple[float, float] = (-15.0, 6.0)
+    noise_prob: float = 0.5
+    snr_db: tuple[float, float] = (5.0, 35.0)
+    noise_slope: tuple[float, float] = (0.0, 2.0)
+
+
+def band_limit(
+    audio: torch.Tensor, low_hz: float, high_hz: float, sample_rate: int
+) -> torch.Tensor:
+    """Keep low_hz..high_hz of audio (T,), with 100 Hz raised-cosine edges."""
+    spectrum = torch.fft.rfft(audio)  # (T // 2 + 1,)
+    freqs = torch.fft.rfftfreq(audio.shape[-1], 1.0 / sample_rate)
+    edge = 100.0
+    rise = ((freqs - low_hz + edge) / edge).clamp(0, 1)
+    fall = ((high_hz - freqs + edge) / edge).clamp(0, 1)
+    gain = 0.5 - 0.5 * torch.cos(torch.pi * rise * fall)
+    return torch.fft.irfft(spectrum * gain, n=audio.shape[-1])
+
+
+def reverberate(
+    audio: torch.Tensor, rt60: float, wet: float, sample_rate: int, generator=None
+) -> torch.Tensor:
+    """Convolve audio (T,) with a synthetic room: exponentially decaying noise after the
+    direct path (-60 dB at `rt60` s); `wet` of the output is reverberant. Same length out."""
+    n = max(2, int(rt60 * sample_rate))
+    t = torch.arange(n, dtype=audio.dtype) / sample_rate
+    tail = torch.randn(n, generator=generator, dtype=audio.dtype) * torch.exp(-6.9 * t / rt60)
+    tail[0] = 0.0
+    tail = tail / tail.norm().clamp(min=1e-8)
+    size = audio.shape[-1] + n
+    wet_audio = torch.fft.irfft(torch.fft.rfft(audio, size) * torch.fft.rfft(tail, size), size)
+    wet_audio = wet_audio[: audio.shape[-1]]
+    scale = audio.norm() / wet_audio.norm().clamp(min=1e-8)
+    return (1 - wet) * audio + wet * wet_audio * scale
+
+
+def channel_augment(
+    audio: torch.Tensor, sample_rate: int, generator: torch.Generator | None = None,
+    cfg: ChannelConfig | None = None,
+) -> torch.Tensor:  # fmt: skip
+    """Speed, band limit, reverb, gain and noise, each drawn for this clip (T,) -> (T',).
+
+    Unlike `augment`, the length changes with the speed, so a transcript stays aligned."""
+    cfg = cfg or ChannelConfig()
+    if _happens(cfg.speed_prob, generator):
+        audio = change_speed(audio, _uniform(cfg.speed, generator))
+    if _happens(cfg.band_prob, generator):
+        low, high = _uniform(cfg.low_hz, generator), _uniform(cfg.high_hz, generator)
+        audio = band_limit(audio, low, min(high, sample_rate / 2), sample_rate)
+    if _happens(cfg.reverb_prob, generator):
+        rt60, wet = _uniform(cfg.rt60, generator), _uniform(cfg.wet, generator)
+        audio = reverberate(audio, rt60, wet, sample_rate, generator)
+    if _happens(cfg.gain_prob, generator):
+        audio = apply_gain(audio, _uniform(cfg.gain_db, generator))
+    if _happens(cfg.noise_prob, generator):
+        snr, slope = _uniform(cfg.snr_db, generator), _uniform(cfg.noise_slope, generator)
+        audio = add_noise(audio, snr, slope, generator)
+    return audio.clamp(-1.0, 1.0)

@@ -20,30 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TOPICS: tuple[str, ...] = (
-    "greetings",
-    "weather",
-    "food",
-    "travel",
-    "health",
-    "education",
-    "technology",
-    "entertainment",
-    "shopping",
-    "festivals",
-)
-EMOTIONS: tuple[str, ...] = (
-    "neutral",
-    "happy",
-    "sad",
-    "angry",
-    "anxious",
-    "surprised",
-    "curious",
-    "grateful",
-)
-MEMORY_KINDS: tuple[str, ...] = ("name", "city", "plan", "preference")
-STYLES: tuple[str, ...] = ("formal", "casual")
+from telugu_s2s.labels import EMOTIONS, MEMORY_KINDS, STYLES, TOPICS  # noqa: F401 (re-exported)
 
 # Telugu block plus the few marks a sentence needs; no Latin letters, no digits.
 _TELUGU_CHAR = re.compile(r"[\u0C00-\u0C7F]")
@@ -67,6 +44,8 @@ class Turn:
     casual: str | None = None
     depends_on: tuple[int, ...] = ()
     memory: str | None = None
+    # Generated dialogs: every valid reply per style, slots filled (the voiced one among them).
+    valid_replies: dict[str, tuple[str, ...]] | None = field(default=None, compare=False)
 
     def reply(self, style: str | None = None) -> str:
         """The assistant reply in `style` (formal/casual), falling back to the default one."""
@@ -81,9 +60,16 @@ class Turn:
 class Dialog:
     dialog_id: str
     turns: tuple[Turn, ...] = field(default_factory=tuple)
+    label: str | None = None  # the dialog's topic, where it is given (generated dialogs)
+    split: str | None = None  # the split a generator assigned (held-out names and phrasings)
+    style: str | None = None  # the reply style that is voiced (generated dialogs)
+    # Generated dialogs: slot var -> (lexicon type, value), e.g. {"home": ("place", "గుంటూరు")}.
+    slots: dict[str, tuple[str, str]] | None = field(default=None, compare=False)
 
     @property
     def topic(self) -> str:
+        if self.label:
+            return self.label
         return Counter(t.topic for t in self.turns).most_common(1)[0][0]
 
 
@@ -108,15 +94,44 @@ def _parse_dialog(obj: dict, where: str) -> Dialog:
                 casual=(raw.get("casual") or "").strip() or None,
                 depends_on=tuple(raw.get("depends_on") or ()),
                 memory=raw.get("memory"),
+                valid_replies=(
+                    {k: tuple(v) for k, v in raw["valid_replies"].items()}
+                    if raw.get("valid_replies")
+                    else None
+                ),
             )
         )
-    return Dialog(dialog_id=dialog_id, turns=tuple(turns))
+    return Dialog(
+        dialog_id=dialog_id, turns=tuple(turns), label=obj.get("topic"),
+        split=obj.get("split"), style=obj.get("style"),
+        slots={k: tuple(v) for k, v in obj["slots"].items()} if obj.get("slots") else None,
+    )  # fmt: skip
+
+
+def dialog_to_json(d: Dialog) -> dict:
+    """The JSONL object of a dialog (the inverse of `_parse_dialog`)."""
+    turns = []
+    for t in d.turns:
+        raw = {"user": t.user, "assistant": t.assistant, "topic": t.topic,
+               "sentiment": t.sentiment, "emotion": t.emotion}  # fmt: skip
+        if t.formal is not None:
+            raw |= {"formal": t.formal, "casual": t.casual}
+        if t.depends_on:
+            raw |= {"depends_on": list(t.depends_on), "memory": t.memory}
+        if t.valid_replies:
+            raw["valid_replies"] = {k: list(v) for k, v in t.valid_replies.items()}
+        turns.append(raw)
+    obj = {"dialog_id": d.dialog_id}
+    obj |= {k: v for k, v in (("topic", d.label), ("split", d.split), ("style", d.style)) if v}
+    if d.slots:
+        obj["slots"] = {k: list(v) for k, v in d.slots.items()}
+    return obj | {"turns": turns}
 
 
 def load_corpus(corpus_dir: str | Path = DEFAULT_CORPUS_DIR) -> list[Dialog]:
-    """Read every `*.jsonl` under `corpus_dir`, sorted by file name then line."""
+    """Read every `*.jsonl` under `corpus_dir` (or one `.jsonl` file), by file name then line."""
     corpus_dir = Path(corpus_dir)
-    files = sorted(corpus_dir.glob("*.jsonl"))
+    files = [corpus_dir] if corpus_dir.is_file() else sorted(corpus_dir.glob("*.jsonl"))
     if not files:
         raise CorpusError(f"no *.jsonl corpus files in {corpus_dir}")
     dialogs = []
@@ -137,8 +152,12 @@ def is_telugu(text: str) -> bool:
     return bool(_ALLOWED.match(text)) and bool(_TELUGU_CHAR.search(text))
 
 
-def validate(dialogs: list[Dialog]) -> list[str]:
-    """Return every schema problem as a readable line (empty list = valid)."""
+def validate(dialogs: list[Dialog], unique: bool = True, max_turns: int = 10) -> list[str]:
+    """Return every schema problem as a readable line (empty list = valid).
+
+    `unique` asks every user utterance and reply to be new (the hand-written corpus); a
+    generated corpus reuses sentences across dialogs on purpose.
+    """
     problems: list[str] = []
     seen_ids: set[str] = set()
     seen_user: dict[str, str] = {}
@@ -147,8 +166,8 @@ def validate(dialogs: list[Dialog]) -> list[str]:
         if d.dialog_id in seen_ids:
             problems.append(f"{d.dialog_id}: duplicate dialog_id")
         seen_ids.add(d.dialog_id)
-        if not 3 <= len(d.turns) <= 10:
-            problems.append(f"{d.dialog_id}: has {len(d.turns)} turns, needs 3 to 10")
+        if not 3 <= len(d.turns) <= max_turns:
+            problems.append(f"{d.dialog_id}: has {len(d.turns)} turns, needs 3 to {max_turns}")
         for t in d.turns:
             where = f"{d.dialog_id}[{t.index}]"
             if t.topic not in TOPICS:
@@ -171,6 +190,8 @@ def validate(dialogs: list[Dialog]) -> list[str]:
                 problems.append(f"{where}: depends_on and memory go together")
             if t.memory is not None and t.memory not in MEMORY_KINDS:
                 problems.append(f"{where}: unknown memory kind {t.memory!r}")
+            if not unique:
+                continue
             if t.user in seen_user:
                 problems.append(f"{where}: duplicate user utterance (also {seen_user[t.user]})")
             seen_user.setdefault(t.user, where)
@@ -198,11 +219,42 @@ def all_turns(dialogs: list[Dialog]) -> list[Turn]:
     return [t for d in dialogs for t in d.turns]
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Validate the hand-written corpus, or with --stats print the full corpus's figures."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m telugu_s2s.data.corpus")
+    parser.add_argument("corpus_dir", nargs="?", default=str(DEFAULT_CORPUS_DIR))
+    parser.add_argument(
+        "--stats",
+        action="store_true",
+        help="generate the configured corpus (conf/synth.yaml) and print one JSON",
+    )
+    parser.add_argument("--dialogs", type=int, help="with --stats: generate this many dialogs")
+    args = parser.parse_args(argv)  # fmt: skip
+    natural = load_corpus(args.corpus_dir)
+    errs = validate(natural)
+    if not args.stats:
+        print(json.dumps(summary(natural), ensure_ascii=False, indent=2))
+        print("\n".join(errs) if errs else "valid")
+        return 1 if errs else 0
+    from dataclasses import replace
+
+    from telugu_s2s.data.generate import corpus_stats, generate_dialogs
+    from telugu_s2s.data.synth import generator_config
+    from telugu_s2s.data.voices import load_synth_config
+
+    cfg = generator_config(load_synth_config())
+    if args.dialogs:
+        cfg = replace(cfg, dialogs=args.dialogs)
+    generated = generate_dialogs(cfg)
+    errs += validate(generated, unique=False, max_turns=cfg.max_turns)
+    stats = corpus_stats(generated, cfg) | {"natural": summary(natural), "problems": len(errs)}
+    print(json.dumps(stats, ensure_ascii=False))
+    return 1 if errs else 0
+
+
 if __name__ == "__main__":
     import sys
 
-    ds = load_corpus(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_CORPUS_DIR)
-    errs = validate(ds)
-    print(json.dumps(summary(ds), ensure_ascii=False, indent=2))
-    print("\n".join(errs) if errs else "valid")
-    sys.exit(1 if errs else 0)
+    sys.exit(main())

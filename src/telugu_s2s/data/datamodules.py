@@ -4,6 +4,8 @@ task=codec    random audio crops                      {"audio": (B, 1, T)}
 task=speaker  labelled utterance crops + augmentation  {"audio", "length", "speaker_id"}
 task=s2s      two-channel dialog timelines            see `timeline.collate_timelines`
               (with `codec_dir`, also frame-aligned codec tokens per channel)
+task=asr      whole transcribed utterances + channel augmentation  {"audio", "length",
+              "text_ids", "text_length", "text"}
 """
 
 from __future__ import annotations
@@ -12,11 +14,18 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from telugu_s2s.data.datasets import CodecCrops, SpeakerUtterances, load_split, speaker_names_of
+from telugu_s2s.data.datasets import (
+    CodecCrops,
+    SpeakerUtterances,
+    TranscribedUtterances,
+    collate_utterances,
+    load_split,
+    speaker_names_of,
+)
 from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig, collate_timelines
 from telugu_s2s.data.tokens import TokenCache
 
-TASKS = ("codec", "speaker", "s2s")
+TASKS = ("codec", "speaker", "s2s", "asr")
 
 
 class TeluguDataModule(L.LightningDataModule):
@@ -37,6 +46,7 @@ class TeluguDataModule(L.LightningDataModule):
         precompute_tokens: bool = True,
         limit_train_items: int | None = None,
         limit_eval_items: int | None = None,
+        max_seconds: float = 12.0,
     ):
         super().__init__()
         if task not in TASKS:
@@ -58,6 +68,17 @@ class TeluguDataModule(L.LightningDataModule):
                 from telugu_s2s.data.augment import augment
             ds = SpeakerUtterances(
                 rows, hp.sample_rate, hp.crop_seconds, self.speaker_names, hp.seed, train, augment
+            )
+        elif self.task == "asr":
+            augment = None
+            if hp.augment and train:
+                from functools import partial
+
+                from telugu_s2s.data.augment import channel_augment
+
+                augment = partial(channel_augment, sample_rate=hp.sample_rate)
+            ds = TranscribedUtterances(
+                rows, hp.sample_rate, hp.max_seconds, hp.seed, train, augment=augment
             )
         else:
             ds = DialogTimelines(
@@ -82,7 +103,7 @@ class TeluguDataModule(L.LightningDataModule):
 
     @property
     def collate_fn(self):
-        return collate_timelines if self.task == "s2s" else default_collate
+        return {"s2s": collate_timelines, "asr": collate_utterances}.get(self.task, default_collate)
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         hp = self.hparams

@@ -144,3 +144,53 @@ def speaker_names_of(hf_split) -> list[str]:
     """Every voice in a split, the four assistant voices first (fixed label order)."""
     others = sorted(set(hf_split["speaker"]) - set(ASSISTANT_VOICES))
     return list(ASSISTANT_VOICES) + others
+
+
+class TranscribedUtterances(_RowsDataset):
+    """Whole utterances with their text, for the recognizer:
+    {"audio": (T,), "length": int, "text_ids": (L,), "text": str}.
+
+    Training items pass through `augment(audio (T,), generator=...) -> (T',)` (channel
+    augmentation; the length may change) and are cut to `max_seconds`."""
+
+    def __init__(
+        self, hf_split, sample_rate: int, max_seconds: float = 12.0, seed: int = 0,
+        train: bool = True, augment=None,
+    ):  # fmt: skip
+        super().__init__(hf_split, sample_rate, seed, train)
+        from telugu_s2s.data.text import TextTokenizer
+
+        self.tokenizer = TextTokenizer()
+        self.texts = hf_split["text"]
+        durations = self.meta.get("duration") or [0.0] * len(self.texts)
+        self.keep = [i for i, d in enumerate(durations) if d <= max_seconds]
+        self.max_samples = int(max_seconds * sample_rate)
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.keep)
+
+    def __getitem__(self, index: int) -> dict:
+        row = self.keep[index]
+        wav = torch.from_numpy(self.audio(row))
+        rng = self.rng(index)
+        if self.augment is not None and rng is not None:
+            wav = self.augment(
+                wav, generator=torch.Generator().manual_seed(int(rng.integers(2**62)))
+            )
+        wav = wav[: self.max_samples]
+        text = self.texts[row]
+        ids = torch.tensor(self.tokenizer.encode(text), dtype=torch.long)
+        return {"audio": wav, "length": wav.shape[0], "text_ids": ids, "text": text}
+
+
+def collate_utterances(items: list[dict]) -> dict:
+    """Pad audio to (B, T) and texts to (B, L), with their lengths."""
+    pad = torch.nn.utils.rnn.pad_sequence
+    return {
+        "audio": pad([it["audio"] for it in items], batch_first=True),  # (B, T)
+        "length": torch.tensor([it["length"] for it in items]),
+        "text_ids": pad([it["text_ids"] for it in items], batch_first=True),  # (B, L)
+        "text_length": torch.tensor([it["text_ids"].shape[0] for it in items]),
+        "text": [it["text"] for it in items],
+    }

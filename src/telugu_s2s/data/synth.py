@@ -1,35 +1,39 @@
 """Voice the corpus with espeak-ng and write a Hugging Face dataset.
 
-    python -m telugu_s2s.data.synth                      # all dialogs (make data)
-    python -m telugu_s2s.data.synth dialogs_per_topic=3  # a small debug build
+    python -m telugu_s2s.data.synth                                   # make data
+    python -m telugu_s2s.data.synth generated.dialogs=300 dialogs_per_topic=1  # small
 
-Every assistant reply is rendered in the four assistant voices (plus its formal and
-casual variants); every user utterance in `user_voices_per_dialog` training user
-voices, or in the held-out user voices for validation and test dialogs. Renders are
-cached by content hash, so a rerun only renders what changed.
+The generated dialogs (train / validation / test) are voiced once each, in one user
+voice and one assistant voice (`plan_jobs`); the 80 hand-written dialogs form the
+`natural` test split. Renders are cached by content hash, so a rerun only renders what
+changed. The dataset directory also holds `dialogs.jsonl` (every dialog, with its split)
+and `telugu_s2s.json` (the build's settings).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
-import math
 import multiprocessing as mp
 import random
 import shutil
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import soundfile as sf
 from tqdm import tqdm
 
-from telugu_s2s.data.corpus import EMOTIONS, TOPICS, Dialog, load_corpus, validate
+from telugu_s2s.data.corpus import Dialog, Turn, load_corpus, validate
+from telugu_s2s.data.generate import GeneratorConfig, generate_dialogs, write_jsonl
 from telugu_s2s.data.voices import VoiceSpec, render, render_key, voices_from_config
+from telugu_s2s.labels import EMOTIONS, TOPICS
 from telugu_s2s.paths import CONFIG_DIR
 
 log = logging.getLogger(__name__)
-SPLITS: tuple[str, ...] = ("train", "validation", "test")
+SPLITS: tuple[str, ...] = ("train", "validation", "test", "natural")
 
 
 @dataclass(frozen=True)
@@ -46,36 +50,34 @@ class RenderJob:
     cache_path: str
 
 
-def split_dialogs(
-    dialogs: list[Dialog], seed: int, val_fraction: float, test_fraction: float
-) -> dict[str, str]:
-    """Dialog id -> split. Stratified by topic so every split sees every topic."""
-    rng = random.Random(seed)
-    by_topic: dict[str, list[str]] = {}
+def natural_subset(dialogs: list[Dialog], per_topic: int | None) -> list[Dialog]:
+    """The first `per_topic` hand-written dialogs of each topic (all with None)."""
+    if not per_topic:
+        return dialogs
+    keep, count = [], Counter()
     for d in dialogs:
-        by_topic.setdefault(d.topic, []).append(d.dialog_id)
-    assignment = {}
-    for topic in sorted(by_topic):
-        ids = sorted(by_topic[topic])
-        rng.shuffle(ids)
-        n_val = math.ceil(val_fraction * len(ids)) if len(ids) >= 3 else 0
-        n_test = math.ceil(test_fraction * len(ids)) if len(ids) >= 3 else 0
-        for i, dialog_id in enumerate(ids):
-            assignment[dialog_id] = (
-                "validation" if i < n_val else "test" if i < n_val + n_test else "train"
-            )
-    return assignment
+        count[d.topic] += 1
+        if count[d.topic] <= per_topic:
+            keep.append(d)
+    return keep
 
 
 def plan_jobs(dialogs: list[Dialog], cfg) -> list[RenderJob]:
-    """Every render the dataset needs, in a deterministic order."""
+    """Every render the dataset needs, in a deterministic order.
+
+    A generated dialog (it carries its split) is voiced once: its user in one user voice
+    (held-out voices for validation and test) with per-dialog pitch, rate and formant, and
+    its voiced replies in one assistant voice. A hand-written dialog goes to the `natural`
+    test split: its user in every held-out voice, every reply and variant in all four
+    assistant voices.
+    """
     voices = voices_from_config(cfg)
     held_out = list(cfg["held_out_user_voices"])
     train_users = [v for v in cfg["user_voices"] if v not in held_out]
     assistants = list(cfg["assistant_voices"])
-    splits = split_dialogs(dialogs, cfg["seed"], cfg["val_fraction"], cfg["test_fraction"])
     sr, cache = int(cfg["sample_rate"]), Path(cfg["cache_dir"])
     jitter = cfg.get("user_jitter") or {"rate": 0, "pitch": 0}
+    per_dialog = cfg.get("user_dialog_jitter") or {"rate": 0, "pitch": 0, "formant": 0.0}
     jobs = []
 
     def add(split, d, t, role, style, text, voice):
@@ -93,19 +95,28 @@ def plan_jobs(dialogs: list[Dialog], cfg) -> list[RenderJob]:
         )
 
     for d in dialogs:
-        split = splits[d.dialog_id]
         rng = random.Random(f"{cfg['seed']}:{d.dialog_id}")
-        k = int(cfg["user_voices_per_dialog"])
-        users = held_out if split != "train" else rng.sample(train_users, min(k, len(train_users)))
+        if d.split is None:  # hand-written
+            for t in d.turns:
+                for name in held_out:
+                    add("natural", d, t, "user", "default", t.user, voices[name])
+                styles = [("default", t.assistant)]
+                if cfg["render_style_variants"] and t.formal:
+                    styles += [("formal", t.formal), ("casual", t.casual)]
+                for name in assistants:
+                    for style, text in styles:
+                        add("natural", d, t, "assistant", style, text, voices[name])
+            continue
+        user = voices[rng.choice(train_users if d.split == "train" else held_out)]
+        user = user.jittered(
+            rng.randint(-per_dialog["rate"], per_dialog["rate"]),
+            rng.randint(-per_dialog["pitch"], per_dialog["pitch"]),
+            1.0 + rng.uniform(-per_dialog["formant"], per_dialog["formant"]),
+        )
+        assistant = voices[rng.choice(assistants)]
         for t in d.turns:
-            for name in users:
-                add(split, d, t, "user", "default", t.user, voices[name])
-            styles = [("default", t.assistant)]
-            if cfg["render_style_variants"] and t.formal:
-                styles += [("formal", t.formal), ("casual", t.casual)]
-            for name in assistants:
-                for style, text in styles:
-                    add(split, d, t, "assistant", style, text, voices[name])
+            add(d.split, d, t, "user", "default", t.user, user)
+            add(d.split, d, t, "assistant", d.style or "default", t.assistant, assistant)
     return jobs
 
 
@@ -172,17 +183,24 @@ def features():
         "emotion": hfd.ClassLabel(names=list(EMOTIONS)),
         "depends_on": hfd.Sequence(hfd.Value("int32")),
         "memory": hfd.Value("string"),
+        # Assistant rows: every valid reply in the row's style (the voiced one among them).
+        "valid_replies": hfd.Sequence(hfd.Value("string")),
         "word_starts_ms": hfd.Sequence(hfd.Value("int32")),
         "word_char_start": hfd.Sequence(hfd.Value("int32")),
         "word_char_len": hfd.Sequence(hfd.Value("int32")),
     })  # fmt: skip
 
 
-def _rows(jobs: list[RenderJob], dialogs: list[Dialog], split: str):
-    turns = {(t.dialog_id, t.index): t for d in dialogs for t in d.turns}
+def _valid_replies(t: Turn, job: RenderJob) -> list[str]:
+    if job.role != "assistant":
+        return []
+    if t.valid_replies and job.style in t.valid_replies:
+        return list(t.valid_replies[job.style])
+    return [job.text]
+
+
+def _rows(jobs: list[RenderJob], turns: dict):
     for job in jobs:
-        if job.split != split:
-            continue
         path = Path(job.cache_path)
         meta = json.loads(path.with_suffix(".json").read_text())
         t = turns[(job.dialog_id, job.turn_index)]
@@ -202,6 +220,7 @@ def _rows(jobs: list[RenderJob], dialogs: list[Dialog], split: str):
             "emotion": t.emotion,
             "depends_on": list(t.depends_on),
             "memory": t.memory or "",
+            "valid_replies": _valid_replies(t, job),
             "word_starts_ms": meta["word_starts_ms"],
             "word_char_start": [w[0] for w in meta["word_chars"]],
             "word_char_len": [w[1] for w in meta["word_chars"]],
@@ -213,33 +232,54 @@ def write_dataset(jobs: list[RenderJob], dialogs: list[Dialog], output_dir: str 
     import datasets as hfd
 
     output_dir = Path(output_dir)
+    tmp = output_dir.with_name(output_dir.name + ".tmp")
+    arrow_cache = output_dir.with_name(output_dir.name + ".arrow-cache")
+    shutil.rmtree(tmp, ignore_errors=True)
+    turns = {(t.dialog_id, t.index): t for d in dialogs for t in d.turns}
     splits = {}
     for split in SPLITS:
-        rows = list(_rows(jobs, dialogs, split))
-        if rows:
-            splits[split] = hfd.Dataset.from_list(rows, features=features())
-    tmp = output_dir.with_name(output_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+        split_jobs = [j for j in jobs if j.split == split]
+        if split_jobs:  # streamed to Arrow: the audio never sits in memory all at once
+            splits[split] = hfd.Dataset.from_generator(
+                _rows, gen_kwargs={"jobs": split_jobs, "turns": turns},
+                features=features(), cache_dir=str(arrow_cache),
+            )  # fmt: skip
     hfd.DatasetDict(splits).save_to_disk(str(tmp))
     (tmp / "telugu_s2s.json").write_text(json.dumps(info, ensure_ascii=False, indent=2))
+    write_jsonl([_with_split(d, info["dialog_splits"][d.dialog_id]) for d in dialogs],
+                tmp / "dialogs.jsonl")  # fmt: skip
     shutil.rmtree(output_dir, ignore_errors=True)
     tmp.rename(output_dir)
+    shutil.rmtree(arrow_cache, ignore_errors=True)
     return {k: len(v) for k, v in splits.items()}
 
 
-def build(cfg) -> dict:
-    """Validate the corpus, render what is missing and write the dataset. Returns its figures."""
-    dialogs = load_corpus(cfg["corpus_dir"])
-    problems = validate(dialogs)
+def _with_split(d: Dialog, split: str) -> Dialog:
+    return d if d.split == split else dataclasses.replace(d, split=split)
+
+
+def generator_config(cfg) -> GeneratorConfig | None:
+    """The generator settings of a synth config (None when it voices no generated dialogs)."""
+    gen = dict(cfg.get("generated") or {})
+    return GeneratorConfig(**gen) if gen.get("dialogs") else None
+
+
+def load_dialogs(cfg) -> list[Dialog]:
+    """The hand-written dialogs (validated), then the generated ones."""
+    natural = load_corpus(cfg["corpus_dir"])
+    problems = validate(natural)
+    gen_cfg = generator_config(cfg)
+    generated = generate_dialogs(gen_cfg) if gen_cfg else []
+    if gen_cfg:
+        problems += validate(generated, unique=False, max_turns=gen_cfg.max_turns)
     if problems:
         raise ValueError("corpus is invalid:\n" + "\n".join(problems))
-    if cfg.get("dialogs_per_topic"):
-        keep, count = [], {}
-        for d in dialogs:
-            count[d.topic] = count.get(d.topic, 0) + 1
-            if count[d.topic] <= int(cfg["dialogs_per_topic"]):
-                keep.append(d)
-        dialogs = keep
+    return natural_subset(natural, cfg.get("dialogs_per_topic")) + generated
+
+
+def build(cfg) -> dict:
+    """Generate and validate the dialogs, render what is missing and write the dataset."""
+    dialogs = load_dialogs(cfg)
     jobs = plan_jobs(dialogs, cfg)
     rendered = render_all(jobs, int(cfg["num_workers"]))
     # Renders are content-addressed, so the plan's hash identifies the dataset's content.
@@ -260,10 +300,9 @@ def build(cfg) -> dict:
         "plan_hash": plan_hash,
         "seed": cfg["seed"],
         "dialogs": len(dialogs),
+        "generated": dict(cfg.get("generated") or {}),
         "held_out_user_voices": list(cfg["held_out_user_voices"]),
-        "dialog_splits": split_dialogs(
-            dialogs, cfg["seed"], cfg["val_fraction"], cfg["test_fraction"]
-        ),
+        "dialog_splits": {d.dialog_id: d.split or "natural" for d in dialogs},
     }
     sizes = write_dataset(jobs, dialogs, cfg["output_dir"], info)
     return {

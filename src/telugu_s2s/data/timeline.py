@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from telugu_s2s.data.corpus import STYLES
 from telugu_s2s.data.datasets import _RowsDataset
 from telugu_s2s.data.text import BLANK, PAD, align_to_frames
 from telugu_s2s.data.voices import ASSISTANT_VOICES
+from telugu_s2s.labels import STYLES
 
 STYLE_IDS = {"default": 0, **{s: i + 1 for i, s in enumerate(STYLES)}}
 TURN_FIELDS = ("topic", "sentiment", "emotion", "turn_index", "has_dependency")
@@ -125,8 +125,9 @@ class DialogTimelines(_RowsDataset):
                 cache[row] = self.audio(row)
             return cache[row]
 
-        def reply_row(turn: int) -> int:
-            return replies[turn].get(style, replies[turn]["default"])
+        def reply_row(turn: int) -> int:  # a generated dialog voices one style only
+            rows = replies[turn]
+            return rows.get(style, rows.get("default", next(iter(rows.values()))))
 
         window = turns[first:]
         for k, turn in enumerate(window):
@@ -187,7 +188,7 @@ class DialogTimelines(_RowsDataset):
         if not placed:
             raise ValueError(f"dialog {dialog}: first turn does not fit in {cfg.max_seconds}s")
         end = min(max_len, cursor)
-        frames = -(-end // self.frame_size)  # ceil
+        frames = min(-(-end // self.frame_size), num_frames)  # ceil, within the text arrays
         length = frames * self.frame_size
         item = {
             "user_audio": torch.from_numpy(user_ch[:length].copy())[None],  # (1, T)

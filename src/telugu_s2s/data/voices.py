@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +27,14 @@ class VoiceSpec:
     rate: int  # words per minute
     role: str = "assistant"  # "assistant" or "user"
     target_f0: float | None = None
+    # Formant (vocal-tract length) scale: the rendering is replayed this much faster, which
+    # moves formants and F0 up by this factor and shortens it by the same factor.
+    formant: float = 1.0
 
-    def jittered(self, rate_delta: int, pitch_delta: int) -> VoiceSpec:
-        return VoiceSpec(
-            self.name, self.espeak, self.pitch + pitch_delta, self.range,
-            self.rate + rate_delta, self.role, self.target_f0,
+    def jittered(self, rate_delta: int, pitch_delta: int, formant: float = 1.0) -> VoiceSpec:
+        return replace(
+            self, pitch=min(99, max(0, self.pitch + pitch_delta)),
+            rate=max(80, self.rate + rate_delta), formant=round(self.formant * formant, 3),
         )  # fmt: skip
 
 
@@ -43,6 +46,7 @@ def voices_from_config(cfg) -> dict[str, VoiceSpec]:
             voices[name] = VoiceSpec(
                 name=name, espeak=v["espeak"], pitch=int(v["pitch"]), range=int(v["range"]),
                 rate=int(v["rate"]), role=role, target_f0=v.get("target_f0"),
+                formant=float(v.get("formant", 1.0)),
             )  # fmt: skip
     return voices
 
@@ -60,8 +64,12 @@ def render(text: str, voice: VoiceSpec, sample_rate: int = 16000) -> tuple[np.nd
         text, voice.espeak, rate=voice.rate, pitch=voice.pitch, pitch_range=voice.range
     )
     audio = raw.audio.astype(np.float32) / 32768.0  # (T,)
-    if raw.sample_rate != sample_rate:
-        audio = soxr.resample(audio, raw.sample_rate, sample_rate, quality="HQ")
+    source_rate = raw.sample_rate * voice.formant
+    if source_rate != sample_rate:
+        audio = soxr.resample(audio, source_rate, sample_rate, quality="HQ")
+    if voice.formant != 1.0:
+        starts = tuple(int(round(ms / voice.formant)) for ms in raw.word_starts_ms)
+        raw = replace(raw, word_starts_ms=starts)
     return audio.astype(np.float32), raw
 
 

@@ -1,15 +1,14 @@
 """Text-only reference points for the S2S analysis heads.
 
 `topic_text_baseline` trains a character n-gram naive Bayes on the gold user transcripts of
-the training dialogs and scores it on another split's dialogs: the topic accuracy that the
-words alone support, with no audio and no recognition errors. The S2S topic head works from
-speech in unseen voices, so on held-out dialogs this is a practical ceiling for it, and it
-says how much the corpus (a handful of dialogs per topic) limits the measurement.
+the training dialogs and scores it on another split's dialogs against each dialog's topic
+label: the accuracy that the words alone support, with no audio and no recognition errors.
+The S2S topic head works from speech in unseen voices, so on held-out dialogs this is a
+practical ceiling for it.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -48,37 +47,44 @@ class NaiveBayesTopics:
         return max(self.prior, key=score)
 
 
-def _dialogs_by_split(
-    dataset_dir: str | Path, corpus_dir: str | Path | None
-) -> dict[str, list[Dialog]]:
-    info = json.loads((Path(dataset_dir) / "telugu_s2s.json").read_text())
-    splits = info["dialog_splits"]
-    dialogs = load_corpus(corpus_dir) if corpus_dir else load_corpus()
+def dialogs_by_split(dataset_dir: str | Path) -> dict[str, list[Dialog]]:
+    """The dataset's dialogs (`dialogs.jsonl`, written by the synth build) grouped by split."""
     out: dict[str, list[Dialog]] = defaultdict(list)
-    for dialog in dialogs:
-        if dialog.dialog_id in splits:
-            out[splits[dialog.dialog_id]].append(dialog)
+    for dialog in load_corpus(Path(dataset_dir) / "dialogs.jsonl"):
+        out[dialog.split or "train"].append(dialog)
     return out
 
 
-def topic_text_baseline(dataset_dir: str | Path, split: str = "test",
-                        corpus_dir: str | Path | None = None) -> dict:  # fmt: skip
-    """Accuracy of the text baseline per user turn, alone and with the dialog so far."""
-    by_split = _dialogs_by_split(dataset_dir, corpus_dir)
-    train = [(t.user, t.topic) for d in by_split["train"] for t in d.turns]
-    if not train or not by_split[split]:
-        raise ValueError(f"no dialogs in train or {split} under {dataset_dir}")
-    model = NaiveBayesTopics(train)
+def topic_baseline(train: list[Dialog], evaluated: list[Dialog]) -> dict:
+    """Naive Bayes on the training dialogs' user turns, scored against each dialog's label.
+
+    `dialog_so_far_accuracy` predicts from every user turn heard so far, from the second
+    user turn on (the first is often a greeting that names no topic).
+    """
+    examples = [(t.user, d.topic) for d in train for t in d.turns]
+    if not examples or not evaluated:
+        raise ValueError("the topic baseline needs training dialogs and dialogs to score")
+    model = NaiveBayesTopics(examples)
     turn_hits, context_hits = [], []
-    for dialog in by_split[split]:
+    for dialog in evaluated:
         history = ""
         for turn in dialog.turns:
             history = f"{history} {turn.user}"
-            turn_hits.append(model.predict(turn.user) == turn.topic)
-            context_hits.append(model.predict(history) == turn.topic)
+            turn_hits.append(model.predict(turn.user) == dialog.topic)
+            if turn.index >= 1:
+                context_hits.append(model.predict(history) == dialog.topic)
     return {
+        "dialogs": len(evaluated),
         "turns": len(turn_hits),
         "turn_accuracy": sum(turn_hits) / len(turn_hits),
-        "dialog_so_far_accuracy": sum(context_hits) / len(context_hits),
-        "train_turns": len(train),
+        "dialog_so_far_accuracy": sum(context_hits) / max(1, len(context_hits)),
+        "train_turns": len(examples),
     }
+
+
+def topic_text_baseline(dataset_dir: str | Path, split: str = "test") -> dict:
+    """The text baseline of a built dataset: trained on its train split, scored on `split`."""
+    by_split = dialogs_by_split(dataset_dir)
+    if not by_split["train"] or not by_split[split]:
+        raise ValueError(f"no dialogs in train or {split} under {dataset_dir}")
+    return topic_baseline(by_split["train"], by_split[split])

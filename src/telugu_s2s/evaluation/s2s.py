@@ -56,7 +56,6 @@ import soxr
 import torch
 from torch import Tensor, nn
 
-from telugu_s2s.data.corpus import EMOTIONS, TOPICS
 from telugu_s2s.data.datasets import load_split
 from telugu_s2s.data.text import TextTokenizer
 from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig
@@ -70,6 +69,7 @@ from telugu_s2s.evaluation.sessions import (  # noqa: F401 - re-exported for cal
     encode_clip,
     run_sessions,
 )
+from telugu_s2s.labels import EMOTIONS, TOPICS
 from telugu_s2s.metrics.audio import F0_TOLERANCE
 from telugu_s2s.modules.streaming import module_device
 from telugu_s2s.speakers import embed_audio

@@ -67,6 +67,8 @@ class SpeakerModule(L.LightningModule):
             return
         emb, labels = torch.cat(self._eval.pop("emb")), torch.cat(self._eval.pop("label"))
         self._eval.clear()
+        if prefix == "test" and self.trainer.log_dir:
+            self._log_projection(emb, labels)
         k = len(ASSISTANT_VOICES)  # assistant voices are labels 0..3
         keep = labels < k
         try:
@@ -78,8 +80,6 @@ class SpeakerModule(L.LightningModule):
             {f"{prefix}/eer": scores["eer"], f"{prefix}/id_accuracy": scores["accuracy"]},
             prog_bar=True,
         )
-        if prefix == "test" and self.trainer.log_dir:
-            self._log_projection(emb, labels)
 
     def _log_projection(self, emb: torch.Tensor, labels: torch.Tensor) -> None:
         """A 2-D projection of the held-out embeddings: a png in the run dir, and wandb if used."""

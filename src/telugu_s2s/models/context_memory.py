@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from telugu_s2s.data.corpus import EMOTIONS, TOPICS
+from telugu_s2s.labels import EMOTIONS, TOPICS
 
 
 @dataclass

@@ -1,0 +1,69 @@
+"""The judge: the recognizer stage's export, loaded without Lightning.
+
+from telugu_s2s.asr import Judge
+judge = Judge.load()                      # checkpoints/asr
+judge.transcribe([audio_16k, ...])        # numpy or torch (T,) clips
+
+python -m telugu_s2s.asr transcribe a.wav b.flac   # prints path<TAB>text per file
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+
+from telugu_s2s.paths import CHECKPOINT_DIR
+
+DEFAULT_ASR_DIR = CHECKPOINT_DIR / "asr"
+
+
+class AudioFileError(ValueError):
+    """A file that cannot be read as audio."""
+
+
+def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Mono float32 (T,) at `sample_rate` from any file soundfile reads, or AudioFileError."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioFileError(f"{path}: no such file")
+    try:
+        wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioFileError(f"{path}: not a readable audio file ({exc})") from exc
+    if wav.shape[0] == 0:
+        raise AudioFileError(f"{path}: holds no audio samples")
+    wav = wav.mean(axis=1)
+    if sr != sample_rate:
+        wav = soxr.resample(wav, sr, sample_rate)
+    return np.ascontiguousarray(wav, dtype=np.float32)
+
+
+class Judge:
+    """Transcribes audio with the exported recognizer (greedy CTC)."""
+
+    def __init__(self, model):
+        self.model = model.eval()
+        self.sample_rate = model.cfg.sample_rate
+
+    @classmethod
+    def load(cls, directory: str | Path = DEFAULT_ASR_DIR, device: str = "cpu") -> Judge:
+        from telugu_s2s.checkpoint import load_pretrained
+
+        return cls(load_pretrained(directory, map_location=device))
+
+    def transcribe(self, clips, sample_rate: int | None = None, batch_size: int = 16) -> list[str]:
+        """Clips (T,) as numpy or torch at `sample_rate` (default: the model's) -> texts."""
+        tensors = []
+        for clip in clips:
+            wav = np.asarray(clip, dtype=np.float32).reshape(-1)
+            if sample_rate and sample_rate != self.sample_rate:
+                wav = soxr.resample(wav, sample_rate, self.sample_rate).astype(np.float32)
+            tensors.append(torch.from_numpy(np.ascontiguousarray(wav)))
+        return self.model.transcribe(tensors, batch_size=batch_size) if tensors else []
+
+    def transcribe_files(self, paths) -> list[str]:
+        return self.transcribe([read_audio(p, self.sample_rate) for p in paths])
