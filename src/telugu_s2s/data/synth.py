@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import multiprocessing as mp
+import os
 import random
 import shutil
 from collections import Counter
@@ -199,14 +200,36 @@ def _valid_replies(t: Turn, job: RenderJob) -> list[str]:
     return [job.text]
 
 
-def _rows(jobs: list[RenderJob], turns: dict):
+AUDIO_DIR = "audio"  # inside the dataset directory: the FLAC files its rows point to
+
+
+def _audio_path(job: RenderJob, dataset_dir: Path) -> Path:
+    name = Path(job.cache_path).name
+    return dataset_dir / AUDIO_DIR / name[:2] / name
+
+
+def _link_audio(jobs: list[RenderJob], dataset_dir: Path) -> None:
+    """Hard-link each render into the dataset (a copy across file systems): the dataset
+    stays whole if the render cache is deleted, and costs no extra disk beside it."""
+    for job in jobs:
+        target = _audio_path(job, dataset_dir)
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(job.cache_path, target)
+        except OSError:
+            shutil.copyfile(job.cache_path, target)
+
+
+def _rows(jobs: list[RenderJob], turns: dict, dataset_dir: str):
     for job in jobs:
         path = Path(job.cache_path)
         meta = json.loads(path.with_suffix(".json").read_text())
         t = turns[(job.dialog_id, job.turn_index)]
         yield {
             "id": job.row_id,
-            "audio": {"bytes": path.read_bytes(), "path": None},
+            "audio": {"bytes": None, "path": str(_audio_path(job, Path(dataset_dir)))},
             "sampling_rate": job.sample_rate,
             "duration": meta["num_samples"] / job.sample_rate,
             "text": job.text,
@@ -228,20 +251,22 @@ def _rows(jobs: list[RenderJob], turns: dict):
 
 
 def write_dataset(jobs: list[RenderJob], dialogs: list[Dialog], output_dir: str | Path, info: dict):
-    """Write the DatasetDict (train/validation/test) to `output_dir` atomically."""
+    """Write the DatasetDict to `output_dir` atomically. Rows point to their audio by
+    absolute path, in `output_dir/audio/` (so a moved dataset is rebuilt: `make data`)."""
     import datasets as hfd
 
-    output_dir = Path(output_dir)
+    output_dir = Path(output_dir).resolve()
     tmp = output_dir.with_name(output_dir.name + ".tmp")
     arrow_cache = output_dir.with_name(output_dir.name + ".arrow-cache")
     shutil.rmtree(tmp, ignore_errors=True)
     turns = {(t.dialog_id, t.index): t for d in dialogs for t in d.turns}
+    _link_audio(jobs, tmp)
     splits = {}
     for split in SPLITS:
         split_jobs = [j for j in jobs if j.split == split]
-        if split_jobs:  # streamed to Arrow: the audio never sits in memory all at once
+        if split_jobs:  # streamed to Arrow
             splits[split] = hfd.Dataset.from_generator(
-                _rows, gen_kwargs={"jobs": split_jobs, "turns": turns},
+                _rows, gen_kwargs={"jobs": split_jobs, "turns": turns, "dataset_dir": str(output_dir)},
                 features=features(), cache_dir=str(arrow_cache),
             )  # fmt: skip
     hfd.DatasetDict(splits).save_to_disk(str(tmp))
