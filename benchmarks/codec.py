@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/codec.py --checkpoint checkpoints/codec --clips 40
 
-Writes artifacts/bench/codec.json and artifacts/bench/codec.png. Everything is measured in
+Writes benchmarks/results/codec.json and benchmarks/results/codec.png. Everything is measured in
 the same run on the same test clips (evenly spaced over the test split, so held-out user
 voices are included):
 - quality (STOI, mel distance, SI-SNR, wide-band PESQ) of the codec with 8 and fewer
@@ -272,7 +272,7 @@ def main() -> None:
     )
     parser.add_argument("--clips", type=int, default=40)
     parser.add_argument("--codebooks", type=int, nargs="+", default=[8, 4, 2])
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "artifacts" / "bench")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     report = run(args.checkpoint, args.dataset_dir, args.clips, args.codebooks, args.out)
     print(f"{'system':<18}{'kbps':>7}{'STOI':>7}{'mel':>7}{'SI-SNR':>8}{'PESQ':>6}")

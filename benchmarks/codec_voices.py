@@ -6,7 +6,7 @@ On test-split utterances of the assistant voices (evenly spaced), for each codec
 and 4 and 8 codebooks: how often the speaker encoder and the bank identify the voice in the
 original and in the decoded audio, and how often the decoded median F0 stays within 15% of
 the original's (`telugu_s2s.metrics.codec.voice_preservation`). The S2S model speaks through
-this decoder, so these figures cap its speaker fidelity. Writes artifacts/bench/codec_voices.json
+this decoder, so these figures cap its speaker fidelity. Writes benchmarks/results/codec_voices.json
 and a bar plot beside it.
 """
 
@@ -59,7 +59,7 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
-        "--output", type=Path, default=REPO_ROOT / "artifacts/bench/codec_voices.json"
+        "--output", type=Path, default=REPO_ROOT / "benchmarks/results/codec_voices.json"
     )
     args = parser.parse_args()  # fmt: skip
     torch.set_num_threads(args.threads)

@@ -4,7 +4,7 @@
 
 Runs `telugu_s2s.evaluation.s2s.evaluate_s2s` once per sampling seed (the protocol's `seed`:
 rendering i samples with seed + i) on the same held-out split, with the committed
-checkpoints, and writes artifacts/bench/s2s_seeds.json: every metric per seed with its mean
+checkpoints, and writes benchmarks/results/s2s_seeds.json: every metric per seed with its mean
 and standard deviation, and the paired memory ablation. For the ablation, the per-turn edits
 of the context-dependent turns are summed over seeds; the corpus-level CER difference
 (memory off - memory on) gets a 95% bootstrap interval by resampling turns, so a positive
@@ -25,7 +25,7 @@ from telugu_s2s.evaluation.cer import normalize_text
 from telugu_s2s.evaluation.s2s import EvalModels, ProtocolConfig, evaluate_s2s
 from telugu_s2s.paths import REPO_ROOT
 
-OUT = REPO_ROOT / "artifacts" / "bench"
+OUT = REPO_ROOT / "benchmarks" / "results"
 METRICS = (
     "monologue_cer", "round_trip_cer", "user_transcript_cer", "topic_accuracy", "sentiment_mae",
     "emotion_accuracy", "context_cer_memory_on", "context_cer_memory_off", "speaker_id_accuracy",

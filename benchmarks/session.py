@@ -5,9 +5,9 @@
 Starts the real server (`python -m telugu_s2s.serve`, the trained checkpoints, silero-vad,
 a throw-away SQLite store) on a free port, streams a held-out test dialog's user turns in a
 held-out user voice in real time (each turn followed by the pause its reply needs, until
-`--seconds` of input), then reads the server's `/stats`. Writes artifacts/bench/session.json
+`--seconds` of input), then reads the server's `/stats`. Writes benchmarks/results/session.json
 (per-component p50/p95/mean, the tick and queue figures, the real-time margin, what came
-back) and artifacts/bench/session.png. One run; the load average is recorded because the
+back) and benchmarks/results/session.png. One run; the load average is recorded because the
 machine may be shared.
 """
 
@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--voice", default="user_07", help="a held-out user voice")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--dataset", type=Path, default=REPO_ROOT / "data/build/dataset")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "artifacts/bench/session.json")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks/results/session.json")
     args = parser.parse_args()
 
     audio, dialogs = dialog_input(args.dataset, args.seconds, args.voice)

@@ -105,6 +105,7 @@ class Session:
         self._held = False
         self._last_activity = time.monotonic()
         self._tick_arrival: float | None = None  # arrival of this tick's first live frame
+        self._endpoint_at: float | None = None  # turn mode: when the endpoint was decided
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -309,6 +310,12 @@ class Session:
                     self.reply = Reply(self._reply_ids)
                 self.reply.texts.append(result.assistant_text)
                 self.output.push(self.reply.id, np.asarray(result.audio, np.float32))
+                now = time.monotonic()
+                if self._tick_arrival is not None:  # the user's frame in -> the reply's out
+                    self.hub.latency.record("frame_io", (now - self._tick_arrival) * 1000)
+                if self._endpoint_at is not None:
+                    self.hub.latency.record("endpoint_reply", (now - self._endpoint_at) * 1000)
+                    self._endpoint_at = None
                 if result.assistant_text:
                     await self.send_json(
                         protocol.text_event("assistant", result.assistant_text, False)
@@ -343,7 +350,7 @@ class Session:
             quiet = self.tracker.silence_ms >= cfg.turn.end_silence_ms
             too_long = len(self.utterance.frames) * self.frame_ms >= cfg.turn.max_utterance_ms
             if (quiet and not self.tracker.in_speech) or too_long:
-                self.generating = True
+                self.generating, self._endpoint_at = True, time.monotonic()
                 if self.live_turns:  # it heard the utterance: let it speak now
                     self.utterance.discard()
                     self._waited = 0
