@@ -11,7 +11,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import os
+import tempfile
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +35,36 @@ def _import(path: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """`write(tmp)` a sibling temp file, flush it to disk, then rename it over `path`: a
+    crash at any point leaves the old file or the new one, never a torn one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb+") as written:
+            os.fsync(written.fileno())
+        os.replace(tmp, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself survives a power cut
+        finally:
+            os.close(directory)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
 def save_pretrained(
     model: nn.Module, directory: str | Path, extra: dict | None = None, dtype: str | None = None
 ) -> Path:
     """Write the weights and the dataclass config of `model` (plus `extra` metadata).
 
     `dtype` ("float16", "bfloat16") stores floating-point weights at that precision (half
-    the bytes); loading casts them back to the model's own dtype."""
+    the bytes); loading casts them back to the model's own dtype. Each file is written
+    atomically, weights first: a reader never sees a torn file."""
     cfg = getattr(model, "cfg", None)
     if cfg is None or not dataclasses.is_dataclass(cfg):
         raise TypeError(f"{type(model).__name__} has no dataclass `cfg`; cannot export it")
@@ -49,7 +75,7 @@ def save_pretrained(
     if dtype is not None:
         store = getattr(torch, dtype)
         state = {k: v.to(store) if v.is_floating_point() else v for k, v in state.items()}
-    save_file(state, str(directory / WEIGHTS_FILE))
+    atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(state, str(tmp)))
     meta = {
         "model_class": _qualname(type(model)),
         "config_class": _qualname(type(cfg)),
@@ -57,7 +83,8 @@ def save_pretrained(
         "stored_dtype": dtype or "native",
         **(extra or {}),
     }
-    (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+    text = json.dumps(meta, indent=2, ensure_ascii=False)
+    atomic_write(directory / CONFIG_FILE, lambda tmp: tmp.write_text(text))
     return directory
 
 
