@@ -6,9 +6,12 @@ session     one connection: input, output and processing tasks; barge-in; turns
 audio_io    jitter buffer in, paced and cuttable output queue out
 vad         batched streaming silero-vad and a speech tracker
 context     the 10-turn window, aggregates, preferences, style adaptation
-store       SQLite persistence (WAL)
+store       session persistence on SQLAlchemy: SQLite (WAL) or PostgreSQL
+schema      the store's tables; migrations/ evolves them (Alembic)
+auth        the token, WebSocket origins, session ids, log redaction
+limits      per-address connection limits, per-connection message rates
 protocol    the wire format and message validation
-metrics     per-component latency, interruption statistics, Prometheus text
+metrics     per-component latency, interruption statistics, Prometheus metrics
 ports       port fallback (8000, 8080, 8010)
 server      the FastAPI app and `serve`
 """
