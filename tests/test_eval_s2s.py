@@ -20,6 +20,7 @@ from telugu_s2s.checkpoint import load_pretrained, save_pretrained
 from telugu_s2s.data.corpus import load_corpus
 from telugu_s2s.data.datasets import load_split
 from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig
+from telugu_s2s.data.voices import load_synth_config
 from telugu_s2s.data.tokens import silence_codes
 from telugu_s2s.evaluation import (
     ErrorRate,
@@ -107,7 +108,7 @@ def spied_run(models, tiny_dataset):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(s2s_eval, "run_sessions", run_spy)
         patch.setattr(models.s2s, "step", step_spy)
-        report = evaluate_s2s(models, tiny_dataset, "test", limit_dialogs=1, protocol=FAST)
+        report = evaluate_s2s(models, tiny_dataset, "natural", limit_dialogs=1, protocol=FAST)
     return report, runs
 
 
@@ -130,8 +131,8 @@ def test_cer_known_cases() -> None:
 
 def test_plan_lays_out_user_speech_pause_and_reply(models, tiny_dataset) -> None:
     codec = models.codec
-    ds = DialogTimelines(
-        load_split(tiny_dataset, "test"), codec.sample_rate, TimelineConfig(), train=False
+    ds = DialogTimelines(  # hand-written dialogs: every reply in all four voices
+        load_split(tiny_dataset, "natural"), codec.sample_rate, TimelineConfig(), train=False
     )
     silence = silence_codes(codec)
     protocol = ProtocolConfig(margin_frames=3, max_turns=2)
@@ -195,12 +196,13 @@ def test_evaluation_reports_every_metric_in_range(spied_run, tiny_dataset) -> No
         d for d in load_corpus(CORPUS_DIR) if d.dialog_id == report["per_turn"][0]["dialog"]
     )
     renderings = report["renderings"]
-    assert (report["dialogs"], renderings) == (1, 2)  # one dialog in the two held-out voices
+    held_out = sorted(load_synth_config()["held_out_user_voices"])
+    assert (report["dialogs"], renderings) == (1, len(held_out))  # one dialog, held-out voices
     turns = dialog.turns[: FAST.max_turns]
     assert report["turns"] == len(report["per_turn"]) == renderings * len(turns)
     assert report["context_turns"] == renderings * sum(bool(t.depends_on) for t in turns) > 0
     assert report["style_turns"] == renderings * sum(t.formal is not None for t in turns) > 0
-    assert report["held_out_voices_only"] and report["user_voices"] == ["user_07", "user_08"]
+    assert report["held_out_voices_only"] and report["user_voices"] == held_out
     for key in CER_KEYS:
         assert isinstance(report[key], float) and report[key] >= 0.0, key
     for key in FRACTION_KEYS:
@@ -270,7 +272,7 @@ def test_cli_writes_the_json_report(model_dirs, tiny_dataset, tmp_path) -> None:
     command = [
         sys.executable, "-m", "telugu_s2s.eval", "stage=s2s", f"s2s_dir={model_dirs['s2s']}",
         f"codec_dir={model_dirs['codec']}", f"speaker_dir={model_dirs['speaker']}",
-        f"dataset_dir={tiny_dataset}", "limit_dialogs=1", "protocol.max_turns=1",
+        f"dataset_dir={tiny_dataset}", "split=natural", "limit_dialogs=1", "protocol.max_turns=1",
         "protocol.margin_frames=2", f"output={output}", f"hydra.run.dir={tmp_path / 'run'}",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -280,7 +282,8 @@ def test_cli_writes_the_json_report(model_dirs, tiny_dataset, tmp_path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(output.read_text(encoding="utf-8"))
     assert report["command"].startswith("python -m telugu_s2s.eval stage=s2s")
-    assert report["turns"] == 2 and report["checkpoints"]["s2s_dir"] == str(model_dirs["s2s"])
+    voices = len(load_synth_config()["held_out_user_voices"])  # one turn in each held-out voice
+    assert report["turns"] == voices and report["checkpoints"]["s2s_dir"] == str(model_dirs["s2s"])
     assert set(CER_KEYS + FRACTION_KEYS) <= set(report)
     assert "monologue CER" in done.stdout and "round-trip CER" in done.stdout
 

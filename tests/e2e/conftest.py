@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = REPO_ROOT / "artifacts" / "e2e"
 # A user utterance absent from the corpus, in a held-out user voice.
-UTTERANCE = ("ఈ రోజు వాతావరణం ఎలా ఉంటుంది చెప్పండి", "user_07")
+UTTERANCE = ("ఈ రోజు వాతావరణం ఎలా ఉంటుంది చెప్పండి", "heldout_kaukovalta")
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +53,7 @@ def fake_mic_wav(tmp_path_factory) -> Path:
     text, voice = UTTERANCE
     speech, _ = render(text, voices_from_config(load_synth_config())[voice])  # (N,) at 16 kHz
     audio = np.concatenate([np.zeros(8000, np.float32), speech, np.zeros(16000 * 8, np.float32)])
-    path = tmp_path_factory.mktemp("mic") / "user_07_question.wav"
+    path = tmp_path_factory.mktemp("mic") / "heldout_question.wav"
     sf.write(path, audio, 16000, subtype="PCM_16")
     return path
 

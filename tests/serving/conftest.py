@@ -13,9 +13,9 @@ from telugu_s2s.data.voices import load_synth_config, render, voices_from_config
 def speech() -> dict[str, np.ndarray]:
     voices = voices_from_config(load_synth_config())
     texts = {
-        "question": ("నాకు కామెడీ సినిమాలు ఇష్టం", "user_07"),  # 2.2 s
-        "barge": ("ఆగండి, ఒక్క నిమిషం వినండి", "user_08"),  # 2.2 s
-        "cough": ("అ", "user_08"),  # about 0.2 s: a filler, not an interruption
+        "question": ("నాకు కామెడీ సినిమాలు ఇష్టం", "heldout_kaukovalta"),  # 2.2 s
+        "barge": ("ఆగండి, ఒక్క నిమిషం వినండి", "heldout_anika"),  # 2.2 s
+        "cough": ("అ", "heldout_anika"),  # about 0.2 s: a filler, not an interruption
     }
     return {name: render(text, voices[voice])[0] for name, (text, voice) in texts.items()}
 
