@@ -226,6 +226,12 @@ def test_debug_run_of_the_tiny_experiment_exports_a_loadable_codec(tiny_dataset,
     assert isinstance(model, CodecV2Model)
     probe = torch.randn(1, 1, 3 * FRAME)
     assert model.decode(model.encode(probe)).shape == (1, 1, 3 * FRAME)
+    # Resume from last.ckpt: the run goes on from step 3 (and the LR schedule's generator step).
+    resumed = tmp_path / "resumed"
+    overrides += [f"ckpt_path={tmp_path / 'checkpoints' / 'last.ckpt'}", "trainer.max_steps=5",
+                  "trainer.max_epochs=10", f"export_dir={resumed / 'export'}"]  # fmt: skip
+    train(compose_train(overrides, resumed))
+    assert read_metadata(resumed / "export")["global_step"] == 5
 
 
 def test_semantic_loss_in_a_training_run(tiny_dataset, tmp_path) -> None:
