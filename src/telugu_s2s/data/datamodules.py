@@ -47,6 +47,7 @@ class TeluguDataModule(L.LightningDataModule):
         limit_train_items: int | None = None,
         limit_eval_items: int | None = None,
         max_seconds: float = 12.0,
+        bucket_by_length: bool = False,
     ):
         super().__init__()
         if task not in TASKS:
@@ -107,6 +108,13 @@ class TeluguDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         hp = self.hparams
+        if train and hp.bucket_by_length:
+            ds = self.datasets[split]
+            sampler = LengthBuckets(_durations(ds), hp.batch_size, hp.seed)
+            return DataLoader(
+                ds, batch_sampler=sampler, num_workers=hp.num_workers,
+                persistent_workers=hp.num_workers > 0, collate_fn=self.collate_fn,
+            )  # fmt: skip
         return DataLoader(
             self.datasets[split],
             batch_size=hp.batch_size if train else (hp.eval_batch_size or hp.batch_size),
@@ -126,3 +134,36 @@ class TeluguDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", train=False)
+
+
+def _durations(ds: Dataset) -> list[float]:
+    if isinstance(ds, torch.utils.data.Subset):
+        return [_durations(ds.dataset)[i] for i in ds.indices]
+    return ds.durations
+
+
+class LengthBuckets(torch.utils.data.Sampler):
+    """Batches of similar durations (less padding): shuffle, sort each pool of 50 batches by
+    duration, cut into batches, shuffle the batches. A new order every epoch, seeded."""
+
+    def __init__(self, durations: list[float], batch_size: int, seed: int = 0, pool: int = 50):
+        self.durations, self.batch_size, self.seed, self.pool = durations, batch_size, seed, pool
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.durations) // self.batch_size
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        order = torch.randperm(len(self.durations), generator=g).tolist()
+        size = self.batch_size * self.pool
+        batches = []
+        for start in range(0, len(order), size):
+            chunk = sorted(order[start : start + size], key=self.durations.__getitem__)
+            batches += [
+                chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)
+            ]
+        batches = [b for b in batches if len(b) == self.batch_size]
+        for i in torch.randperm(len(batches), generator=g).tolist():
+            yield batches[i]

@@ -164,6 +164,7 @@ class TranscribedUtterances(_RowsDataset):
         self.texts = hf_split["text"]
         durations = self.meta.get("duration") or [0.0] * len(self.texts)
         self.keep = [i for i, d in enumerate(durations) if d <= max_seconds]
+        self.durations = [durations[i] for i in self.keep]  # for length-bucketed batches
         self.max_samples = int(max_seconds * sample_rate)
         self.augment = augment
 
