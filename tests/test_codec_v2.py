@@ -199,6 +199,23 @@ def test_semantic_loss_trains_the_encoder_not_the_teacher(audio: Tensor) -> None
         CodecModule(net, None, semantic_weight=1.0)
 
 
+def test_recognizer_layer_as_teacher(tmp_path) -> None:
+    """The recognizer's GRU outputs (40 ms frames) through a hook, pooled to codec frames."""
+    from telugu_s2s.models.asr import AsrConfig, AsrModel
+    from telugu_s2s.modules.semantic import recognizer_teacher
+
+    torch.manual_seed(0)
+    save_pretrained(AsrModel(AsrConfig(conv_channels=8, hidden=6, layers=1)), tmp_path / "asr")
+    teacher = recognizer_teacher(tmp_path / "asr")
+    audio = 0.1 * torch.randn(2, 16000)
+    features = teacher(audio)
+    assert features.shape == (2, int(teacher.model.output_lengths(torch.tensor(16000))), 12)
+    semantic = SemanticDistillation(teacher, latent_dim=16, sample_rate=16000)
+    assert semantic.target(audio[:, None], 13).shape == (2, 12, 13)  # 1 s = 13 codec frames
+    with pytest.raises(AttributeError):
+        recognizer_teacher(tmp_path / "asr", layer="no_such_layer")
+
+
 def test_v2_experiment_configs_compose(tmp_path) -> None:
     for name in ("codec_v2_tiny", "codec_v2_base"):
         cfg = compose_train([f"experiment={name}"], tmp_path)

@@ -12,9 +12,12 @@ for training (like the discriminator) and is not exported with the codec.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 
 def teacher_dim(teacher: nn.Module, sample_rate: int) -> int:
@@ -47,3 +50,40 @@ class SemanticDistillation(nn.Module):
         target = self.target(audio, first_codebook.shape[-1])  # (B, D, F)
         prediction = self.projection(first_codebook.float())  # (B, D, F)
         return 1.0 - F.cosine_similarity(prediction, target, dim=1).mean(-1)  # (B,)
+
+
+class LayerFeatures(nn.Module):
+    """A frozen model's named layer as a teacher: audio (B, T) -> that layer's output (B, F', D).
+
+    The whole model runs (so its own front end is used, whatever it is) and a forward hook
+    keeps the layer's output: the first element of a tuple (an RNN's sequence), unpacked
+    when packed, channels last. For the recognizer, `layer="rnn"` is its last GRU layer's
+    output at 40 ms frames (both directions).
+    """
+
+    def __init__(self, model: nn.Module, layer: str) -> None:
+        super().__init__()
+        self.model, self.layer = model.requires_grad_(False).eval(), layer
+        self.model.get_submodule(layer)  # a clear error now for a wrong name
+
+    def forward(self, audio: Tensor) -> Tensor:
+        captured: list = []
+        hook = self.model.get_submodule(self.layer).register_forward_hook(
+            lambda module, inputs, output: captured.append(output)
+        )
+        try:
+            self.model(audio)
+        finally:
+            hook.remove()
+        out = captured[-1][0] if isinstance(captured[-1], tuple) else captured[-1]
+        if isinstance(out, PackedSequence):
+            out = pad_packed_sequence(out, batch_first=True)[0]
+        return out  # (B, F', D)
+
+
+def recognizer_teacher(directory: str | Path, layer: str = "rnn") -> LayerFeatures:
+    """The exported recognizer (`stage=asr`) as the semantic teacher, for Hydra:
+    `+model.semantic_teacher._target_=telugu_s2s.modules.semantic.recognizer_teacher`."""
+    from telugu_s2s.checkpoint import load_pretrained
+
+    return LayerFeatures(load_pretrained(directory), layer)
