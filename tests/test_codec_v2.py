@@ -165,6 +165,23 @@ def test_save_load_round_trip_and_v1_still_loads(tmp_path, audio: Tensor) -> Non
         assert type(v1) is CodecModel and transposed_convs(v1.decoder)
 
 
+def test_v2_decoder_on_frozen_v1_codes(tmp_path, audio: Tensor) -> None:
+    """init_codes_from + decoder_only: the v2 codec starts from a v1 export's encoder and
+    codebooks and makes exactly its codes, so S2S tokens built on them stay valid."""
+    torch.manual_seed(0)
+    tiny = {k: SMALL[k] for k in ("n_filters", "dimension", "codebook_size")}
+    v1 = CodecModel(CodecConfig(**tiny))
+    v1.train()(audio)  # move the codebooks off their initial state
+    save_pretrained(v1.eval(), tmp_path / "v1")
+    net = CodecV2Model(CodecV2Config(**SMALL))
+    module = CodecModule(net, None, init_codes_from=str(tmp_path / "v1"), decoder_only=True)
+    assert torch.equal(module.net.encode(audio), v1.encode(audio))
+    assert not any(p.requires_grad for p in net.encoder.parameters())
+    with pytest.raises(ValueError, match="codebook_size"):
+        CodecModule(CodecV2Model(CodecV2Config(**{**SMALL, "codebook_size": 32})), None,
+                    init_codes_from=str(tmp_path / "v1"))  # fmt: skip
+
+
 class TinyTeacher(nn.Module):
     """A random frozen 'recognizer': audio (B, T) -> (B, T // 640, 12) at 40 ms frames."""
 
@@ -217,7 +234,7 @@ def test_recognizer_layer_as_teacher(tmp_path) -> None:
 
 
 def test_v2_experiment_configs_compose(tmp_path) -> None:
-    for name in ("codec_v2_tiny", "codec_v2_base"):
+    for name in ("codec_v2_tiny", "codec_v2_base", "codec_v2_tiny_decoder"):
         cfg = compose_train([f"experiment={name}"], tmp_path)
         assert cfg.stage_name == "codec" and cfg.model.net._target_.endswith("CodecV2Model")
         assert cfg.model.semantic_weight == 0.0  # off unless a teacher is plugged in

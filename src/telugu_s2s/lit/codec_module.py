@@ -46,6 +46,7 @@ from telugu_s2s.metrics.audio import (
     stoi,
 )
 from telugu_s2s.models.codec import CodecOutput
+from telugu_s2s.models.codec_v2 import load_encoder_and_quantizer
 from telugu_s2s.modules.discriminators import (
     discriminator_loss,
     feature_matching_loss,
@@ -93,6 +94,7 @@ class CodecModule(L.LightningModule):
         speaker_dir: str | None = None,  # the frozen speaker encoder of that loss
         semantic_weight: float = 0.0,  # weight of the first codebook's distillation loss
         semantic_teacher: nn.Module | None = None,  # audio (B, T) -> features (B, F', D)
+        init_codes_from: str | None = None,  # an export whose encoder and codebooks to start from
     ):
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["net", "discriminator", "semantic_teacher"])
@@ -100,6 +102,8 @@ class CodecModule(L.LightningModule):
         self.net = net
         if init_from:
             load_export_weights(net, init_from)
+        if init_codes_from:  # e.g. a v2 decoder on the v1 codes (with decoder_only)
+            load_encoder_and_quantizer(net, init_codes_from)
         if decoder_only:
             net.encoder.requires_grad_(False)
             net.quantizer.requires_grad_(False)

@@ -13,10 +13,13 @@ v2 export loads with `load_pretrained` as v1 does, and v1 exports are untouched.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 from torch import nn
 
+from telugu_s2s.checkpoint import load_pretrained
 from telugu_s2s.models.codec import CodecConfig, CodecModel
 from telugu_s2s.modules.vocos import VocosDecoder, VocosDecoderConfig
 
@@ -75,3 +78,23 @@ class CodecV2Model(CodecModel):
 
     def build_decoder(self, cfg: CodecV2Config) -> nn.Module:
         return VocosDecoder(cfg.vocos())
+
+
+def load_encoder_and_quantizer(net: CodecModel, directory: str | Path) -> None:
+    """Start `net`'s encoder and codebooks from another codec export (v1 or v2) with the same
+    encoder and quantizer settings. With the decoder trained alone (`decoder_only`), every
+    code stays the export's, so S2S token caches and checkpoints built on it stay valid: the
+    recipe of issue 14's probe (v1 codes, a Vocos decoder)."""
+    source = load_pretrained(directory)
+    shared = [f.name for f in dataclasses.fields(CodecConfig)]  # encoder, quantizer, rates
+    differ = [k for k in shared if getattr(source.cfg, k, None) != getattr(net.cfg, k)]
+    if differ:
+        raise ValueError(
+            f"{directory}: encoder/quantizer config differs from this run's in {differ}"
+        )
+    state = {
+        k: v for k, v in source.state_dict().items() if k.startswith(("encoder.", "quantizer."))
+    }
+    missing = net.load_state_dict(state, strict=False).missing_keys
+    if any(not k.startswith("decoder.") for k in missing):
+        raise ValueError(f"{directory} lacks encoder or quantizer weights: {missing[:5]}")
