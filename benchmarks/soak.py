@@ -176,7 +176,8 @@ async def run_soak(url: str, pid: int, clients: int = 8, seconds: float = 60.0, 
         "tick_ms": stats["latency_ms"].get("tick", {}), "queue_ms": stats["latency_ms"].get("queue", {}),
         "tick_overruns": stats["ticks"]["overruns"], "server_errors": stats["errors"],
         "sessions_left_open": stats["sessions"]["active"],
-        "rss_mb": {"start": round(rss[0], 1), "end": round(rss[-1], 1), "peak": round(max(rss), 1)},
+        "rss_mb": {"start": round(rss[0], 1), "end": round(rss[-1], 1), "peak": round(max(rss), 1),
+                   "samples": [round(r, 1) for r in rss]},
         "loadavg": os.getloadavg(),
     }  # fmt: skip
 

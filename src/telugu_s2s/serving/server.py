@@ -280,7 +280,7 @@ async def _serve_connection(ws: WebSocket, hub: Hub) -> None:
     if session_id in hub.sessions:
         return await _refuse(ws, hub, "session_busy", busy)
     stored = await asyncio.to_thread(hub.store.load, session_id, hub.default_preferences())
-    if stored is None and "session" in query:  # ids come from the server, never the client
+    if stored is None and query.get("session") == session_id:  # ids come from the server only
         problems.append(protocol.ProtocolError(
             "unknown_session", "no such session: a new one was started (ids come from `ready`)"))  # fmt: skip
         session_id = auth.new_session_id()
