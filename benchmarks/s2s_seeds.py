@@ -27,7 +27,7 @@ from telugu_s2s.paths import REPO_ROOT
 
 OUT = REPO_ROOT / "benchmarks" / "results"
 METRICS = (
-    "monologue_cer", "round_trip_cer", "user_transcript_cer", "topic_accuracy", "sentiment_mae",
+    "monologue_cer", "speaking_cer", "reply_audio_valid_cer", "self_round_trip_cer", "user_transcript_cer", "topic_accuracy", "sentiment_mae",
     "emotion_accuracy", "context_cer_memory_on", "context_cer_memory_off", "speaker_id_accuracy",
     "f0_within_15pct", "style_differs",
 )  # fmt: skip
@@ -95,7 +95,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     ckpt = args.checkpoint_dir
-    models = EvalModels.load(ckpt / "s2s", ckpt / "codec", ckpt / "speaker")
+    asr = ckpt / "asr" if (ckpt / "asr" / "model.safetensors").exists() else None
+    models = EvalModels.load(ckpt / "s2s", ckpt / "codec", ckpt / "speaker", asr_dir=asr)
     started, reports = time.perf_counter(), []
     for seed in range(args.seeds):
         # Seeds far apart: rendering i of seed s samples with s * 1000 + i.

@@ -20,8 +20,8 @@ from telugu_s2s.checkpoint import load_pretrained, save_pretrained
 from telugu_s2s.data.corpus import load_corpus
 from telugu_s2s.data.datasets import load_split
 from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig
-from telugu_s2s.data.voices import load_synth_config
 from telugu_s2s.data.tokens import silence_codes
+from telugu_s2s.data.voices import load_synth_config
 from telugu_s2s.evaluation import (
     ErrorRate,
     EvalModels,
@@ -37,6 +37,7 @@ from telugu_s2s.evaluation.s2s import (
     plan_item,
     run_sessions,
 )
+from telugu_s2s.models.asr import AsrConfig, AsrModel
 from telugu_s2s.models.s2s import S2SConfig, S2SModel
 from telugu_s2s.models.speaker import SpeakerEncoder, SpeakerEncoderConfig
 from telugu_s2s.paths import CONFIG_DIR, CORPUS_DIR, REPO_ROOT
@@ -54,7 +55,7 @@ TINY_SPEAKER = SpeakerEncoderConfig(
 FAST = ProtocolConfig(
     pause_frames=3, margin_frames=2, max_turns=7
 )  # turns 5-6 depend on earlier ones
-CER_KEYS = ("monologue_cer", "round_trip_cer", "user_transcript_cer", "context_cer_memory_on",
+CER_KEYS = ("monologue_cer", "self_round_trip_cer", "user_transcript_cer", "context_cer_memory_on",
             "context_cer_memory_off", "style_cer_own", "style_cer_other")  # fmt: skip
 FRACTION_KEYS = (
     "topic_accuracy",
@@ -81,7 +82,9 @@ def model_dirs(tmp_path_factory, random_codec_dir) -> dict[str, Path]:
     for name, meta in load_voice_metadata().items():
         bank.enroll(name, torch.randn(1, TINY_SPEAKER.embedding_dim), meta)
     bank.save(root / "speaker")
-    return {"s2s": root / "s2s", "codec": random_codec_dir, "speaker": root / "speaker"}
+    save_pretrained(AsrModel(AsrConfig(conv_channels=16, hidden=16, layers=1)), root / "asr")
+    return {"s2s": root / "s2s", "codec": random_codec_dir, "speaker": root / "speaker",
+            "asr": root / "asr"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -213,9 +216,13 @@ def test_evaluation_reports_every_metric_in_range(spied_run, tiny_dataset) -> No
     assert report["wall_seconds"] > 0
     json.dumps(report, allow_nan=False)  # NaN became None: strict JSON
     turn = report["per_turn"][0]
-    assert {"reference", "monologue", "user_transcript", "round_trip", "identified_voice"} <= set(
-        turn
-    )
+    assert {
+        "reference",
+        "monologue",
+        "user_transcript",
+        "self_round_trip",
+        "identified_voice",
+    } <= set(turn)
 
 
 def test_memory_off_sessions_get_an_empty_memory(spied_run) -> None:
@@ -272,6 +279,7 @@ def test_cli_writes_the_json_report(model_dirs, tiny_dataset, tmp_path) -> None:
     command = [
         sys.executable, "-m", "telugu_s2s.eval", "stage=s2s", f"s2s_dir={model_dirs['s2s']}",
         f"codec_dir={model_dirs['codec']}", f"speaker_dir={model_dirs['speaker']}",
+        f"asr_dir={model_dirs['asr']}",
         f"dataset_dir={tiny_dataset}", "split=natural", "limit_dialogs=1", "protocol.max_turns=1",
         "protocol.margin_frames=2", f"output={output}", f"hydra.run.dir={tmp_path / 'run'}",
     ]  # fmt: skip
@@ -285,7 +293,11 @@ def test_cli_writes_the_json_report(model_dirs, tiny_dataset, tmp_path) -> None:
     voices = len(load_synth_config()["held_out_user_voices"])  # one turn in each held-out voice
     assert report["turns"] == voices and report["checkpoints"]["s2s_dir"] == str(model_dirs["s2s"])
     assert set(CER_KEYS + FRACTION_KEYS) <= set(report)
-    assert "monologue CER" in done.stdout and "round-trip CER" in done.stdout
+    # The judge (an untrained recognizer here) transcribed every generated reply.
+    for key in ("speaking_cer", "reply_audio_cer", "reply_audio_valid_cer"):
+        assert isinstance(report[key], float) and report[key] >= 0.0, key
+    assert all("judge_transcript" in turn for turn in report["per_turn"])
+    assert "monologue CER" in done.stdout and "speaking CER (judge vs monologue)" in done.stdout
 
 
 def test_a_model_on_fewer_codebooks_hears_and_speaks_the_codecs_first_ones() -> None:

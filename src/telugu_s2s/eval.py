@@ -39,10 +39,13 @@ def format_s2s_table(report: dict) -> str:
     r, n = report, _number
     rows = [
         ("monologue CER (text channel)", n(r["monologue_cer"]), ""),
-        ("round-trip CER (generated audio)", n(r["round_trip_cer"]), "beside the monologue CER"),
+        ("speaking CER (judge vs monologue)", n(r["speaking_cer"]), "target <= 0.20; needs the judge"),
+        ("reply audio CER (judge vs reference)", n(r["reply_audio_cer"]), ""),
+        ("reply audio CER (judge vs nearest valid)", n(r["reply_audio_valid_cer"]), "target <= 0.30"),
+        ("self round trip (S2S user stream)", n(r["self_round_trip_cer"]), "measures the S2S listener too"),
         ("user-transcript CER", n(r["user_transcript_cer"]), ", ".join(r["user_voices"])),
         ("topic accuracy", n(r["topic_accuracy"]), "target >= 0.80"),
-        ("  text-only baseline (gold words)", n((r.get("topic_text_baseline") or {}).get("turn_accuracy")), "the corpus's ceiling"),
+        ("  text-only baseline (gold words)", n((r.get("topic_text_baseline") or {}).get("dialog_so_far_accuracy")), "dialog so far, from the 2nd turn"),
         ("sentiment MAE", n(r["sentiment_mae"]), ""),
         ("emotion accuracy", n(r["emotion_accuracy"]), ""),
         ("context CER, memory on", n(r["context_cer_memory_on"]), f"{r['context_turns']} turns; on < off"),
@@ -76,7 +79,11 @@ def evaluate_s2s_stage(cfg: DictConfig) -> dict:
     from telugu_s2s.evaluation.s2s import EvalModels, ProtocolConfig, evaluate_s2s
 
     torch.set_num_threads(int(cfg.threads))
-    models = EvalModels.load(cfg.s2s_dir, cfg.codec_dir, cfg.speaker_dir, cfg.device)
+    asr_dir = cfg.get("asr_dir")
+    if asr_dir and not (Path(asr_dir) / "model.safetensors").exists():
+        log.warning("no recognizer at %s: the judge's figures are left out", asr_dir)
+        asr_dir = None
+    models = EvalModels.load(cfg.s2s_dir, cfg.codec_dir, cfg.speaker_dir, cfg.device, asr_dir)
     protocol = ProtocolConfig(**OmegaConf.to_container(cfg.protocol, resolve=True))
     report = evaluate_s2s(
         models, cfg.dataset_dir, cfg.split, cfg.limit_dialogs, protocol, per_turn=cfg.per_turn

@@ -34,8 +34,15 @@ Each rendering runs as up to three sessions in one batch, on the same user input
   the per-turn `f0` values show what the tracker read;
 - user-transcript CER: main's user_text stream over each utterance (read
   `user_text_delay` frames late) vs the user's words;
-- round trip: each decoded reply, re-encoded by the codec, is the user input of a fresh
-  session whose user-transcript CER against the intended reply is the round-trip CER;
+- the judge (`telugu_s2s.asr`, when given): each decoded reply, trimmed to its speech, is
+  transcribed by the recognizer stage. `speaking_cer` scores that transcript against the
+  model's own monologue (does the audio say what the model meant?), `reply_audio_cer`
+  against the reference reply, and `reply_audio_valid_cer` against the nearest of the
+  turn's valid replies (the generator stores them);
+- self round trip: each decoded reply, re-encoded by the codec, is the user input of a fresh
+  session whose user-transcript CER against the intended reply is `self_round_trip_cer`. It
+  measures the S2S model's own user stream as much as the audio: the judge's figures are
+  the ones about intelligibility;
 - style, on turns with formal and casual variants: how often main and other_style differ,
   and the CER of each against its own reference vs the other style's.
 CERs are corpus-level (all edits over all reference characters).
@@ -60,7 +67,7 @@ from telugu_s2s.data.datasets import load_split
 from telugu_s2s.data.text import TextTokenizer
 from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig
 from telugu_s2s.data.voices import ASSISTANT_VOICES, median_f0
-from telugu_s2s.evaluation.cer import ErrorRate
+from telugu_s2s.evaluation.cer import ErrorRate, cer
 from telugu_s2s.evaluation.sessions import (  # noqa: F401 - re-exported for callers and tests
     EvalModels,
     FirstCodebooks,
@@ -115,9 +122,13 @@ class ItemPlan:
     silent: Tensor  # (T,) bool
     turns: list[TurnPlan]
 
+    def reply_row(self, turn: TurnPlan, style: str | None = None) -> int:
+        """The reply row in `style` (else the default one; a generated dialog has one style)."""
+        rows = turn.replies
+        return rows.get(style or self.style, rows.get("default", next(iter(rows.values()))))
+
     def reference(self, turn: TurnPlan, ds: DialogTimelines, style: str | None = None) -> str:
-        style = style or self.style
-        return ds.meta_text(turn.replies.get(style, turn.replies["default"]))
+        return ds.meta_text(self.reply_row(turn, style))
 
 
 def plan_item(
@@ -172,7 +183,7 @@ def _nan_to_none(value):
 
 
 RATES = ("monologue", "user_transcript", "round_trip", "memory_on", "memory_off", "style_own",
-         "style_other")  # fmt: skip
+         "style_other", "speaking", "reply_audio", "reply_audio_valid")  # fmt: skip
 
 
 @dataclass
@@ -190,7 +201,10 @@ class _Tally:
         within = [abs(r - 1.0) <= F0_TOLERANCE for r in hits["f0_ratio"]]  # NaN: False
         return {
             "monologue_cer": rate["monologue"].value,
-            "round_trip_cer": rate["round_trip"].value,
+            "speaking_cer": rate["speaking"].value,
+            "reply_audio_cer": rate["reply_audio"].value,
+            "reply_audio_valid_cer": rate["reply_audio_valid"].value,
+            "self_round_trip_cer": rate["round_trip"].value,
             "user_transcript_cer": rate["user_transcript"].value,
             "topic_accuracy": _mean(hits["topic"]),
             "sentiment_mae": _mean(hits["sentiment_error"]),
@@ -229,6 +243,7 @@ def _score_item(plan: ItemPlan, traces: dict[str, SessionTrace], ds, model, tall
             "topic": TOPICS[topic], "topic_true": TOPICS[row["topic"]],
             "sentiment": sentiment, "sentiment_true": float(row["sentiment"]),
             "emotion": EMOTIONS[emotion], "emotion_true": EMOTIONS[row["emotion"]],
+            "valid_replies": ds.rows[plan.reply_row(turn)]["valid_replies"] or [reference],
         }  # fmt: skip
         tally.add("topic", topic == row["topic"])
         tally.add("emotion", emotion == row["emotion"])
@@ -276,6 +291,17 @@ def _score_audio(models: EvalModels, plans: list[ItemPlan], mains: list[SessionT
         return
     scores = models.bank.scores(embed_audio(encoder, speech))  # (M, voices)
     identified = [models.bank.names[int(i)] for i in scores.argmax(dim=-1)]
+    if models.judge is not None:  # what a listener hears: the recognizer, not the S2S model
+        judged = models.judge.transcribe(speech, sample_rate=encoder.sample_rate)
+        for record, text in zip(records, judged, strict=True):
+            valid = record.get("valid_replies") or [record["reference"]]
+            nearest = min(valid, key=lambda v: cer(text, v))
+            record.update(
+                judge_transcript=text,
+                speaking_cer=tally.rates["speaking"].add(text, record["monologue"]),
+                reply_audio_cer=tally.rates["reply_audio"].add(text, record["reference"]),
+                reply_audio_valid_cer=tally.rates["reply_audio_valid"].add(text, nearest),
+            )
     # Fresh greedy sessions, the replies as user input: the transcriber does not sample.
     transcripts = run_sessions(model, scripts, silence)
     tally.frames["stepped"] += sum(s.user_codes.shape[1] for s in scripts)
@@ -285,8 +311,8 @@ def _score_audio(models: EvalModels, plans: list[ItemPlan], mains: list[SessionT
         target = models.bank.metadata(voice).pitch_hz or math.nan
         f0 = median_f0(clip, encoder.sample_rate) if clip.size else math.nan
         heard = _text(trace.user_text, (lead, lead + n), shift=u)
-        record.update(identified_voice=name, f0=f0, f0_target=target, round_trip=heard,
-                      round_trip_cer=tally.rates["round_trip"].add(heard, reference))  # fmt: skip
+        record.update(identified_voice=name, f0=f0, f0_target=target, self_round_trip=heard,
+                      self_round_trip_cer=tally.rates["round_trip"].add(heard, reference))  # fmt: skip
         tally.add("speaker", name == voice)
         tally.add("f0_ratio", f0 / target)
 

@@ -46,6 +46,7 @@ class EvalModels:
     codec: nn.Module  # an AudioTokenizer: encode, decode, sample_rate, frame_size
     speaker_encoder: nn.Module
     bank: SpeakerBank
+    judge: object | None = None  # telugu_s2s.asr.Judge: transcribes the generated audio
 
     def __post_init__(self) -> None:
         cfg, codec = self.s2s.cfg, self.codec
@@ -61,11 +62,17 @@ class EvalModels:
             raise ValueError("the speaker bank was built with another speaker encoder")
 
     @classmethod
-    def load(cls, s2s_dir, codec_dir, speaker_dir, device: str = "cpu") -> EvalModels:
+    def load(cls, s2s_dir, codec_dir, speaker_dir, device: str = "cpu", asr_dir=None) -> EvalModels:
+        """The exports; with `asr_dir`, the recognizer that judges the generated audio."""
         s2s, codec, encoder = (
             load_pretrained(d).to(device) for d in (s2s_dir, codec_dir, speaker_dir)
         )
-        return cls(s2s, codec, encoder, SpeakerBank.load(speaker_dir))
+        judge = None
+        if asr_dir is not None:
+            from telugu_s2s.asr import Judge
+
+            judge = Judge.load(asr_dir, device)
+        return cls(s2s, codec, encoder, SpeakerBank.load(speaker_dir), judge)
 
 
 def encode_clip(codec: nn.Module, audio: np.ndarray) -> Tensor:
