@@ -1,4 +1,4 @@
-// The WebSocket session (protocol in DESIGN.md): connect, send, and reconnect with backoff.
+// The WebSocket session (protocol: serving/protocol.py): connect, send, and reconnect with backoff.
 //
 // After the first `ready` the session id is kept, so a reconnect resumes the same session
 // (its last turns and preferences come back from the server's store). A server with an
