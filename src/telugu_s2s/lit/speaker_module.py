@@ -67,8 +67,10 @@ class SpeakerModule(L.LightningModule):
             return
         emb, labels = torch.cat(self._eval.pop("emb")), torch.cat(self._eval.pop("label"))
         self._eval.clear()
-        if prefix == "test" and self.trainer.log_dir:
-            self._log_projection(emb, labels)
+        emb, labels = self._gather_ranks(emb, labels)
+        log_dir = self.trainer.log_dir  # a broadcast under DDP: every rank must ask
+        if prefix == "test" and log_dir and self.trainer.is_global_zero:
+            self._log_projection(emb, labels, Path(log_dir))
         k = len(ASSISTANT_VOICES)  # assistant voices are labels 0..3
         keep = labels < k
         try:
@@ -79,12 +81,24 @@ class SpeakerModule(L.LightningModule):
         self.log_dict(
             {f"{prefix}/eer": scores["eer"], f"{prefix}/id_accuracy": scores["accuracy"]},
             prog_bar=True,
+            sync_dist=True,  # the same value on every rank (all of them scored the whole split)
         )
 
-    def _log_projection(self, emb: torch.Tensor, labels: torch.Tensor) -> None:
+    def _gather_ranks(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Under DDP each rank holds a shard of the split: EER needs all of it."""
+        world = self.trainer.world_size if self._trainer is not None else 1
+        if world == 1:
+            return tensors
+        import torch.distributed as dist
+
+        parts: list = [None] * world
+        dist.all_gather_object(parts, tensors)  # shards may differ in length
+        return tuple(torch.cat(shard) for shard in zip(*parts, strict=True))
+
+    def _log_projection(self, emb: torch.Tensor, labels: torch.Tensor, log_dir: Path) -> None:
         """A 2-D projection of the held-out embeddings: a png in the run dir, and wandb if used."""
         names = getattr(self.trainer.datamodule, "speaker_names", None) or list(ASSISTANT_VOICES)
-        path = Path(self.trainer.log_dir) / "speaker_projection.png"
+        path = log_dir / "speaker_projection.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         projection_plot(emb, labels, names, path)
         for logger in self.loggers:
