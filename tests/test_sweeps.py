@@ -48,3 +48,18 @@ def test_two_trial_optuna_sweep_minimizes_the_returned_metric(tiny_dataset, tmp_
     space = yaml.safe_load((CONFIG_DIR / "hparams_search" / "speaker_optuna.yaml").read_text())
     assert set(results["best_params"]) == set(space["hydra"]["sweeper"]["params"])
     assert 3e-4 <= results["best_params"]["model.lr"] <= 1e-2
+
+
+def test_slurm_launcher_asks_for_one_task_per_device():
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    overrides = ["hydra/launcher=slurm", "experiment=s2s_base", "trainer=ddp", "trainer.devices=4",
+                 "trainer.num_nodes=2"]  # fmt: skip
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)

@@ -1,0 +1,148 @@
+"""Each corpus recipe on a tiny fixture laid out like the real download: the rows, splits,
+speakers and audio it writes, in the dataset schema the training stages read."""
+
+from __future__ import annotations
+
+import io
+
+import datasets as hfd
+import numpy as np
+import pytest
+import soundfile as sf
+
+from telugu_s2s.data.datasets import CodecCrops, decode_audio, load_split
+from telugu_s2s.data.synth import features
+from telugu_s2s.recipes import Utterance, speaker_split, write_dataset
+from telugu_s2s.recipes.__main__ import main as prepare
+from telugu_s2s.recipes.corpora import CORPORA
+
+TEXT = "నమస్కారం మీరు ఎలా ఉన్నారు"
+
+
+def tone(seconds: float, rate: int, hz: float = 220.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def write(path, seconds=1.0, rate=22050, fmt=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), tone(seconds, rate), rate, format=fmt)
+
+
+def make_indictts(root):
+    for gender in ("female", "male"):
+        lines = []
+        for i in range(1, 4):
+            utt = f"train_telugu{gender}_{i:05d}"
+            write(root / "Telugu" / gender / "wav" / f"{utt}.wav", rate=48000)
+            lines.append(f'( {utt} "{TEXT} {i}" )')
+        lines.append('( train_telugumale_99999 "no audio for this prompt" )')
+        (root / "Telugu" / gender / "txt.done.data").write_text("\n".join(lines) + "\n")
+    return 6  # utterances with audio
+
+
+def make_openslr66(root):
+    n = 0
+    for folder, prefix in (("te_in_female", "tef"), ("te_in_male", "tem")):
+        lines = []
+        for speaker in range(1, 9):
+            utt = f"{prefix}_{speaker:05d}_{1000 + speaker:011d}"
+            write(root / folder / f"{utt}.wav", rate=48000)
+            lines.append(f"{utt}\t{TEXT}")
+            n += 1
+        (root / folder / "line_index.tsv").write_text("\n".join(lines) + "\n")
+    return n
+
+
+def make_common_voice(root):
+    folder = root / "cv-corpus-17.0-2024-03-15" / "te"
+    header = "client_id\tpath\tsentence_id\tsentence\tsentence_domain\tup_votes\tdown_votes\tage\tgender\taccents\tvariant\tlocale\tsegment"  # fmt: skip
+    for split, clients in (("train", "ab"), ("dev", "c"), ("test", "d")):
+        rows = [header]
+        for j, client in enumerate(clients):
+            clip = f"common_voice_te_{split}_{j}.mp3"
+            write(folder / "clips" / clip, rate=48000, fmt="MP3")
+            rows.append(f'{client * 64}\t{clip}\tsid\t{TEXT} "{split}"\t\t2\t0\t\t\t\t\tte\t')
+        (folder / f"{split}.tsv").write_text("\n".join(rows) + "\n")
+    return 4
+
+
+def make_indicvoices(root):
+    for split, speakers in (("train", ["S1", "S2", "S3"]), ("valid", ["V1", "V2", "V3", "V4"])):
+        buffers = []
+        for speaker in speakers:
+            buffer = io.BytesIO()
+            sf.write(buffer, tone(1.2, 16000), 16000, format="WAV")
+            buffers.append({"bytes": buffer.getvalue(), "path": f"{split}_{speaker}.wav"})
+        table = hfd.Dataset.from_dict(
+            {"audio_filepath": buffers, "text": [TEXT] * len(speakers), "speaker_id": speakers,
+             "gender": ["female"] * len(speakers), "duration": [1.2] * len(speakers)},
+            features=hfd.Features({"audio_filepath": {"bytes": hfd.Value("binary"), "path": hfd.Value("string")}, "text": hfd.Value("string"),
+                                   "speaker_id": hfd.Value("string"), "gender": hfd.Value("string"),
+                                   "duration": hfd.Value("float32")}),
+        )  # fmt: skip
+        (root / "telugu").mkdir(parents=True, exist_ok=True)
+        table.to_parquet(str(root / "telugu" / f"{split}-00000-of-00001.parquet"))
+    return 7
+
+
+FIXTURES = {
+    "indictts": make_indictts,
+    "openslr66": make_openslr66,
+    "common_voice": make_common_voice,
+    "indicvoices": make_indicvoices,
+}
+
+
+@pytest.mark.parametrize("corpus", sorted(FIXTURES))
+def test_prepare_maps_the_corpus_into_the_dataset_schema(corpus, tmp_path):
+    root, out = tmp_path / "download", tmp_path / "dataset"
+    expected = FIXTURES[corpus](root)
+    assert prepare([corpus, "--root", str(root), "--out", str(out)]) == 0
+    splits = {s: load_split(out, s) for s in ("train", "validation", "test")}
+    assert sum(len(s) for s in splits.values()) == expected
+    assert all(s.features == features() for s in splits.values())
+    rows = [row for s in splits.values() for row in s]
+    assert all(row["id"].startswith(f"{corpus}/") and row["speaker"].startswith(f"{corpus}_")
+               for row in rows)  # fmt: skip
+    assert all(TEXT in row["text"] and row["role"] == "user" for row in rows)
+    audio = decode_audio(rows[0]["audio"], 16000)
+    assert (
+        rows[0]["sampling_rate"] == 16000
+        and abs(audio.shape[0] / 16000 - rows[0]["duration"]) < 1e-3
+    )
+    assert 0.9 < rows[0]["duration"] < 1.3  # resampled to 16 kHz, not stretched
+    speakers = {name: set(s["speaker"]) for name, s in splits.items()}
+    if corpus != "indictts":  # speaker-disjoint (IndicTTS: one speaker per gender, by utterance)
+        assert not speakers["train"] & (speakers["validation"] | speakers["test"])
+    crop = CodecCrops(splits["train"], 16000, crop_seconds=0.5, train=True)[0]["audio"]
+    assert crop.shape == (1, 8000)
+
+
+def test_common_voice_keeps_its_own_splits(tmp_path):
+    make_common_voice(tmp_path / "cv")
+    write_dataset(CORPORA["common_voice"](tmp_path / "cv"), tmp_path / "out", "common_voice")
+    assert [len(load_split(tmp_path / "out", s)) for s in ("train", "validation", "test")] == [
+        2,
+        1,
+        1,
+    ]
+    assert '"dev"' in load_split(tmp_path / "out", "validation")[0]["text"]  # quotes kept verbatim
+
+
+def test_speaker_split_is_stable_and_holds_some_speakers_out():
+    splits = [speaker_split(f"speaker_{i}") for i in range(400)]
+    assert splits == [speaker_split(f"speaker_{i}") for i in range(400)]
+    assert 0.7 < splits.count("train") / 400 < 0.9 and splits.count("test") > 10
+
+
+def test_bad_input_gets_a_clear_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert (
+        prepare(["indictts", "--root", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    )
+    assert "no txt.done.data" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="no usable utterances"):
+        write_dataset([Utterance("a", "", "s", b""), Utterance("b", TEXT, "s", b"not audio")],
+                      tmp_path / "o", "x")  # fmt: skip
+    assert not (tmp_path / "o").exists()
