@@ -1,4 +1,4 @@
-"""The WebSocket wire protocol: audio codec and messages.
+"""The WebSocket wire protocol (specified in docs/protocol.md): audio codec and messages.
 
 Audio both ways is PCM16 little-endian mono at 16 kHz. Text messages are JSON objects with a
 `type`. Client -> server: `auth` (the token, as the first message, when the server wants
