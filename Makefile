@@ -6,6 +6,11 @@ BIN := $(VENV)/bin
 PYTHON := $(BIN)/python
 STAMP := $(VENV)/.installed-stamp
 TORCH_VERSION ?= 2.13.0
+# Where torch comes from. Empty: pip's configured index (here: the local CPU wheel). A CPU-only
+# machine elsewhere: TORCH_INDEX=https://download.pytorch.org/whl/cpu (else pip pulls the
+# multi-GB CUDA build); a CUDA 12.8 machine: TORCH_INDEX=https://download.pytorch.org/whl/cu128.
+TORCH_INDEX ?=
+TORCH_INDEX_ARG := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 PYTEST_ARGS ?=
 
 .PHONY: install data data-small train train-codec train-speaker train-s2s serve demo eval test bench lint clean
@@ -16,7 +21,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PYTHON) || $(PY) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet torch==$(TORCH_VERSION)
+	$(PYTHON) -m pip install --quiet $(TORCH_INDEX_ARG) torch==$(TORCH_VERSION)
 	$(PYTHON) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
