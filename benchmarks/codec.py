@@ -1,12 +1,15 @@
 """Codec benchmark: the trained codec against Opus 6 and 12 kbps, quality and speed, one run.
 
-    .venv/bin/python benchmarks/codec.py --checkpoint checkpoints/codec --clips 40
+    .venv/bin/python benchmarks/codec.py --checkpoint checkpoints/codec --clips 120 [--judge checkpoints/asr]
 
 Writes benchmarks/results/codec.json and benchmarks/results/codec.png. Everything is measured in
 the same run on the same test clips (evenly spaced over the test split, so held-out user
 voices are included):
 - quality (STOI, mel distance, SI-SNR, wide-band PESQ) of the codec with 8 and fewer
   codebooks (quantizer dropout) and of Opus at 6 and 12 kbps (libopus through PyAV);
+- the same per voice group (the four assistant voices; the held-out user voices, espeak-ng
+  variants no training row uses), with the judge's CER (`telugu_s2s.asr`, when a recognizer
+  is exported) on the clean clips, the codec's round trips and Opus's;
 - speed: offline encode and decode real-time factor on 1 and 2 threads, Opus's too;
 - streaming: encode_step + decode_step of one 80 ms frame, p50/p95 on one thread, as wall
   time and as CPU time (time.thread_time), with the load average, since the machine may be
@@ -30,8 +33,10 @@ from telugu_s2s.checkpoint import load_pretrained
 from telugu_s2s.metrics.codec import (
     Clip,
     ReconstructionScorer,
+    codec_round_trip,
     evaluate_tokenizer,
     evaluate_transform,
+    judge_cer,
     load_clips,
     summarize,
 )
@@ -214,9 +219,42 @@ def plot(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def voice_groups(clips: list[Clip], held_out: set[str]) -> dict[str, list[Clip]]:
+    """The four assistant voices (trained on) apart from the held-out user voices (never)."""
+    groups = {
+        "assistant_voices": [c for c in clips if c.speaker not in held_out],
+        "held_out_user_voices": [c for c in clips if c.speaker in held_out],
+    }
+    return {name: group for name, group in groups.items() if group}
+
+
+def quality_rows(codec, clips: list[Clip], codebooks: list[int], scorer, judge) -> list[dict]:
+    """Codec with k codebooks and Opus 6/12 kbps on `clips`; with a judge, its CER beside."""
+    rows = []
+    if judge is not None:
+        rows.append(
+            {"name": "clean", "bitrate": 256000, "judge_cer": judge_cer(None, clips, judge)}
+        )
+    for k in codebooks:
+        row = evaluate_tokenizer(codec, clips, k, scorer)
+        row["name"] = f"codec {k}x{codec.cardinality}"
+        row["algorithmic_latency_ms"] = 1000 * codec.frame_size / codec.sample_rate
+        if judge is not None:
+            row["judge_cer"] = judge_cer(codec_round_trip(codec, k), clips, judge)
+        rows.append(row)
+    for bitrate in (6000, 12000):
+        opus = OpusCodec(bitrate, codec.sample_rate)
+        row = opus_row(opus, clips, scorer)
+        if judge is not None:
+            row["judge_cer"] = judge_cer(opus, clips, judge)
+        rows.append(row)
+    return [summarize(r) for r in rows]
+
+
 def run(
-    checkpoint: Path, dataset_dir: Path, num_clips: int, codebooks: list[int], out_dir: Path
-) -> dict:
+    checkpoint: Path, dataset_dir: Path, num_clips: int, codebooks: list[int], out_dir: Path,
+    judge_dir: Path | None = None,
+) -> dict:  # fmt: skip
     codec = load_pretrained(checkpoint)
     clips = load_clips(dataset_dir, "test", num_clips, codec.sample_rate)
     scorer = ReconstructionScorer(codec.sample_rate)
@@ -224,21 +262,25 @@ def run(
     # Latency first, while nothing else of ours has warmed the caches up or down.
     streaming = streaming_latency(codec, clips)
     torch.set_num_threads(1)
-    quality = []
-    for k in codebooks:
-        row = evaluate_tokenizer(codec, clips, k, scorer)
-        row["name"] = f"codec {k}x{codec.cardinality}"
-        row["algorithmic_latency_ms"] = 1000 * codec.frame_size / codec.sample_rate
-        quality.append(row)
-    for bitrate in (6000, 12000):
-        quality.append(opus_row(OpusCodec(bitrate, codec.sample_rate), clips, scorer))
+    judge = None
+    if judge_dir is not None and (judge_dir / "model.safetensors").exists():
+        from telugu_s2s.asr import Judge
+
+        judge = Judge.load(judge_dir)
+    info = json.loads((dataset_dir / "telugu_s2s.json").read_text())
+    groups = voice_groups(clips, set(info.get("held_out_user_voices", [])))
+    by_group = {name: quality_rows(codec, group, codebooks, scorer, judge)
+                for name, group in groups.items()}  # fmt: skip
+    quality = quality_rows(codec, clips, codebooks, scorer, None)
     speed = [offline_rtf(codec, clips, threads) for threads in (1, 2)]
     report = {
         "checkpoint": str(checkpoint),
         "clips": len(clips),
         "audio_minutes": sum(c.audio.shape[0] for c in clips) / codec.sample_rate / 60,
         "speakers": sorted({c.speaker for c in clips}),
-        "quality": [summarize(r) for r in quality],
+        "quality": quality,
+        "by_voice_group": by_group,
+        "judge": str(judge_dir) if judge is not None else None,
         "offline_speed": [summarize(s) for s in speed],
         "streaming": streaming,
         "latency_budget_ms": 10.0,
@@ -270,17 +312,25 @@ def main() -> None:
     parser.add_argument(
         "--dataset-dir", type=Path, default=REPO_ROOT / "data" / "build" / "dataset"
     )
-    parser.add_argument("--clips", type=int, default=40)
+    parser.add_argument("--clips", type=int, default=120)
     parser.add_argument("--codebooks", type=int, nargs="+", default=[8, 4, 2])
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
+    parser.add_argument("--judge", type=Path, default=REPO_ROOT / "checkpoints" / "asr")
     args = parser.parse_args()
-    report = run(args.checkpoint, args.dataset_dir, args.clips, args.codebooks, args.out)
+    report = run(
+        args.checkpoint, args.dataset_dir, args.clips, args.codebooks, args.out, args.judge
+    )
     print(f"{'system':<18}{'kbps':>7}{'STOI':>7}{'mel':>7}{'SI-SNR':>8}{'PESQ':>6}")
     for r in report["quality"]:
         print(
             f"{r['name']:<18}{r['bitrate'] / 1000:>7.2f}{r['stoi']:>7.3f}{r['mel_distance']:>7.3f}"
             f"{r['si_snr']:>8.2f}{r.get('pesq', float('nan')):>6.2f}"
         )
+    for group, rows in report["by_voice_group"].items():
+        print(f"{group}: " + ", ".join(
+            f"{r['name']} STOI {r.get('stoi', float('nan')):.3f} judge CER {r.get('judge_cer', float('nan')):.3f}"
+            for r in rows
+        ))  # fmt: skip
     s = report["streaming"]
     print(
         f"streaming step p50/p95: wall {s['wall_ms']['p50']:.2f}/{s['wall_ms']['p95']:.2f} ms, "

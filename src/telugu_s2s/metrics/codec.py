@@ -34,6 +34,7 @@ class Clip:
     id: str
     speaker: str
     audio: np.ndarray  # (T,) float32 at the evaluation sample rate
+    text: str = ""  # what is said (for the judge's CER)
 
 
 def load_clips(
@@ -60,7 +61,9 @@ def load_clips(
         wav = decode_audio(row["audio"], sample_rate, row.get("sampling_rate"))
         if max_seconds is not None:
             wav = wav[: int(max_seconds * sample_rate)]
-        clips.append(Clip(str(row.get("id", i)), str(row.get("speaker", "")), wav))
+        clips.append(
+            Clip(str(row.get("id", i)), str(row.get("speaker", "")), wav, row.get("text") or "")
+        )
     return clips
 
 
@@ -272,3 +275,17 @@ def summarize(result: dict) -> dict:
         return v
 
     return {k: round_(v) for k, v in result.items()}
+
+
+def judge_cer(
+    transform: Callable[[np.ndarray], np.ndarray] | None, clips: list[Clip], judge
+) -> float:
+    """Corpus CER of the judge (`telugu_s2s.asr.Judge`) on `transform(clip)` against each
+    clip's text; `transform=None` scores the clean clips."""
+    from telugu_s2s.evaluation.cer import ErrorRate
+
+    audio = [c.audio if transform is None else transform(c.audio) for c in clips]
+    rate = ErrorRate()
+    for hypothesis, clip in zip(judge.transcribe(audio), clips, strict=True):
+        rate.add(hypothesis, clip.text)
+    return rate.value
