@@ -11,6 +11,7 @@ from torch import nn
 
 from telugu_s2s.data.text import BLANK
 from telugu_s2s.evaluation.cer import ErrorRate
+from telugu_s2s.lit.eval_hooks import SplitEvalHooks
 
 
 class SpecAugment(nn.Module):
@@ -39,7 +40,7 @@ class SpecAugment(nn.Module):
         return x
 
 
-class AsrModule(L.LightningModule):
+class AsrModule(SplitEvalHooks, L.LightningModule):
     def __init__(
         self,
         net: nn.Module,
@@ -117,18 +118,6 @@ class AsrModule(L.LightningModule):
             self.log(
                 f"{prefix}/cer", errors.edits / errors.characters, prog_bar=True, sync_dist=True
             )
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step("val", batch)
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_epoch_end("val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step("test", batch)
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_epoch_end("test")
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(

@@ -12,13 +12,14 @@ import torch
 from torch import nn
 
 from telugu_s2s.data.voices import ASSISTANT_VOICES
+from telugu_s2s.lit.eval_hooks import SplitEvalHooks
 from telugu_s2s.metrics.speaker import enrol_and_score, projection_plot
 from telugu_s2s.models.speaker import AAMSoftmax
 
 log = logging.getLogger(__name__)
 
 
-class SpeakerModule(L.LightningModule):
+class SpeakerModule(SplitEvalHooks, L.LightningModule):
     def __init__(
         self,
         net: nn.Module,
@@ -104,18 +105,6 @@ class SpeakerModule(L.LightningModule):
         for logger in self.loggers:
             if type(logger).__name__ == "WandbLogger":
                 logger.log_image(key="test/speaker_projection", images=[str(path)])
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step("val", batch)
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_epoch_end("val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step("test", batch)
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_epoch_end("test")
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(

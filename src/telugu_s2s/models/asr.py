@@ -27,8 +27,8 @@ from telugu_s2s.modules.features import MelConfig, MelSpectrogram
 class AsrConfig:
     sample_rate: int = 16000
     mel: MelConfig = field(default_factory=lambda: MelConfig(pad_mode="constant"))
-    conv_channels: int = 256
-    hidden: int = 256  # GRU units per direction
+    conv_channels: int = 192
+    hidden: int = 192  # GRU units per direction
     layers: int = 3
     dropout: float = 0.1
     vocab_size: int = VOCAB_SIZE
