@@ -13,7 +13,7 @@ TORCH_INDEX ?=
 TORCH_INDEX_ARG := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 PYTEST_ARGS ?=
 
-.PHONY: install data data-small train train-codec train-speaker train-s2s serve demo eval test bench lint clean
+.PHONY: install data data-small train train-codec train-speaker train-asr train-s2s serve demo eval test bench lint clean
 
 install: $(STAMP)
 
@@ -39,11 +39,14 @@ train-codec: data
 	$(PYTHON) train.py experiment=codec_tiny_voice export_dir=$(CURDIR)/checkpoints/codec
 train-speaker: data
 	$(PYTHON) train.py experiment=speaker_tiny export_dir=$(CURDIR)/checkpoints/speaker
+# The recognizer (the judge) hears the committed codec's round trips too.
+train-asr: data
+	$(PYTHON) train.py experiment=asr_tiny export_dir=$(CURDIR)/checkpoints/asr
 train-s2s: data
 	$(PYTHON) train.py experiment=s2s_tiny export_dir=$(CURDIR)/checkpoints/s2s
 # All three stages with the tiny CPU experiments, in dependency order (the codec's voice
 # fine-tune uses the speaker encoder).
-train: train-speaker train-codec train-s2s
+train: train-speaker train-codec train-asr train-s2s
 
 # The streaming server (ports 8000, then 8080, then 8010) on the checkpoints in checkpoints/.
 serve: install
