@@ -6,6 +6,11 @@ task=s2s      two-channel dialog timelines            see `timeline.collate_time
               (with `codec_dir`, also frame-aligned codec tokens per channel)
 task=asr      whole transcribed utterances + channel augmentation  {"audio", "length",
               "text_ids", "text_length", "text"}
+task=s2s_text          the staged S2S recipe's text stage: dialog text on the frame grid
+                       from `dialogs.jsonl`, no audio (`text_dialogs.TextDialogs`)
+task=s2s_listen_speak  its second stage: one utterance per item on codec tokens, listened
+                       to or spoken (`utterance_tasks.UtteranceTasks`; needs `codec_dir`)
+The three S2S tasks share `timeline.collate_timelines`.
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ from telugu_s2s.data.datasets import (
     load_split,
     speaker_names_of,
 )
+from telugu_s2s.data.text_dialogs import TextDialogConfig, TextDialogs, load_dialogs
 from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig, collate_timelines
 from telugu_s2s.data.tokens import TokenCache
+from telugu_s2s.data.utterance_tasks import UtteranceTaskConfig, UtteranceTasks
 
-TASKS = ("codec", "speaker", "s2s", "asr")
+TASKS = ("codec", "speaker", "s2s", "asr", "s2s_text", "s2s_listen_speak")
+S2S_TASKS = ("s2s", "s2s_text", "s2s_listen_speak")
 
 
 class TeluguDataModule(L.LightningDataModule):
@@ -48,6 +56,8 @@ class TeluguDataModule(L.LightningDataModule):
         limit_eval_items: int | None = None,
         max_seconds: float = 12.0,
         bucket_by_length: bool = False,
+        text_dialogs: dict | None = None,  # task=s2s_text: TextDialogConfig fields
+        utterance_tasks: dict | None = None,  # task=s2s_listen_speak: UtteranceTaskConfig fields
     ):
         super().__init__()
         if task not in TASKS:
@@ -59,8 +69,12 @@ class TeluguDataModule(L.LightningDataModule):
 
     def _make(self, split: str, train: bool) -> Dataset:
         hp = self.hparams
-        rows = load_split(hp.dataset_dir, split)
         limit = hp.limit_train_items if train else hp.limit_eval_items
+        if self.task == "s2s_text":  # text only: the dialogs, no rendered rows
+            cfg = TextDialogConfig(**(hp.text_dialogs or {}))
+            ds = TextDialogs(load_dialogs(hp.dataset_dir, split), cfg, hp.seed, train)
+            return torch.utils.data.Subset(ds, range(limit)) if limit and limit < len(ds) else ds
+        rows = load_split(hp.dataset_dir, split)
         if self.task == "codec":
             ds = CodecCrops(rows, hp.sample_rate, hp.crop_seconds, hp.seed, train)
         elif self.task == "speaker":
@@ -81,17 +95,28 @@ class TeluguDataModule(L.LightningDataModule):
             ds = TranscribedUtterances(
                 rows, hp.sample_rate, hp.max_seconds, hp.seed, train, augment=augment
             )
+        elif self.task == "s2s_listen_speak":
+            cfg = UtteranceTaskConfig(**(hp.utterance_tasks or {}))
+            ds = UtteranceTasks(rows, hp.sample_rate, cfg, hp.seed, train)
+            if not hp.codec_dir:
+                raise ValueError("task=s2s_listen_speak trains on codec tokens: set codec_dir")
+            self._attach_tokens(ds, split)
         else:
             ds = DialogTimelines(
                 rows, hp.sample_rate, TimelineConfig(**(hp.timeline or {})), hp.seed, train
             )
             if hp.codec_dir:  # token timelines for the S2S model (codes cached per codec)
-                cache = TokenCache(hp.dataset_dir, hp.codec_dir)
-                silence = cache.silence()[: hp.num_codebooks]  # the model may use the first K only
-                ds.codes, ds.silence = cache.load(split, ds, hp.precompute_tokens), silence
+                self._attach_tokens(ds, split)
         if limit is not None and limit < len(ds):
             ds = torch.utils.data.Subset(ds, range(limit))
         return ds
+
+    def _attach_tokens(self, ds: Dataset, split: str) -> None:
+        """Give a rows dataset its codec tokens (cached per codec) and the silence codes."""
+        hp = self.hparams
+        cache = TokenCache(hp.dataset_dir, hp.codec_dir)
+        silence = cache.silence()[: hp.num_codebooks]  # the model may use the first K only
+        ds.codes, ds.silence = cache.load(split, ds, hp.precompute_tokens), silence
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
@@ -104,7 +129,9 @@ class TeluguDataModule(L.LightningDataModule):
 
     @property
     def collate_fn(self):
-        return {"s2s": collate_timelines, "asr": collate_utterances}.get(self.task, default_collate)
+        if self.task in S2S_TASKS:
+            return collate_timelines
+        return {"asr": collate_utterances}.get(self.task, default_collate)
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         hp = self.hparams

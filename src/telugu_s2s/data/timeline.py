@@ -40,6 +40,11 @@ class TimelineConfig:
     # Probability that a training window starts at the dialog's first turn (else a uniform turn):
     # most context-dependent replies recall turn 0-2, which a window must hold to teach the memory.
     start_at_opening: float = 0.0
+    # Probability that a training window is built around a recall turn and the turn whose
+    # fact it needs, at least `recall_gap_seconds` apart (beyond the attention window: only
+    # the context memory can carry the fact); `recall_windows.recall_window` picks the turns.
+    recall_window_prob: float = 0.0
+    recall_gap_seconds: float = 12.0
     stop_delay_frames: int = 2  # the assistant falls silent this many frames after a barge-in
     fade_ms: float = 10.0
     use_styles: bool = True
@@ -130,6 +135,8 @@ class DialogTimelines(_RowsDataset):
             return rows.get(style, rows.get("default", next(iter(rows.values()))))
 
         window = turns[first:]
+        if rng is not None and cfg.recall_window_prob > 0 and rng.random() < cfg.recall_window_prob:
+            window = self._recall_window(turns, user_turns, reply_row, rng) or window
         for k, turn in enumerate(window):
             u_row = user_turns[turn]
             a_row = reply_row(turn)
@@ -205,6 +212,23 @@ class DialogTimelines(_RowsDataset):
             item["user_codes"], item["assistant_codes"] = self._place_codes(placed_codes, frames)
         return item
 
+    def _recall_window(self, turns, user_turns, reply_row, rng) -> list[int] | None:
+        from telugu_s2s.data.recall_windows import recall_window
+
+        if not hasattr(self, "_depends_on"):  # read once, only by runs that use it
+            self._depends_on = self.rows["depends_on"]
+        cfg, seconds = self.cfg, self.meta["duration"]
+        facts = {
+            t: min(self._depends_on[reply_row(t)]) for t in turns if self._depends_on[reply_row(t)]
+        }
+        return recall_window(
+            turns, facts, user_seconds={t: seconds[user_turns[t]] for t in turns},
+            reply_seconds={t: seconds[reply_row(t)] for t in turns},
+            pause_seconds=cfg.pause_after_user[1] + cfg.pause_after_assistant[1],
+            budget_seconds=cfg.max_seconds - cfg.lead_silence[1], min_gap_seconds=cfg.recall_gap_seconds,
+            rng=rng,
+        )  # fmt: skip
+
     def _place_codes(self, placed: list, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Both channels as codec tokens (K, F): silence codes, then each utterance's codes."""
         K = self.silence.shape[0]  # the codebooks in use (the cache may hold more)
@@ -248,14 +272,13 @@ def _fade_out(wav: np.ndarray, fade: int) -> np.ndarray:
 
 
 def collate_timelines(items: list[dict]) -> dict:
-    """Pad to the longest timeline; per-turn fields become (B, N) with a `turn_mask`."""
+    """Pad to the longest timeline; per-turn fields become (B, N) with a `turn_mask`.
+
+    Audio and codes are optional (the text and single-utterance stages have no audio)."""
     batch_size = len(items)
     frames = max(it["num_frames"] for it in items)
-    samples = max(it["user_audio"].shape[-1] for it in items)
     n_turns = max(len(it["turns"]) for it in items)
     out = {
-        "user_audio": torch.zeros(batch_size, 1, samples),  # (B, 1, T)
-        "assistant_audio": torch.zeros(batch_size, 1, samples),  # (B, 1, T)
         "user_text": torch.full((batch_size, frames), PAD, dtype=torch.long),  # (B, F)
         "assistant_text": torch.full((batch_size, frames), PAD, dtype=torch.long),  # (B, F)
         "num_frames": torch.tensor([it["num_frames"] for it in items]),  # (B,)
@@ -281,10 +304,13 @@ def collate_timelines(items: list[dict]) -> dict:
             for b, it in enumerate(items):
                 codes[b, :, : it["num_frames"]] = it[key]
             out[key] = codes  # padded with each item's last (silence) frame
+    if "user_audio" in items[0]:
+        samples = max(it["user_audio"].shape[-1] for it in items)
+        for key in ("user_audio", "assistant_audio"):
+            out[key] = torch.zeros(batch_size, 1, samples)  # (B, 1, T)
+            for b, it in enumerate(items):
+                out[key][b, :, : it[key].shape[-1]] = it[key]
     for b, it in enumerate(items):
-        t = it["user_audio"].shape[-1]
-        out["user_audio"][b, :, :t] = it["user_audio"]
-        out["assistant_audio"][b, :, :t] = it["assistant_audio"]
         out["user_text"][b, : it["num_frames"]] = it["user_text"]
         out["assistant_text"][b, : it["num_frames"]] = it["assistant_text"]
         for n, turn in enumerate(it["turns"]):

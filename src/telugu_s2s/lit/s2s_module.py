@@ -3,10 +3,17 @@ frozen codec's tokens (cached by the datamodule) and the speaker bank's embeddin
 
 The context memory is trained with two passes: a no-grad pass pools every user turn of
 the timeline, then the real pass lets frame f retrieve the turns whose user part has
-ended before f (a per-frame memory mask), as the server does turn by turn.
+ended before f (a per-frame memory mask), as the server does turn by turn. With
+`memory_grad` the first pass keeps its graph, so a recall reply's loss also teaches how a
+turn is summarised (the fact must be in the pooled turn), not only how it is retrieved.
+
+Staged training (docs/training_s2s.md): `init_from` starts the network from the previous
+stage's export (every tensor of matching name and shape; the rest is logged).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import lightning as L
 import torch
@@ -15,6 +22,7 @@ import torch.nn.functional as F
 from telugu_s2s.data.voices import ASSISTANT_VOICES
 from telugu_s2s.models.context_memory import ContextMemory
 from telugu_s2s.models.s2s import IGNORE_INDEX, S2SModel
+from telugu_s2s.models.warm_start import load_matching_weights
 
 
 def turn_memory_mask(
@@ -24,6 +32,15 @@ def turn_memory_mask(
     frames = torch.arange(num_frames, device=user_span.device)  # (F,)
     ended = frames[None, :, None] >= user_span[:, None, :, 1]  # (B, F, N)
     return ended & turn_mask[:, None, :]
+
+
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean CE over targets != IGNORE_INDEX (logits (..., C), target (...)); 0 when none."""
+    if (target != IGNORE_INDEX).sum() == 0:
+        return logits.sum() * 0.0
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX
+    )
 
 
 class S2SModule(L.LightningModule):
@@ -40,10 +57,13 @@ class S2SModule(L.LightningModule):
         user_text_weight: float = 0.5,
         analysis_weight: float = 0.5,
         use_memory: bool = True,
+        memory_grad: bool = False,
+        init_from: str | None = None,  # the previous stage's export folder
     ):
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["net"])
         self.net = net
+        self.init_report = load_matching_weights(net, init_from) if init_from else None
         # Speaker embeddings of the four voices, in ASSISTANT_VOICES order (the data's speaker_id).
         from telugu_s2s.speakers import SpeakerBank
 
@@ -77,7 +97,8 @@ class S2SModule(L.LightningModule):
         )  # (B, N, F)
         memory = memory_mask = None
         if self.hparams.use_memory:
-            with torch.no_grad():
+            grad = contextlib.nullcontext() if self.hparams.memory_grad else torch.no_grad()
+            with grad:
                 memory = net.turn_embedding(net(*args).hidden, spans)  # (B, N, D)
             memory_mask = turn_memory_mask(
                 batch["user_span"], batch["turn_mask"], frames
@@ -95,29 +116,36 @@ class S2SModule(L.LightningModule):
             batch["num_frames"],
         )
 
-        def ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # (..., C), (...)
-            if (target != IGNORE_INDEX).sum() == 0:
-                return logits.sum() * 0.0
-            return F.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX
-            )
-
-        text = ce(out.text_logits, tgt.text)
-        semantic = ce(out.code_logits[:, 0], tgt.codes[:, 0])
-        acoustic = ce(out.code_logits[:, 1:], tgt.codes[:, 1:])
-        user_text = ce(out.user_text_logits, tgt.user_text)
-        analysis = net.analyze_turn(net.turn_embedding(out.hidden, spans))  # per turn (B, N)
-        valid = batch["turn_mask"]  # (B, N)
-        sentiment = F.mse_loss(analysis.sentiment[valid], batch["sentiment"][valid])
-        topic = F.cross_entropy(analysis.topic_logits[valid], batch["topic"][valid])
-        emotion = F.cross_entropy(analysis.emotion_logits[valid], batch["emotion"][valid])
+        text = cross_entropy(out.text_logits, tgt.text)
+        semantic = cross_entropy(out.code_logits[:, 0], tgt.codes[:, 0])
+        acoustic = cross_entropy(out.code_logits[:, 1:], tgt.codes[:, 1:])
+        user_text = cross_entropy(out.user_text_logits, tgt.user_text)
+        analysis = self._analysis_losses(out.hidden, spans, batch)
         loss = (
             hp.text_weight * text + hp.semantic_weight * semantic + hp.acoustic_weight * acoustic
-            + hp.user_text_weight * user_text + hp.analysis_weight * (sentiment + topic + emotion)
+            + hp.user_text_weight * user_text + hp.analysis_weight * analysis.pop("analysis")
         )  # fmt: skip
         return {
             "loss": loss, "text_ce": text, "semantic_ce": semantic, "acoustic_ce": acoustic,
-            "audio_ce": semantic + acoustic, "user_text_ce": user_text, "sentiment_mse": sentiment, "topic_ce": topic, "emotion_ce": emotion,
+            "audio_ce": semantic + acoustic, "user_text_ce": user_text, **analysis,
+        }  # fmt: skip
+
+    def _analysis_losses(
+        self, hidden: torch.Tensor, spans: torch.Tensor, batch: dict
+    ) -> dict[str, torch.Tensor]:
+        """Sentiment, topic and emotion of each user turn (spans (B, N, F)); "analysis" is
+        their sum. A batch without user turns (e.g. only speaking tasks) scores 0."""
+        analysis = self.net.analyze_turn(self.net.turn_embedding(hidden, spans))  # (B, N)
+        valid = batch["turn_mask"]  # (B, N)
+        if not valid.any():
+            zero = hidden.sum() * 0.0
+            return {"analysis": zero, "sentiment_mse": zero, "topic_ce": zero, "emotion_ce": zero}
+        sentiment = F.mse_loss(analysis.sentiment[valid], batch["sentiment"][valid])
+        topic = F.cross_entropy(analysis.topic_logits[valid], batch["topic"][valid])
+        emotion = F.cross_entropy(analysis.emotion_logits[valid], batch["emotion"][valid])
+        return {
+            "analysis": sentiment + topic + emotion, "sentiment_mse": sentiment,
+            "topic_ce": topic, "emotion_ce": emotion,
             "topic_acc": (analysis.topic_logits[valid].argmax(-1) == batch["topic"][valid]).float().mean(),
             "emotion_acc": (analysis.emotion_logits[valid].argmax(-1) == batch["emotion"][valid]).float().mean(),
             "sentiment_mae": (analysis.sentiment[valid] - batch["sentiment"][valid]).abs().mean(),
@@ -125,7 +153,7 @@ class S2SModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         losses = self._losses(batch)
-        bs = batch["user_codes"].shape[0]
+        bs = batch["num_frames"].shape[0]
         loss = losses.pop("loss")
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, batch_size=bs)
@@ -133,7 +161,7 @@ class S2SModule(L.LightningModule):
 
     def _eval_step(self, prefix: str, batch: dict) -> None:
         losses = self._losses(batch)
-        bs = batch["user_codes"].shape[0]
+        bs = batch["num_frames"].shape[0]
         self.log_dict(
             {f"{prefix}/{k}": v for k, v in losses.items()}, batch_size=bs, sync_dist=True
         )
@@ -146,10 +174,9 @@ class S2SModule(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        decay = [p for n, p in self.net.named_parameters() if p.dim() >= 2 and "embedding" not in n]
-        other = [
-            p for n, p in self.net.named_parameters() if not (p.dim() >= 2 and "embedding" not in n)
-        ]
+        params = list(self.named_parameters())  # the network and any stage scaffolding
+        decay = [p for n, p in params if p.dim() >= 2 and "embedding" not in n]
+        other = [p for n, p in params if not (p.dim() >= 2 and "embedding" not in n)]
         opt = torch.optim.AdamW(
             [{"params": decay, "weight_decay": hp.weight_decay}, {"params": other, "weight_decay": 0.0}],
             lr=hp.lr, betas=(0.9, 0.95),

@@ -1,0 +1,65 @@
+"""The text stage of the staged S2S recipe: `S2SModel`'s temporal transformer learns the
+dialog text with no audio (models/s2s_text.py), from `TeluguDataModule(task="s2s_text")`.
+
+Losses: the assistant text CE over every frame (BLANK where the assistant is silent, so
+the stage also learns when to start and stop a reply), and the user-turn analysis heads
+(sentiment, topic, emotion) on the pooled user frames. `reply_ce` is the text CE on the
+reply's characters alone (BLANK targets left out): the figure that says how well the model
+knows what to say. The export is a plain `S2SModel` that `S2SModule(init_from=...)` starts
+the listen-and-speak stage from; `UserTextInput` stays behind (it is in the Lightning
+checkpoint, for resuming).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from telugu_s2s.data.text import BLANK, PAD
+from telugu_s2s.lit.s2s_module import S2SModule, cross_entropy
+from telugu_s2s.models.context_memory import ContextMemory
+from telugu_s2s.models.s2s import IGNORE_INDEX, S2SModel
+from telugu_s2s.models.s2s_text import UserTextInput, text_hidden, text_inputs
+
+
+class S2STextModule(S2SModule):
+    def __init__(
+        self,
+        net: S2SModel,
+        speaker_dir: str,
+        lr: float = 1e-3,
+        weight_decay: float = 0.05,
+        warmup_steps: int = 100,
+        text_weight: float = 1.0,
+        analysis_weight: float = 0.5,
+        init_from: str | None = None,
+    ):
+        super().__init__(
+            net, speaker_dir, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps,
+            text_weight=text_weight, analysis_weight=analysis_weight, use_memory=False,
+            init_from=init_from,
+        )  # fmt: skip
+        self.user_input = UserTextInput(net.cfg.text_vocab_size, net.cfg.d_model)
+
+    def on_fit_start(self) -> None:
+        """No codec tokens in this stage: the silence codes come with the audio stages."""
+
+    def _losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        net, hp = self.net, self.hparams
+        text = batch["assistant_text"]  # (B, F)
+        frames = torch.arange(text.shape[1], device=text.device)  # (F,)
+        hidden = text_hidden(
+            net, self.user_input, batch["user_text"], text_inputs(net, text),
+            self.speakers[batch["speaker_id"]], batch["style_id"],
+        )  # fmt: skip
+        logits = net.text_head(hidden)  # (B, F, V)
+        ignored = (text == PAD) | (frames[None] >= batch["num_frames"][:, None])  # (B, F)
+        target = text.masked_fill(ignored, IGNORE_INDEX)
+        text_ce = cross_entropy(logits, target)
+        reply_ce = cross_entropy(logits, target.masked_fill(target == BLANK, IGNORE_INDEX))
+        spans = (
+            ContextMemory.span_mask(batch["user_span"], text.shape[1])
+            & batch["turn_mask"][..., None]
+        )  # (B, N, F)
+        analysis = self._analysis_losses(hidden, spans, batch)
+        loss = hp.text_weight * text_ce + hp.analysis_weight * analysis.pop("analysis")
+        return {"loss": loss, "text_ce": text_ce, "reply_ce": reply_ce, **analysis}

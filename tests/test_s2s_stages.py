@@ -1,0 +1,223 @@
+"""The staged S2S recipe (docs/training_s2s.md): text, listen-and-speak, duplex.
+
+Each stage's experiment trains a few steps on the tiny dataset and exports; the next stage
+starts from that export with every tensor equal to it. The text items and the
+single-utterance items are laid out as documented, the text path streams exactly, and
+recall windows hold a recall turn with its fact beyond the attention window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from telugu_s2s.checkpoint import load_pretrained, read_metadata, save_pretrained
+from telugu_s2s.data.datamodules import TeluguDataModule
+from telugu_s2s.data.datasets import load_split
+from telugu_s2s.data.recall_windows import recall_window
+from telugu_s2s.data.text import BLANK, PAD, TextTokenizer
+from telugu_s2s.data.text_dialogs import TextDialogConfig, TextDialogs, load_dialogs
+from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig
+from telugu_s2s.data.voices import ASSISTANT_VOICES
+from telugu_s2s.models.s2s import S2SConfig, S2SModel
+from telugu_s2s.models.s2s_text import UserTextInput, text_hidden, text_inputs
+from telugu_s2s.models.warm_start import load_matching_weights
+from telugu_s2s.train import train
+
+from .conftest import compose_train
+
+TOK = TextTokenizer()
+SMALL = S2SConfig(
+    num_codebooks=2, codebook_size=16, d_model=32, num_layers=2, num_heads=2, context_frames=6,
+    depth_d_model=16, depth_layers=1, depth_heads=2, speaker_dim=8, memory_attention_dim=8,
+)  # fmt: skip
+
+
+def normalised(text: str) -> str:
+    return TOK.decode(TOK.encode(" ".join(text.split())))
+
+
+def test_text_items_are_well_formed(tiny_dataset) -> None:
+    dialogs = {d.dialog_id: d for d in load_dialogs(tiny_dataset, "train")}
+    ds = TextDialogs(list(dialogs.values()), TextDialogConfig(max_frames=300), seed=1)
+    for i in range(len(ds)):
+        item = ds[i]
+        user, asst, frames = item["user_text"], item["assistant_text"], item["num_frames"]
+        assert user.shape == asst.shape == (frames,) and frames <= 300
+        assert 0 <= item["speaker_id"] < len(ASSISTANT_VOICES) and (user != PAD).all()
+        spoken = {"user": torch.zeros(frames, dtype=torch.bool)}
+        spoken["asst"] = torch.zeros_like(spoken["user"])
+        previous_end = 0
+        for turn in item["turns"]:
+            (us, ue), (as_, ae) = turn["user_span"], turn["assistant_span"]
+            assert previous_end <= us < ue < as_ < ae <= frames  # a pause before each reply
+            previous_end = ae
+            spoken["user"][us:ue] = True
+            spoken["asst"][as_:ae] = True
+            source = dialogs[item["dialog_id"]].turns[turn["turn_index"]]
+            assert TOK.collapse_frames(user[us:ue]).strip() == normalised(source.user)
+            reply = TOK.collapse_frames(asst[as_:ae]).strip()
+            valid = {normalised(r) for rs in (source.valid_replies or {}).values() for r in rs}
+            assert reply in valid | {normalised(source.reply(s)) for s in ("formal", "casual")}
+        assert (user[~spoken["user"]] == BLANK).all() and (asst[~spoken["asst"]] == BLANK).all()
+        assert (asst[spoken["asst"]] != BLANK).any()
+    evaluation = TextDialogs(list(dialogs.values()), TextDialogConfig(), train=False)
+    assert torch.equal(evaluation[0]["assistant_text"], evaluation[0]["assistant_text"])
+    with pytest.raises(FileNotFoundError, match="make data"):
+        load_dialogs(tiny_dataset.parent, "train")
+
+
+def test_text_path_streams_exactly_and_does_not_look_ahead() -> None:
+    """Chunked calls inside `net.temporal.streaming` == one whole-sequence call."""
+    torch.manual_seed(0)
+    net, user_input = S2SModel(SMALL).eval(), UserTextInput(SMALL.text_vocab_size, SMALL.d_model)
+    user = torch.randint(0, SMALL.text_vocab_size, (2, 15))
+    prev = text_inputs(net, torch.randint(0, SMALL.text_vocab_size, (2, 15)))
+    style = torch.tensor([0, 2])
+    with torch.no_grad():
+        whole = text_hidden(net, user_input, user, prev, None, style)  # (2, 15, D)
+        with net.temporal.streaming(2):
+            chunks = [
+                text_hidden(net, user_input, user[:, a:b], prev[:, a:b], None, style)
+                for a, b in ((0, 1), (1, 5), (5, 12), (12, 15))
+            ]
+        changed = user.clone()
+        changed[:, 9] = (changed[:, 9] + 1) % SMALL.text_vocab_size
+        later = text_hidden(net, user_input, changed, prev, None, style)
+    torch.testing.assert_close(torch.cat(chunks, dim=1), whole, atol=1e-5, rtol=0)
+    torch.testing.assert_close(later[:, :9], whole[:, :9], atol=0, rtol=0)
+    assert not torch.allclose(later[:, 9], whole[:, 9])
+
+
+def test_listen_and_speak_items(tiny_dataset, random_codec_dir) -> None:
+    dm = TeluguDataModule(
+        "s2s_listen_speak", str(tiny_dataset), batch_size=4, codec_dir=str(random_codec_dir),
+        precompute_tokens=False, num_codebooks=4,
+    )  # fmt: skip
+    dm.setup()
+    ds = dm.datasets["validation"]
+    silence = ds.silence[:, None]  # (K, 1)
+    tasks = set()
+    roles = ds.meta["role"]
+    picks = [i for i, r in enumerate(roles) if r == "user"][:6]
+    picks += [i for i, r in enumerate(roles) if r == "assistant"][:6]
+    for i in picks:
+        item, row = ds[i], ds.rows[i]
+        tasks.add(item["task"])
+        codes = ds.codes[i][:4].long()  # the utterance encoded on its own
+        lead, n = 2, codes.shape[1]  # evaluation items: a fixed lead
+        heard = item["task"] == "listen"
+        own, other = ("user", "assistant") if heard else ("assistant", "user")
+        assert torch.equal(item[f"{own}_codes"][:, lead : lead + n], codes)
+        assert (item[f"{own}_codes"][:, :lead] == silence).all()
+        assert (item[f"{other}_codes"] == silence).all() and (item[f"{other}_text"] == BLANK).all()
+        said = TOK.collapse_frames(item[f"{own}_text"]).strip()  # cut where the audio ends
+        assert said and normalised(row["text"]).startswith(said)
+        assert (item[f"{own}_text"][lead + n :] == BLANK).all()
+        assert heard == (row["role"] == "user")  # evaluation: user rows heard, replies spoken
+        if heard:
+            assert [t["user_span"] for t in item["turns"]] == [(lead, lead + n)]
+            assert item["turns"][0]["topic"] == row["topic"]
+        else:
+            assert item["turns"] == [] and ASSISTANT_VOICES[item["speaker_id"]] == row["speaker"]
+    assert tasks == {"listen", "speak"}
+    batch = next(iter(dm.val_dataloader()))
+    assert batch["user_codes"].shape[:2] == (4, 4) and "user_audio" not in batch
+
+
+def test_recall_window_keeps_the_fact_beyond_the_gap() -> None:
+    turns = list(range(9))
+    seconds = {t: 3.0 for t in turns}
+    rng = np.random.default_rng(0)
+    args = {"user_seconds": seconds, "reply_seconds": seconds, "pause_seconds": 1.0, "rng": rng}
+    # All of turns 1..7 fit 60 s: nothing is dropped.
+    assert recall_window(turns, {7: 1}, budget_seconds=60, min_gap_seconds=12, **args) == list(
+        range(1, 8)
+    )
+    # 30 s: the fact, the turns after it until 12 s separate it from the reply, the recall.
+    assert recall_window(turns, {7: 1}, budget_seconds=30, min_gap_seconds=12, **args) == [1, 2, 7]
+    # A fact within the gap is not a memory example; a fact after the recall is not one either.
+    assert recall_window(turns, {3: 2}, budget_seconds=60, min_gap_seconds=12, **args) is None
+    assert recall_window(turns, {3: 5}, budget_seconds=60, min_gap_seconds=12, **args) is None
+
+
+def test_recall_windows_put_the_fact_outside_the_attention_window(tiny_dataset) -> None:
+    rows = load_split(tiny_dataset, "train")
+    facts = {
+        d.dialog_id: {t.index: t.depends_on[0] for t in d.turns if t.depends_on}
+        for d in load_dialogs(tiny_dataset, "train")
+    }
+    cfg = TimelineConfig(max_seconds=48.0, recall_window_prob=1.0, recall_gap_seconds=12.0)
+    ds = DialogTimelines(rows, 16000, cfg, seed=0, train=True)
+    found = 0
+    for i in range(len(ds)):
+        item = ds[i]
+        by_turn = {t["turn_index"]: t for t in item["turns"]}
+        for t in item["turns"]:
+            fact = facts[item["dialog_id"]].get(t["turn_index"])
+            if fact in by_turn and t["assistant_span"][0] - by_turn[fact]["user_span"][1] > 125:
+                found += 1
+    dialogs_with_recall = sum(bool(f) for f in facts.values())
+    assert dialogs_with_recall > 0 and found >= dialogs_with_recall // 2
+
+
+def test_warm_start_reports_what_it_skipped(tmp_path) -> None:
+    torch.manual_seed(0)
+    source = S2SModel(SMALL)
+    save_pretrained(source, tmp_path / "small", dtype="float16")
+    other = S2SModel(S2SConfig(**{**SMALL.__dict__, "codebook_size": 32}))
+    report = load_matching_weights(other, tmp_path / "small")
+    assert "user_embedding.weight" in report.mismatched and "code_heads" in report.skipped
+    assert "text_head.weight" in report.loaded and not report.missing
+    torch.testing.assert_close(
+        other.text_head.weight, source.text_head.weight.half().float(), atol=0, rtol=0
+    )
+    from telugu_s2s.models.codec import CodecConfig, CodecModel
+
+    save_pretrained(CodecModel(CodecConfig()), tmp_path / "codec")
+    with pytest.raises(ValueError, match="no tensor matches"):
+        load_matching_weights(other, tmp_path / "codec")
+
+
+def stage_config(experiment: str, dataset: Path, codec: Path, out: Path, init_from=None):
+    overrides = [
+        f"experiment={experiment}", "trainer=debug", f"paths.dataset_dir={dataset}",
+        f"export_dir={out / 'export'}", "trainer.max_steps=3", "trainer.max_time=null",
+        "++trainer.val_check_interval=null", "trainer.check_val_every_n_epoch=1",
+        "data.limit_eval_items=4", "test=false",
+    ]  # fmt: skip
+    if experiment != "s2s_text_tiny":
+        overrides += [f"data.codec_dir={codec}", "data.precompute_tokens=false"]
+    if init_from is not None:
+        overrides.append(f"model.init_from={init_from}")
+    return compose_train(overrides, out)
+
+
+def test_each_stage_starts_from_the_previous_export(tiny_dataset, random_codec_dir, tmp_path):
+    previous = None
+    for experiment in ("s2s_text_tiny", "s2s_listen_speak_tiny", "s2s_duplex_tiny"):
+        cfg = stage_config(
+            experiment, tiny_dataset, random_codec_dir, tmp_path / experiment, previous
+        )
+        if previous is not None:  # the network starts as the previous stage's export
+            module = hydra.utils.instantiate(cfg.model)
+            exported = load_file(str(previous / "model.safetensors"))
+            assert module.init_report.skipped == [] and module.init_report.loaded
+            for name, tensor in module.net.state_dict().items():
+                torch.testing.assert_close(tensor, exported[name].to(tensor.dtype), atol=0, rtol=0)
+        metrics = train(cfg)
+        export = Path(cfg.export_dir)
+        meta = read_metadata(export)
+        assert meta["global_step"] == 3 and meta["stored_dtype"] == "float16"
+        assert torch.isfinite(torch.tensor(list(metrics.values()))).all(), metrics
+        model = load_pretrained(export)
+        assert isinstance(model, S2SModel) and model.cfg.num_codebooks == 4
+        if experiment == "s2s_text_tiny":
+            assert "val/reply_ce" in metrics and "user_input" not in str(
+                list(load_file(str(export / "model.safetensors")))
+            )
+        previous = export
