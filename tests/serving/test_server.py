@@ -140,7 +140,8 @@ def test_barge_in_by_voice_cuts_cleanly_and_keeps_only_what_was_heard(speech):
     heard_frames = round(heard.shape[0] / FRAME)
     assert turn["interrupted"] and turn["assistant_text"] == REPLY_TEXT[:heard_frames]
     assert turn["heard_ms"] == cut["heard_ms"]
-    assert engine.slot(0).context[-1][1] == REPLY_TEXT[:heard_frames]  # the model's context too
+    # The model's context too (its first turn: the barge-in utterance ends in a turn of its own)
+    assert engine.slot(0).context[0][1] == REPLY_TEXT[:heard_frames]
     assert ("silence", 0) in [(c[0], c[1]) for c in engine.calls]
     assert stats["interruptions"]["by_reason"] == {"vad": 1}
     assert stats["interruptions"]["delay_ms"]["count"] == 1

@@ -31,6 +31,7 @@ from telugu_s2s.serving.metrics import InterruptionStats, LatencyStats, ServerMe
 from telugu_s2s.serving.ports import DEFAULT_PORTS, listen_first_free
 from telugu_s2s.serving.session import Session
 from telugu_s2s.serving.store import SessionStore
+from telugu_s2s.serving.turns import USER_TRANSCRIPTS, Recognizer, Transcriber, load_judge
 from telugu_s2s.serving.vad import SileroVAD
 from telugu_s2s.serving.worker import EngineWorker
 
@@ -82,6 +83,8 @@ class ServerSettings:
     no_reply_timeout_ms: float = 5000.0  # stream mode: close a turn the engine never answers
     idle_timeout_s: float = 120.0  # no speech, message or reply this long: `idle`, close (0: off)
     stats_interval_s: float = 5.0  # periodic `stats` events (0: off)
+    user_transcript: str = "s2s"  # final user text: s2s (the model's user stream) | judge
+    asr_dir: str | None = None  # the judge's recognizer export (None: checkpoints/asr)
     vad: VADSettings = field(default_factory=VADSettings)
     turn: TurnSettings = field(default_factory=TurnSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
@@ -102,7 +105,8 @@ class ServerSettings:
 class Hub:
     """Server-wide state shared by the sessions."""
 
-    def __init__(self, engine: Engine, settings: ServerSettings, vad: SileroVAD | None):
+    def __init__(self, engine: Engine, settings: ServerSettings, vad: SileroVAD | None,
+                 judge: Recognizer | None = None):  # fmt: skip
         self.settings = settings
         self.metrics = ServerMetrics()
         self.latency = LatencyStats(histogram=self.metrics.latency)
@@ -110,6 +114,7 @@ class Hub:
         self.errors: Counter[str] = Counter()  # error events sent, by code
         frame_ms = 1000.0 * engine.frame_size / engine.sample_rate
         self.worker = EngineWorker(engine, vad, frame_ms, self.latency)
+        self.transcriber = Transcriber(judge, engine.sample_rate) if judge is not None else None
         self.store = SessionStore(settings.store_url, settings.context_turns)
         self.sessions: dict[str, Session] = {}
         self.sessions_total = 0
@@ -147,10 +152,21 @@ class Hub:
 
 
 def create_app(engine: Engine, settings: ServerSettings | None = None,
-               vad: SileroVAD | None | str = "silero") -> FastAPI:  # fmt: skip
-    """The app around `engine`; `vad=None` turns the VAD (and barge-in by voice) off."""
+               vad: SileroVAD | None | str = "silero", judge: Recognizer | None = None
+               ) -> FastAPI:  # fmt: skip
+    """The app around `engine`; `vad=None` turns the VAD (and barge-in by voice) off.
+    With `settings.user_transcript == "judge"`, `judge` (default: the export in
+    `settings.asr_dir`, loaded now, so that a missing one fails at startup) transcribes
+    each turn's user audio."""
     settings = settings or ServerSettings()
-    hub = Hub(engine, settings, SileroVAD() if vad == "silero" else vad)  # type: ignore[arg-type]
+    if settings.user_transcript not in USER_TRANSCRIPTS:
+        raise ValueError(f"server.user_transcript must be one of {list(USER_TRANSCRIPTS)}, "
+                         f"got {settings.user_transcript!r}")  # fmt: skip
+    if settings.user_transcript == "judge":
+        judge = judge if judge is not None else load_judge(settings.asr_dir)
+    else:
+        judge = None
+    hub = Hub(engine, settings, SileroVAD() if vad == "silero" else vad, judge)  # type: ignore[arg-type]
 
     def require_token(request: Request) -> None:
         if settings.auth_token and not auth.token_matches(
@@ -176,6 +192,8 @@ def create_app(engine: Engine, settings: ServerSettings | None = None,
             ticker.cancel()
             retention.cancel()
             hub.worker.close()
+            if hub.transcriber is not None:
+                hub.transcriber.close()
             hub.store.close()
 
     app = FastAPI(title="telugu-s2s", lifespan=lifespan)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import time
 from collections import deque
@@ -37,6 +38,7 @@ from telugu_s2s.serving.audio_io import AudioOutput, JitterBuffer, UtteranceBuff
 from telugu_s2s.serving.context import ConversationContext, Preferences, adapt_style
 from telugu_s2s.serving.engine_api import SlotConfig, TurnAnalysis, TurnRecord
 from telugu_s2s.serving.metrics import InterruptionStats
+from telugu_s2s.serving.turns import SpeechRecorder, TurnSender
 from telugu_s2s.serving.vad import SpeechEvent, SpeechTracker, VADConfig, VADState
 from telugu_s2s.serving.worker import StepRequest
 
@@ -96,9 +98,13 @@ class Session:
         self.barge: Barge | None = None
         self._user_text: list[str] = []
         self._turn_started = time.time()
-        self._had_speech = False
+        self._heard_speech = False  # the open turn has user speech (it must end in a turn)
         preroll = round(cfg.turn.preroll_ms / self.frame_ms)
         self.utterance = UtteranceBuffer(self.frame_size, preroll, cfg.turn.max_reply_frames)
+        self.speech = SpeechRecorder(preroll, round(cfg.turn.max_utterance_ms / self.frame_ms))
+        self.turns = TurnSender(session_id, self.send_json,
+                                lambda record, agg: hub.store.save_turn(session_id, record, agg),
+                                hub.transcriber, lambda code: hub.errors.update([code]))  # fmt: skip
         self.generating = False  # turn mode: the engine is being fed the utterance / may reply
         self.live_turns = callable(getattr(self.engine, "hold", None))  # turn mode hears live
         self._waited = 0  # live turn mode: frames since the endpoint without a reply
@@ -263,12 +269,11 @@ class Session:
             if arrival is not None:
                 self.hub.latency.record("queue", (now - arrival) * 1000)
         await self._on_results(outcome.results)
-        event, voiced = None, False
-        if outcome.vad_prob is not None:
-            event = self.tracker.update(outcome.vad_prob, len(live) * self.frame_ms)
-            voiced = outcome.vad_prob >= self.tracker.config.threshold
-        else:  # no VAD: an energy floor tells speech from an idle microphone
-            voiced = float(np.sqrt(np.mean(np.concatenate(live) ** 2))) > 0.01
+        prob = outcome.vad_prob
+        if prob is None:  # no VAD: an energy floor tells speech from an idle microphone
+            prob = float(float(np.sqrt(np.mean(np.concatenate(live) ** 2))) > 0.01)
+        event = self.tracker.update(prob, len(live) * self.frame_ms)
+        voiced = prob >= self.tracker.config.threshold
         if voiced or self.reply is not None or self.generating:
             self._last_activity = now
         await self._on_speech(event, live, voiced)
@@ -298,7 +303,8 @@ class Session:
         for result in results:
             if result.user_text:
                 self._user_text.append(result.user_text)
-                await self.send_json(protocol.text_event("user", result.user_text, False))
+                if self.turns.partial_user_text:
+                    await self.send_json(protocol.text_event("user", result.user_text, False))
             if self._suppress_audio:
                 self._suppress_audio = result.speaking
                 continue
@@ -330,10 +336,14 @@ class Session:
                          voiced: bool) -> None:  # fmt: skip
         cfg = self.hub.settings
         onset = event is not None and event.kind == "start"
+        self.speech.hear(live, event)
+        if onset and event.gap_ms >= cfg.turn.end_silence_ms:
+            await self._close_unanswered()
         self.utterance.hear(live, onset=onset and self.prefs.mode == "turn")
         if onset:
-            self._had_speech = True
-        if cfg.barge_in and voiced and self._audible() and self.barge is None:
+            self._heard_speech = True
+        by_voice = cfg.barge_in and self.hub.worker.vad is not None  # else: manual only
+        if by_voice and voiced and self._audible() and self.barge is None:
             await self.output.pause()  # on the first voiced frame; `interrupted` waits
             arrival = self._tick_arrival if self._tick_arrival is not None else time.monotonic()
             self.barge = Barge(arrival, time.monotonic())
@@ -358,11 +368,24 @@ class Session:
                 else:
                     self.utterance.start_feed()
 
+    async def _close_unanswered(self) -> None:
+        """A new utterance while the last one still waits for a reply that never came: the
+        last one's turn ends here, unanswered, instead of merging into the new one."""
+        if self.reply is not None or not self._heard_speech:
+            return
+        if self.prefs.mode == "stream":
+            await self._finish_turn(interrupted=False)
+        elif self.live_turns and self.generating:  # released at the endpoint, never spoke
+            self.generating = False
+            await self._hold(True)
+            await self._finish_turn(interrupted=False)
+
     def _resume(self, false_interruption: bool) -> None:
         self.barge = None
         self.output.resume()
         if false_interruption:
             self.utterance.discard()
+            self.speech.drop_last()
             self.interruptions.record_false()
             self.hub.interruptions.record_false()
 
@@ -387,7 +410,7 @@ class Session:
                 self.generating = False  # the engine never answered
                 await self._hold(True)
                 await self._finish_turn(interrupted=False)
-        elif (self._had_speech and not self.tracker.in_speech
+        elif (self._heard_speech and not self.tracker.in_speech
               and self.tracker.silence_ms >= cfg.no_reply_timeout_ms):  # fmt: skip
             await self._finish_turn(interrupted=False)
 
@@ -439,8 +462,9 @@ class Session:
 
     # ---------------------------------------------------------------- turns
 
-    async def _finish_turn(self, interrupted: bool) -> None:
-        """Record the turn: only the heard part of the reply goes to the context and model."""
+    async def _finish_turn(self, interrupted: bool, last: bool = False) -> None:
+        """Record the turn: only the heard part of the reply goes to the context and model.
+        An utterance still going on belongs to the next turn, unless this is the `last`."""
         reply, self.reply = self.reply, None
         heard_samples = self.output.heard_samples(reply.id) if reply is not None else 0
         if reply is None:
@@ -459,21 +483,22 @@ class Session:
             heard_ms=1000.0 * heard_samples / self.sample_rate, started_at=self._turn_started,
             ended_at=time.time(), memory=analysis.memory,
         )  # fmt: skip
-        self._user_text, self._had_speech, self._turn_started = [], False, time.time()
+        self._user_text, self._turn_started = [], time.time()
+        self._heard_speech = self.tracker.in_speech and not last
         self.context.add(record)
-        await asyncio.to_thread(self.hub.store.save_turn, self.id, record, self.context.aggregates)
-        await self.send_json(protocol.text_event("user", record.user_text, True))
-        await self.send_json(protocol.text_event("assistant", record.assistant_text, True))
-        await self.send_json(protocol.turn_event(record.to_json()))
+        audio = self.speech.take(include_current=last)
+        await self.turns.close_turn(record, audio, copy.deepcopy(self.context.aggregates))
         style = adapt_style(self.prefs.style, self.context.sentiments())
         if style != self.style:
             self.style = style
             await self.hub.worker.call(self.engine.configure, self.slot, style=style)
 
     async def _close_turn(self) -> None:
-        """On bye or disconnect: keep what the user heard of an open reply."""
+        """On bye or disconnect: keep what the user heard of an open reply, and the user's
+        last utterance; then wait until every closed turn is saved and sent."""
         if self.reply is not None:
             finished = self.reply.done and self.reply.id in self.output.finished
-            await self._finish_turn(interrupted=not finished)
-        elif self._user_text:
-            await self._finish_turn(interrupted=False)
+            await self._finish_turn(interrupted=not finished, last=True)
+        elif self._user_text or self._heard_speech:
+            await self._finish_turn(interrupted=False, last=True)
+        await self.turns.drain()

@@ -109,6 +109,7 @@ class SpeechEvent:
     kind: str  # "start" | "end"
     onset_ms: float  # stream time of the first voiced frame of this speech
     duration_ms: float  # onset to the last voiced frame's end
+    gap_ms: float = float("inf")  # "start": silence since the previous speech ended
 
 
 class SpeechTracker:
@@ -123,6 +124,7 @@ class SpeechTracker:
         self.last_voiced_ms = -1e9  # end of the last voiced frame
         self._run_start_ms: float | None = None  # first frame of the current voiced run
         self._run_ms = 0.0
+        self._speech_end_ms = -float("inf")  # last voiced frame of the previous speech
 
     @property
     def speech_ms(self) -> float:
@@ -145,11 +147,12 @@ class SpeechTracker:
             self._run_ms += duration_ms
             if not self.in_speech and self._run_ms >= self.config.min_speech_ms:
                 self.in_speech, self.onset_ms = True, self._run_start_ms
-                return SpeechEvent("start", self.onset_ms, self.speech_ms)
+                gap = self.onset_ms - self._speech_end_ms
+                return SpeechEvent("start", self.onset_ms, self.speech_ms, gap)
             return None
         self._run_start_ms, self._run_ms = None, 0.0  # an onset needs contiguous voiced frames
         if self.in_speech and self.silence_ms >= self.config.hangover_ms:
             event = SpeechEvent("end", self.onset_ms, self.speech_ms)
-            self.in_speech = False
+            self.in_speech, self._speech_end_ms = False, self.last_voiced_ms
             return event
         return None
