@@ -221,3 +221,35 @@ def test_each_stage_starts_from_the_previous_export(tiny_dataset, random_codec_d
                 list(load_file(str(export / "model.safetensors")))
             )
         previous = export
+
+
+def test_memory_grad_lets_the_recall_loss_reach_the_remembered_turn() -> None:
+    """With `memory_grad`, the loss of frames after a turn also trains how that turn is
+    summarised: the first turn's user codes get a gradient through the memory as well."""
+    from telugu_s2s.lit.s2s_module import S2SModule
+    from telugu_s2s.paths import REPO_ROOT
+
+    cfg = S2SConfig(**{**SMALL.__dict__, "speaker_dim": 192, "context_frames": 4})
+    g = torch.Generator().manual_seed(0)
+    frames, card = 16, SMALL.codebook_size
+    batch = {
+        "user_codes": torch.randint(0, card, (1, 2, frames), generator=g),
+        "assistant_codes": torch.randint(0, card, (1, 2, frames), generator=g),
+        "assistant_text": torch.randint(4, 40, (1, frames), generator=g),
+        "user_text": torch.randint(4, 40, (1, frames), generator=g),
+        "num_frames": torch.tensor([frames]), "speaker_id": torch.tensor([1]),
+        "style_id": torch.tensor([0]), "user_span": torch.tensor([[[0, 3], [8, 10]]]),
+        "turn_mask": torch.tensor([[True, True]]), "sentiment": torch.zeros(1, 2),
+        "topic": torch.zeros(1, 2, dtype=torch.long), "emotion": torch.zeros(1, 2, dtype=torch.long),
+    }  # fmt: skip
+    grads = {}
+    for memory_grad in (False, True):
+        torch.manual_seed(0)
+        module = S2SModule(
+            S2SModel(cfg), str(REPO_ROOT / "checkpoints" / "speaker"), memory_grad=memory_grad,
+            analysis_weight=0.0,
+        )  # fmt: skip
+        module.net.cfg.speaker_dropout = 0.0
+        module._losses(batch)["loss"].backward()
+        grads[memory_grad] = module.net.user_embedding.weight.grad.clone()
+    assert not torch.allclose(grads[True], grads[False])

@@ -19,6 +19,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from telugu_s2s.data.text import BLANK
 from telugu_s2s.data.voices import ASSISTANT_VOICES
 from telugu_s2s.models.context_memory import ContextMemory
 from telugu_s2s.models.s2s import IGNORE_INDEX, S2SModel
@@ -32,6 +33,11 @@ def turn_memory_mask(
     frames = torch.arange(num_frames, device=user_span.device)  # (F,)
     ended = frames[None, :, None] >= user_span[:, None, :, 1]  # (B, F, N)
     return ended & turn_mask[:, None, :]
+
+
+def spoken_only(target: torch.Tensor) -> torch.Tensor:
+    """Text targets with BLANK (nothing said in that frame) ignored as well."""
+    return target.masked_fill(target == BLANK, IGNORE_INDEX)
 
 
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -59,6 +65,7 @@ class S2SModule(L.LightningModule):
         use_memory: bool = True,
         memory_grad: bool = False,
         init_from: str | None = None,  # the previous stage's export folder
+        num_threads: int | None = None,  # intra-op threads (1 beside another job on 2 cores)
     ):
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["net"])
@@ -72,6 +79,10 @@ class S2SModule(L.LightningModule):
             "speakers", torch.stack([bank.embedding(n) for n in ASSISTANT_VOICES]), persistent=False
         )
         net.cfg.speaker_fingerprint = bank.encoder_fingerprint or ""
+
+    def setup(self, stage: str) -> None:
+        if self.hparams.num_threads:
+            torch.set_num_threads(self.hparams.num_threads)
 
     def on_fit_start(self) -> None:
         train = self.trainer.datamodule.datasets["train"]
@@ -128,6 +139,9 @@ class S2SModule(L.LightningModule):
         return {
             "loss": loss, "text_ce": text, "semantic_ce": semantic, "acoustic_ce": acoustic,
             "audio_ce": semantic + acoustic, "user_text_ce": user_text, **analysis,
+            # The same CEs on characters only (BLANK targets, i.e. silence, left out).
+            "reply_ce": cross_entropy(out.text_logits, spoken_only(tgt.text)),
+            "transcript_ce": cross_entropy(out.user_text_logits, spoken_only(tgt.user_text)),
         }  # fmt: skip
 
     def _analysis_losses(

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from telugu_s2s.data.text import BLANK, PAD
-from telugu_s2s.lit.s2s_module import S2SModule, cross_entropy
+from telugu_s2s.data.text import PAD
+from telugu_s2s.lit.s2s_module import S2SModule, cross_entropy, spoken_only
 from telugu_s2s.models.context_memory import ContextMemory
 from telugu_s2s.models.s2s import IGNORE_INDEX, S2SModel
 from telugu_s2s.models.s2s_text import UserTextInput, text_hidden, text_inputs
@@ -32,11 +32,12 @@ class S2STextModule(S2SModule):
         text_weight: float = 1.0,
         analysis_weight: float = 0.5,
         init_from: str | None = None,
+        num_threads: int | None = None,
     ):
         super().__init__(
             net, speaker_dir, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps,
             text_weight=text_weight, analysis_weight=analysis_weight, use_memory=False,
-            init_from=init_from,
+            init_from=init_from, num_threads=num_threads,
         )  # fmt: skip
         self.user_input = UserTextInput(net.cfg.text_vocab_size, net.cfg.d_model)
 
@@ -55,7 +56,7 @@ class S2STextModule(S2SModule):
         ignored = (text == PAD) | (frames[None] >= batch["num_frames"][:, None])  # (B, F)
         target = text.masked_fill(ignored, IGNORE_INDEX)
         text_ce = cross_entropy(logits, target)
-        reply_ce = cross_entropy(logits, target.masked_fill(target == BLANK, IGNORE_INDEX))
+        reply_ce = cross_entropy(logits, spoken_only(target))
         spans = (
             ContextMemory.span_mask(batch["user_span"], text.shape[1])
             & batch["turn_mask"][..., None]
