@@ -17,7 +17,7 @@ import pytest
 
 from telugu_s2s.client import S2SClient
 from telugu_s2s.data.voices import load_synth_config, render, voices_from_config
-from telugu_s2s.serving.server import ServerSettings
+from telugu_s2s.serving.server import ServerSettings, TurnSettings
 from tests.serving.conftest import silence
 from tests.serving.fakes import FakeEngine, FakeSlot, running_server
 
@@ -164,3 +164,62 @@ def test_turn_mode_every_utterance_ends_in_a_turn(utterances, engine_class):
     assert len(turns) == 4
     assert all(one_utterance(t["user_text"]) for t in turns), [t["user_text"] for t in turns]
     assert [bool(t["assistant_text"]) for t in turns] == [True, True, False, True]
+
+
+# ---------------------------------------------------------------- the model engine
+
+
+def committed_engine():
+    from telugu_s2s.paths import CHECKPOINT_DIR
+    from telugu_s2s.serving.engine import ModelEngine
+
+    if not (CHECKPOINT_DIR / "s2s" / "config.json").is_file():
+        pytest.skip("no committed S2S checkpoint")
+    return ModelEngine(CHECKPOINT_DIR, max_slots=1, seed=0)
+
+
+async def speak(client: S2SClient, utterances: list[np.ndarray], pause_s: float) -> list[float]:
+    """As a user who does not wait for the assistant: each utterance, then `pause_s` of
+    silence; returns when each utterance ended (client time). The microphone stays open
+    until a turn has closed after the last one."""
+    ends = []
+    for audio in utterances:
+        await client.stream(audio)
+        ends.append(client.now())
+        await client.stream(silence(pause_s))
+    await client.wait_for(lambda e: e["type"] == "turn" and e["t"] > ends[-1], 30)
+    return ends
+
+
+def check_each_utterance_has_a_turn(client: S2SClient, ends: list[float]) -> list[dict]:
+    """Each utterance has a turn of its own that closes after it ended and before the next
+    one ended, or within the first second of the next one (it barged in on the reply)."""
+    turns = check_turns(client)
+    times = [t["t"] for t in turns]
+    bounds = [end + 1.0 for end in ends[1:]] + [float("inf")]
+    used = -1
+    for i, (end, bound) in enumerate(zip(ends, bounds, strict=True)):
+        match = next((k for k, t in enumerate(times) if k > used and end < t <= bound), None)
+        assert match is not None, f"utterance {i + 1} ended at {end:.2f} s; turns at {times}"
+        used = match
+    return turns
+
+
+@pytest.mark.parametrize("mode", ["stream", "turn"])
+def test_the_model_engine_ends_every_utterance_in_a_turn(utterances, mode):
+    """The committed checkpoints, whatever they say: a first utterance at once, a short one,
+    and two more; each ends in a final user text and then a turn."""
+    engine = committed_engine()
+    # turn mode: a model that never answers is given 4 s, not 20 s
+    config = settings(turn=TurnSettings(max_reply_frames=50))
+    with running_server(engine, config) as (url, _):
+
+        async def scenario() -> tuple[S2SClient, list[float]]:
+            async with S2SClient(url, "lakshmi", mode) as client:
+                order = ["question", "short", "answer", "barge"]
+                ends = await speak(client, [utterances[name] for name in order], 2.0)
+                return client, ends
+
+        client, ends = asyncio.run(scenario())
+    turns = check_each_utterance_has_a_turn(client, ends)
+    assert len(turns) >= 4
