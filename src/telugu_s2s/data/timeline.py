@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from telugu_s2s.data.datasets import _RowsDataset
+from telugu_s2s.data.recall_windows import recall_window
 from telugu_s2s.data.text import BLANK, PAD, align_to_frames
 from telugu_s2s.data.voices import ASSISTANT_VOICES
 from telugu_s2s.labels import STYLES
@@ -62,6 +63,7 @@ class DialogTimelines(_RowsDataset):
         super().__init__(hf_split, sample_rate, seed, train)
         self.cfg = cfg
         self.codes, self.silence = codes, silence
+        self._depends_on: list | None = None  # per row: the turns a reply needs (lazily read)
         self.frame_size = int(round(sample_rate / cfg.frame_rate))
         self.user_rows: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
         self.reply_rows: dict[tuple[str, str], dict[int, dict[str, int]]] = defaultdict(
@@ -213,20 +215,18 @@ class DialogTimelines(_RowsDataset):
         return item
 
     def _recall_window(self, turns, user_turns, reply_row, rng) -> list[int] | None:
-        from telugu_s2s.data.recall_windows import recall_window
-
-        if not hasattr(self, "_depends_on"):  # read once, only by runs that use it
+        """The turns of a window around a recall turn (`recall_windows`), None if none fits."""
+        if self._depends_on is None:  # read once, only by runs that use recall windows
             self._depends_on = self.rows["depends_on"]
-        cfg, seconds = self.cfg, self.meta["duration"]
-        facts = {
-            t: min(self._depends_on[reply_row(t)]) for t in turns if self._depends_on[reply_row(t)]
-        }
+        cfg, seconds, depends = self.cfg, self.meta["duration"], self._depends_on
+        facts = {t: min(depends[reply_row(t)]) for t in turns if depends[reply_row(t)]}
         return recall_window(
-            turns, facts, user_seconds={t: seconds[user_turns[t]] for t in turns},
+            turns, facts,
+            user_seconds={t: seconds[user_turns[t]] for t in turns},
             reply_seconds={t: seconds[reply_row(t)] for t in turns},
             pause_seconds=cfg.pause_after_user[1] + cfg.pause_after_assistant[1],
-            budget_seconds=cfg.max_seconds - cfg.lead_silence[1], min_gap_seconds=cfg.recall_gap_seconds,
-            rng=rng,
+            budget_seconds=cfg.max_seconds - cfg.lead_silence[1],
+            min_gap_seconds=cfg.recall_gap_seconds, rng=rng,
         )  # fmt: skip
 
     def _place_codes(self, placed: list, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
