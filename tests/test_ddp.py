@@ -19,7 +19,7 @@ def logged_metrics(output: str) -> list[dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["codec", "speaker", "s2s"])
+@pytest.mark.parametrize("stage", ["codec", "speaker", "s2s", "asr"])
 def test_ddp_two_cpu_processes(stage, tiny_dataset, random_codec_dir, tmp_path):
     cmd = [
         sys.executable, str(REPO_ROOT / "train.py"), f"stage={stage}", "trainer=ddp",
@@ -33,6 +33,8 @@ def test_ddp_two_cpu_processes(stage, tiny_dataset, random_codec_dir, tmp_path):
     if stage == "s2s":  # tokens of an untrained codec, encoded lazily
         cmd += [f"data.codec_dir={random_codec_dir}", "data.precompute_tokens=false",
                 "model.net.cfg.num_codebooks=4"]  # fmt: skip
+    if stage == "asr":  # some batches through an untrained codec's round trip
+        cmd += [f"model.codec_dir={random_codec_dir}", "model.codec_round_trip_prob=0.5"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
@@ -42,7 +44,8 @@ def test_ddp_two_cpu_processes(stage, tiny_dataset, random_codec_dir, tmp_path):
     ranks = logged_metrics(output)
     assert len(ranks) == 2
     # validation is reduced over the ranks: every rank sees the same optimized metric
-    metric = {"codec": "val/mel_distance", "speaker": "val/loss", "s2s": "val/loss"}[stage]
+    metric = {"codec": "val/mel_distance", "speaker": "val/loss", "s2s": "val/loss",
+              "asr": "val/cer"}[stage]  # fmt: skip
     assert ranks[0][metric] == pytest.approx(ranks[1][metric])
     if stage == "speaker":  # EER is scored on every rank's embeddings together
         assert ranks[0]["test/eer"] == pytest.approx(ranks[1]["test/eer"])

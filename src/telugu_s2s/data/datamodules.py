@@ -135,7 +135,9 @@ class TeluguDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         hp = self.hparams
-        if train and hp.bucket_by_length:
+        # Under DDP Lightning shards a plain sampler; the length buckets are single-process.
+        single = self.trainer is None or self.trainer.world_size == 1
+        if train and hp.bucket_by_length and single:
             ds = self.datasets[split]
             sampler = LengthBuckets(_durations(ds), hp.batch_size, hp.seed)
             return DataLoader(
