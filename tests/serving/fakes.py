@@ -159,14 +159,16 @@ def tone(hz: float, seconds: float, amplitude: float = 0.3, sample_rate: int = 1
 
 
 @contextlib.contextmanager
-def running_server(engine, settings=None, vad="silero") -> Iterator[tuple[str, object]]:
-    """A real uvicorn server in a thread on a free port: yields (ws base URL, app)."""
+def running_server(engine, settings=None, vad="silero", judge=None
+                   ) -> Iterator[tuple[str, object]]:  # fmt: skip
+    """A real uvicorn server in a thread on a free port: yields (ws base URL, app).
+    `judge`: the recognizer of `user_transcript: judge` (a stub, or None to load one)."""
     import uvicorn
 
     from telugu_s2s.serving.ports import listen_first_free
     from telugu_s2s.serving.server import create_app
 
-    app = create_app(engine, settings, vad=vad)
+    app = create_app(engine, settings, vad=vad, judge=judge)
     sock, port = listen_first_free("127.0.0.1", port=0)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws_max_size=16 << 20))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
