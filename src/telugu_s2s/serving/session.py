@@ -1,6 +1,7 @@
 """One client connection: three concurrent tasks around one engine slot.
 
-- input: reads the socket, re-chunks audio into the jitter buffer, validates JSON messages;
+- input: reads the socket, re-chunks audio into the jitter buffer, validates JSON messages
+  (`client_input`);
 - output: `AudioOutput.run`, paced sending of the assistant's frames from a bounded queue;
 - processing: once per tick takes a frame from the jitter buffer (two when it has fallen
   behind), has the worker run the VAD and the engine on it (batched with every other
@@ -35,6 +36,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from telugu_s2s.serving import protocol
 from telugu_s2s.serving.audio_io import AudioOutput, JitterBuffer, UtteranceBuffer
+from telugu_s2s.serving.client_input import ClientInput
 from telugu_s2s.serving.context import ConversationContext, Preferences, adapt_style
 from telugu_s2s.serving.engine_api import SlotConfig, TurnAnalysis, TurnRecord
 from telugu_s2s.serving.metrics import InterruptionStats
@@ -90,7 +92,6 @@ class Session:
         self.frames = 0
         self._silence = np.zeros(self.frame_size, np.float32)
         self._arrivals: deque[float | None] = deque(maxlen=64)  # arrival per processed frame
-        self._receive_cost = 0.0
         # Turn state (processing task only).
         self.reply: Reply | None = None
         self._reply_ids = 0
@@ -122,7 +123,7 @@ class Session:
         await self._hold(self.prefs.mode == "turn")
 
     async def run(self) -> None:
-        tasks = [asyncio.create_task(self._input(), name=f"input-{self.id}"),
+        tasks = [asyncio.create_task(ClientInput(self).run(), name=f"input-{self.id}"),
                  asyncio.create_task(self.output.run(), name=f"output-{self.id}"),
                  asyncio.create_task(self._process(), name=f"process-{self.id}")]  # fmt: skip
         try:
@@ -174,48 +175,6 @@ class Session:
     async def send_error(self, code: str, message: str) -> None:
         self.hub.errors[code] += 1
         await self.send_json(protocol.error_event(code, message))
-
-    # ---------------------------------------------------------------- input task
-
-    async def _input(self) -> None:
-        limit = self.hub.settings.max_message_bytes
-        while not self.closing:
-            message = await self.ws.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            data, text = message.get("bytes"), message.get("text")
-            size = len(data) if data is not None else len((text or "").encode())
-            if size > limit:
-                await self.send_error(
-                    "too_large", f"message of {size} bytes exceeds the {limit}-byte limit"
-                )
-                continue
-            try:
-                if data is not None:
-                    self._receive_audio(data)
-                elif text is not None and self._receive_text(text):
-                    return  # bye
-            except protocol.ProtocolError as exc:
-                await self.send_error(exc.code, exc.message)
-
-    def _receive_audio(self, data: bytes) -> None:
-        start = time.perf_counter()
-        samples = protocol.decode_pcm16(data)
-        frames = self.jitter.write(samples, time.monotonic())
-        self._receive_cost += (time.perf_counter() - start) * 1000
-        for _ in range(frames):  # the cost of a message is shared by the frames it completed
-            self.hub.latency.record("receive", self._receive_cost / frames)
-        if frames:
-            self._receive_cost = 0.0
-
-    def _receive_text(self, text: str) -> bool:
-        message = protocol.parse_client_message(text)
-        if message["type"] == "bye":
-            return True
-        if message["type"] == "config":
-            message = {"type": "config", **protocol.validate_config(message, self.engine.speakers)}
-        self.commands.append((message, time.monotonic()))
-        return False
 
     # ---------------------------------------------------------------- processing task
 
@@ -271,7 +230,7 @@ class Session:
         await self._on_results(outcome.results)
         prob = outcome.vad_prob
         if prob is None:  # no VAD: an energy floor tells speech from an idle microphone
-            prob = float(float(np.sqrt(np.mean(np.concatenate(live) ** 2))) > 0.01)
+            prob = float(np.sqrt(np.mean(np.concatenate(live) ** 2)) > 0.01)
         event = self.tracker.update(prob, len(live) * self.frame_ms)
         voiced = prob >= self.tracker.config.threshold
         if voiced or self.reply is not None or self.generating:

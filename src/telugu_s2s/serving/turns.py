@@ -114,7 +114,7 @@ class Transcriber:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._run, audio)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=False)  # queued transcripts still finish: their turns are saved
 
 
 class TurnSender:
