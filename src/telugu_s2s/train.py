@@ -12,6 +12,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from telugu_s2s.paths import CONFIG_DIR, REPO_ROOT
@@ -36,6 +37,8 @@ def _instantiate_all(section: DictConfig | None) -> list[Any]:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit (and test) one stage; returns every logged metric as a float."""
     L.seed_everything(cfg.seed, workers=True)
+    if cfg.get("num_threads"):  # on a shared CPU one thread beats two that wait for each other
+        torch.set_num_threads(int(cfg.num_threads))
     log.info("stage=%s: instantiating datamodule <%s>", cfg.stage_name, cfg.data._target_)
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
     model: L.LightningModule = hydra.utils.instantiate(cfg.model)
