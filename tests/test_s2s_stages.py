@@ -115,9 +115,9 @@ def test_listen_and_speak_items(tiny_dataset, random_codec_dir) -> None:
         assert torch.equal(item[f"{own}_codes"][:, lead : lead + n], codes)
         assert (item[f"{own}_codes"][:, :lead] == silence).all()
         assert (item[f"{other}_codes"] == silence).all() and (item[f"{other}_text"] == BLANK).all()
-        said = TOK.collapse_frames(item[f"{own}_text"]).strip()  # cut where the audio ends
-        assert said and normalised(row["text"]).startswith(said)
-        assert (item[f"{own}_text"][lead + n :] == BLANK).all()
+        # The whole text, even where it outlasts the audio, then `tail_frames` of silence.
+        assert TOK.collapse_frames(item[f"{own}_text"]).strip() == normalised(row["text"])
+        assert (item[f"{own}_text"][-ds.cfg.tail_frames :] == BLANK).all()
         assert heard == (row["role"] == "user")  # evaluation: user rows heard, replies spoken
         if heard:
             assert [t["user_span"] for t in item["turns"]] == [(lead, lead + n)]
@@ -127,6 +127,27 @@ def test_listen_and_speak_items(tiny_dataset, random_codec_dir) -> None:
     assert tasks == {"listen", "speak"}
     batch = next(iter(dm.val_dataloader()))
     assert batch["user_codes"].shape[:2] == (4, 4) and "user_audio" not in batch
+
+
+def test_text_spill_keeps_the_characters_that_outlast_the_audio(tiny_dataset) -> None:
+    rows = load_split(tiny_dataset, "validation")
+
+    def texts(spill: int) -> tuple[list[str], list[str]]:
+        item = DialogTimelines(rows, 16000, TimelineConfig(text_spill_frames=spill), train=False)[0]
+        said = [
+            TOK.collapse_frames(item[f"{who}_text"][a : b + spill]).strip()
+            for t in item["turns"]  # no barge-in in evaluation items
+            for who, (a, b) in (("user", t["user_span"]), ("assistant", t["assistant_span"]))
+        ]
+        whole = [
+            normalised(t[f"{who}_text"]) for t in item["turns"] for who in ("user", "assistant")
+        ]
+        return said, whole
+
+    cut, whole = texts(0)
+    assert all(w.startswith(c) for w, c in zip(whole, cut, strict=True))
+    assert sum(map(len, cut)) < sum(map(len, whole))  # the audio ends before some texts do
+    assert texts(12) == (whole, whole)
 
 
 def test_recall_window_keeps_the_fact_beyond_the_gap() -> None:

@@ -47,6 +47,10 @@ class TimelineConfig:
     recall_window_prob: float = 0.0
     recall_gap_seconds: float = 12.0
     stop_delay_frames: int = 2  # the assistant falls silent this many frames after a barge-in
+    # Frames an utterance's text may run past its audio. At one character a frame, half the
+    # rows' text is longer than their audio (about 6 characters each): 0 cuts those characters
+    # from the targets. An interrupted reply's text still stops with its audio.
+    text_spill_frames: int = 0
     fade_ms: float = 10.0
     use_styles: bool = True
 
@@ -171,8 +175,9 @@ class DialogTimelines(_RowsDataset):
                 a_wav = _fade_out(a_wav[:a_len].copy(), int(cfg.fade_ms * sr / 1000))
             user_ch[u_start : u_start + len(u_wav)] += u_wav
             asst_ch[a_start : a_start + a_len] += a_wav
-            self._place_text(user_text, u_row, u_start, len(u_wav))
-            self._place_text(asst_text, a_row, a_start, a_len)
+            spill = cfg.text_spill_frames
+            self._place_text(user_text, u_row, u_start, len(u_wav), spill)
+            self._place_text(asst_text, a_row, a_start, a_len, 0 if barge else spill)
             if self.codes is not None:
                 placed_codes.append(
                     (
@@ -247,14 +252,15 @@ class DialogTimelines(_RowsDataset):
         return self.rows[int(row)]["text"]
 
     def _place_text(
-        self, stream: np.ndarray, row_index: int, start_sample: int, num_samples: int
-    ) -> None:
+        self, stream: np.ndarray, row_index: int, start_sample: int, num_samples: int,
+        spill_frames: int = 0,
+    ) -> None:  # fmt: skip
         row = self.rows[int(row_index)]
         start, end = (
             start_sample // self.frame_size,
             -(-(start_sample + num_samples) // self.frame_size),
         )
-        end = min(end, stream.shape[0])
+        end = min(end + spill_frames, stream.shape[0])
         stream[start:end] = align_to_frames(
             row["text"],
             row["word_starts_ms"],

@@ -38,6 +38,9 @@ class UtteranceTaskConfig:
     lead_frames: tuple[int, int] = (1, 4)  # silence before the utterance
     # Silence after it: the delayed streams (user text, acoustic codebooks) end this late.
     tail_frames: int = 4
+    # The text may run this many frames past the audio (one character a frame is slower than
+    # espeak-ng speaks: half the rows' text outlasts their audio by about 6 characters).
+    text_spill_frames: int = 12
     listen_assistant_prob: float = 0.25  # training only: an assistant row becomes a listen task
     max_frames: int = 200  # 16 s: longer rows are cut
 
@@ -78,18 +81,21 @@ class UtteranceTasks(_RowsDataset):
         lead = (
             int(rng.integers(cfg.lead_frames[0], cfg.lead_frames[1] + 1)) if rng is not None else 2
         )
-        codes = self.codes[index][:K, : cfg.max_frames - lead - cfg.tail_frames].long()  # (K, n)
+        room = cfg.max_frames - lead - cfg.tail_frames - cfg.text_spill_frames
+        codes = self.codes[index][:K, :room].long()  # (K, n)
         n = codes.shape[1]
-        frames = lead + n + cfg.tail_frames
+        aligned = align_to_frames(
+            col["text"][index], col["word_starts_ms"][index], col["word_char_start"][index],
+            n + cfg.text_spill_frames, cfg.frame_rate,
+        )  # fmt: skip
+        said = np.flatnonzero(aligned != BLANK)
+        span = max(n, int(said[-1]) + 1 if said.size else 0)  # the audio, or its text if longer
+        frames = lead + span + cfg.tail_frames
         channels = [self.silence.long()[:, None].repeat(1, frames) for _ in range(2)]  # 2 x (K, F)
         streams = [torch.full((frames,), BLANK, dtype=torch.long) for _ in range(2)]  # 2 x (F,)
         channel = 0 if task == "listen" else 1
         channels[channel][:, lead : lead + n] = codes
-        aligned = align_to_frames(
-            col["text"][index], col["word_starts_ms"][index], col["word_char_start"][index],
-            n, cfg.frame_rate,
-        )  # fmt: skip
-        streams[channel][lead : lead + n] = torch.from_numpy(aligned)
+        streams[channel][lead : lead + span] = torch.from_numpy(aligned[:span])
         speaker = self.meta["speaker"][index]
         if task == "speak":
             voice, style = ASSISTANT_VOICES.index(speaker), self.meta["style"][index]
