@@ -126,9 +126,8 @@ def test_load_clips_takes_a_fixed_subset_with_every_voice(tiny_dataset) -> None:
     # The subset spans the split from its first clip to its last.
     assert subset[0].id == everything[0].id and subset[-1].id == everything[-1].id
     assert all(c.audio.dtype == np.float32 and c.audio.ndim == 1 for c in subset)
-    assert {c.speaker for c in subset} >= {"arjun", "ravi", "priya", "lakshmi"} & {
-        c.speaker for c in everything
-    }
+    # A generated dialog is voiced by one user and one assistant voice: the spread covers several.
+    assert len({c.speaker for c in subset}) >= 3 and all(c.text for c in subset)
 
 
 def _benchmark_module():

@@ -45,6 +45,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
         write(Path(tmp))
         with open(tmp, "rb+") as written:
             os.fsync(written.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; an export is readable like any file
         os.replace(tmp, path)
         directory = os.open(path.parent, os.O_RDONLY)
         try:
