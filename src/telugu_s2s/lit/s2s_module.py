@@ -65,7 +65,6 @@ class S2SModule(L.LightningModule):
         use_memory: bool = True,
         memory_grad: bool = False,
         init_from: str | None = None,  # the previous stage's export folder
-        num_threads: int | None = None,  # intra-op threads (1 beside another job on 2 cores)
     ):
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["net"])
@@ -79,10 +78,6 @@ class S2SModule(L.LightningModule):
             "speakers", torch.stack([bank.embedding(n) for n in ASSISTANT_VOICES]), persistent=False
         )
         net.cfg.speaker_fingerprint = bank.encoder_fingerprint or ""
-
-    def setup(self, stage: str) -> None:
-        if self.hparams.num_threads:
-            torch.set_num_threads(self.hparams.num_threads)
 
     def on_fit_start(self) -> None:
         train = self.trainer.datamodule.datasets["train"]

@@ -32,12 +32,11 @@ class S2STextModule(S2SModule):
         text_weight: float = 1.0,
         analysis_weight: float = 0.5,
         init_from: str | None = None,
-        num_threads: int | None = None,
     ):
         super().__init__(
             net, speaker_dir, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps,
             text_weight=text_weight, analysis_weight=analysis_weight, use_memory=False,
-            init_from=init_from, num_threads=num_threads,
+            init_from=init_from,
         )  # fmt: skip
         self.user_input = UserTextInput(net.cfg.text_vocab_size, net.cfg.d_model)
 
