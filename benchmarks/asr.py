@@ -54,7 +54,9 @@ def score(judge: Judge, clips, transform=None) -> dict:
     for hyp, (_, ref) in zip(texts, clips, strict=True):
         rate.add(hyp, ref)
     audio_seconds = sum(a.shape[-1] for a, _ in clips) / judge.sample_rate
-    examples = [{"ref": ref, "hyp": hyp} for hyp, (_, ref) in zip(texts[:3], clips[:3], strict=True)]
+    examples = [
+        {"ref": ref, "hyp": hyp} for hyp, (_, ref) in zip(texts[:3], clips[:3], strict=True)
+    ]
     return {"cer": rate.value, "utterances": rate.pairs, "characters": rate.characters,
             "real_time_factor": seconds / audio_seconds, "examples": examples}  # fmt: skip
 

@@ -60,8 +60,9 @@ async def run_trials(url: str, trials: list[tuple[str, np.ndarray]]) -> list[dic
         for kind, stimulus in trials:
             await client.stream(silence(LEAD_S))
             mark = len(client.timeline)
-            onset = client.now()  # the first chunk of the stimulus goes out now
             await client.stream(pad_to_chunks(stimulus))
+            # The onset: when the stimulus's first chunk went out (the mic clock may delay it).
+            onset = next(e["t"] for e in client.timeline[mark:] if e["kind"] == "sent")
             await client.stream(silence(TAIL_S))
             results.append(measure(client, kind, onset, mark, stimulus.size / 16000))
     return results

@@ -3,21 +3,36 @@
     .venv/bin/python benchmarks/training.py [--steps 12]
 
 For each stage, composes the training config (`experiment=<stage>_tiny`, or `_base` with
-`trainer=gpu` when CUDA is available), fits `--steps` optimizer steps on the built dataset
-(data/build/dataset: `make data`) without validation, checkpoints or loggers, and times
-each training batch after the first two (warm-up). A stage that cannot run (no dataset)
-is recorded with its reason. Writes benchmarks/results/training.json.
+`trainer=gpu` when CUDA is available and a base config exists), fits `--steps` optimizer
+steps without validation, checkpoints, loggers or a previous stage's weights, and times
+each training batch after the first two (warm-up). A step's cost does not depend on the
+corpus size, so it runs on the small dataset (`make data-small`) when that is built, else
+on data/build/dataset. A stage that cannot run is recorded with its reason. Writes
+benchmarks/results/training.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 from harness import REPO, machine, write_result
 
-STAGES = ("codec", "speaker", "s2s")
+from telugu_s2s.paths import CONFIG_DIR
+
+STAGES = (
+    "codec",
+    "codec_v2",
+    "speaker",
+    "asr",
+    "s2s_text",
+    "s2s_listen_speak",
+    "s2s_duplex",
+    "s2s",
+)
+DATASETS = (REPO / "data" / "build" / "dataset_small", REPO / "data" / "build" / "dataset")
 
 
 def batch_size_of(batch) -> int:
@@ -30,12 +45,18 @@ def batch_size_of(batch) -> int:
     return int(next(t.shape[0] for t in vars(batch).values() if isinstance(t, torch.Tensor)))
 
 
-def measure(stage: str, size: str, steps: int, gpu: bool) -> dict:
+def overrides_for(experiment: str, dataset: Path, steps: int, gpu: bool) -> list[str]:
+    """Hydra overrides: `steps` training steps, no validation, checkpoints or loggers."""
+    return [f"experiment={experiment}", f"trainer={'gpu' if gpu else 'cpu'}",
+            f"paths.dataset_dir={dataset}", f"trainer.max_steps={steps}",
+            "++trainer.limit_val_batches=0", "++trainer.max_time=null",
+            "++trainer.enable_checkpointing=false", "test=false", "~logger", "~callbacks"]  # fmt: skip
+
+
+def measure(experiment: str, dataset: Path, steps: int, gpu: bool) -> dict:
     import hydra
     import lightning as L
     from hydra import compose, initialize_config_dir
-
-    from telugu_s2s.paths import CONFIG_DIR
 
     class Timer(L.Callback):
         def __init__(self):
@@ -50,18 +71,18 @@ def measure(stage: str, size: str, steps: int, gpu: bool) -> dict:
             self.times.append(time.perf_counter() - self._t)
             self.samples.append(batch_size_of(batch))
 
-    overrides = [f"experiment={stage}_{size}", f"trainer={'gpu' if gpu else 'cpu'}",
-                 f"trainer.max_steps={steps}", "trainer.limit_val_batches=0", "test=false",
-                 "~logger", "~callbacks", "trainer.enable_checkpointing=false"]  # fmt: skip
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
+        cfg = compose("train", overrides=overrides_for(experiment, dataset, steps, gpu))
+    if cfg.model.get("init_from"):  # throughput does not depend on the starting weights
+        cfg.model.init_from = None
+    torch.set_num_threads(int(cfg.get("num_threads") or torch.get_num_threads()))
     datamodule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model)
     timer = Timer()
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[timer], logger=False)
     trainer.fit(model=model, datamodule=datamodule)
     times, samples = timer.times[2:], timer.samples[2:]
-    return {"experiment": f"{stage}_{size}", "device": "cuda" if gpu else "cpu",
+    return {"experiment": experiment, "dataset": dataset.name, "device": "cuda" if gpu else "cpu",
             "steps_timed": len(times), "batch_size": samples[0] if samples else None,
             "samples_per_s": round(sum(samples) / sum(times), 2) if times else None,
             "s_per_step": round(sum(times) / len(times), 3) if times else None}  # fmt: skip
@@ -74,12 +95,15 @@ def main() -> None:
     gpu = torch.cuda.is_available()
     info = machine()
     rows = {}
+    dataset = next((d for d in DATASETS if (d / "telugu_s2s.json").exists()), None)
     for stage in STAGES:
-        if not (REPO / "data" / "build" / "dataset").exists():
-            rows[stage] = {"skipped": "no dataset in data/build/dataset: run `make data`"}
+        if dataset is None:
+            rows[stage] = {"skipped": "no dataset: run `make data-small` or `make data`"}
             continue
+        base = CONFIG_DIR / "experiment" / f"{stage}_base.yaml"
+        experiment = f"{stage}_base" if gpu and base.exists() else f"{stage}_tiny"
         try:
-            rows[stage] = measure(stage, "base" if gpu else "tiny", args.steps, gpu)
+            rows[stage] = measure(experiment, dataset, args.steps, gpu)
         except Exception as exc:  # noqa: BLE001 - one stage failing must not hide the others
             rows[stage] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
         print(stage, rows[stage])

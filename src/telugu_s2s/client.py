@@ -74,6 +74,7 @@ class S2SClient:
         self._changed = asyncio.Event()
         self._ws = None
         self._reader: asyncio.Task | None = None
+        self._mic_clock: float | None = None  # when the audio sent so far ends, in real time
         self.t0 = 0.0
         self.closed = False
 
@@ -161,13 +162,17 @@ class S2SClient:
     async def stream(
         self, audio: np.ndarray, chunk_ms: float = 80.0, realtime: bool = True
     ) -> None:
-        """Send `audio` (N,) in chunks, paced to real time when `realtime`."""
+        """Send `audio` (N,) in chunks, paced to real time when `realtime`. Back-to-back
+        calls continue one clock, as a microphone would: the next call's first chunk waits
+        until the previous call's audio has played."""
         chunk = round(SAMPLE_RATE * chunk_ms / 1000)
-        start = time.monotonic()
+        now = time.monotonic()
+        start = self._mic_clock if self._mic_clock is not None and self._mic_clock > now else now
         for i in range(0, audio.shape[0], chunk):
             if realtime:
                 await asyncio.sleep(max(0.0, start + i / SAMPLE_RATE - time.monotonic()))
             await self.send_audio(audio[i : i + chunk])
+        self._mic_clock = start + audio.shape[0] / SAMPLE_RATE if realtime else None
 
     async def close(self, bye: bool = True) -> None:
         if self._ws is None:

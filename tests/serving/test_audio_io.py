@@ -53,6 +53,33 @@ def test_jitter_buffer_prefill_underrun_and_overflow():
     assert buffer.read()[0][0] == 2 * FRAME  # the oldest two went
 
 
+def _tick(buffer: JitterBuffer, arrive: int, clock: list[int]) -> int:
+    """`arrive` frames arrive, then one tick reads; returns how many frames it took."""
+    for _ in range(arrive):
+        buffer.write(np.full(FRAME, clock[0], np.float32), float(clock[0]))
+        clock[0] += 1
+    return len(buffer.read_tick())
+
+
+def test_jitter_buffer_drains_a_standing_delay_but_not_a_passing_burst():
+    buffer, clock = JitterBuffer(FRAME, prefill_frames=1, catchup_frames=3, drain_ticks=4), [0]
+    assert _tick(buffer, 2, clock) == 1  # a burst: one frame now waits at every tick...
+    taken = [_tick(buffer, 1, clock) for _ in range(5)]
+    assert taken == [1, 1, 2, 1, 1] and buffer.depth == 0  # ...until it is drained
+    # Jitter that comes and goes (a late frame, then two) never drains anything.
+    taken = [_tick(buffer, n, clock) for n in (0, 2, 1, 0, 2, 1, 1, 0, 2)]
+    assert 2 not in taken and buffer.underruns == 1
+    # Without draining, the burst's delay stays for good.
+    still = JitterBuffer(FRAME, prefill_frames=1, catchup_frames=3, drain_ticks=0)
+    assert [_tick(still, n, [0]) for n in (2, 1, 1, 1, 1, 1, 1)] == [1] * 7 and still.depth == 1
+
+
+def test_jitter_buffer_catches_up_at_once_when_far_behind():
+    buffer, clock = JitterBuffer(FRAME, prefill_frames=1, catchup_frames=3, drain_ticks=0), [0]
+    assert [_tick(buffer, n, clock) for n in (5, 1, 1, 1)] == [2, 2, 1, 1]
+    assert buffer.depth == 2  # back under the catch-up depth; draining is off
+
+
 def test_fade_out_is_silent_in_its_second_half():
     tail = fade_out(0.9 * np.ones(160, np.float32), fade=80)
     assert np.all(np.diff(tail[:80]) <= 0) and tail[0] > 0.85

@@ -50,6 +50,7 @@ class AsrModule(SplitEvalHooks, L.LightningModule):
         spec_augment: bool = True,
         codec_dir: str | None = None,
         codec_round_trip_prob: float = 0.0,
+        lr_decay_steps: int | None = None,  # cosine length; None: the whole planned run
     ):
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["net"])
@@ -123,7 +124,9 @@ class AsrModule(SplitEvalHooks, L.LightningModule):
         opt = torch.optim.AdamW(
             self.net.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
         )
-        total = self.trainer.estimated_stepping_batches if self.trainer else 10_000
+        total = self.hparams.lr_decay_steps or (
+            self.trainer.estimated_stepping_batches if self.trainer else 10_000
+        )
         warmup = self.hparams.warmup_steps
 
         def schedule(step: int) -> float:  # linear warm-up, then cosine to 5%

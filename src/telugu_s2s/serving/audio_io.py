@@ -2,7 +2,10 @@
 
 `JitterBuffer` re-chunks the client's audio (any chunk size) into 80 ms frames and absorbs
 network jitter: after running dry it waits for `prefill_frames` before playing again, and it
-drops the oldest frames when more than `max_frames` pile up (bounded latency).
+drops the oldest frames when more than `max_frames` pile up (bounded latency). A tick takes
+two frames instead of one when more than `catchup_frames` wait, or when a spare frame has
+waited at every tick for `drain_ticks` ticks: a burst (a client's hiccup, a clock drift)
+would otherwise leave a standing delay that every later frame, and every barge-in, pays.
 
 `AudioOutput` sends the assistant's frames at real-time pace from a bounded queue. It always
 holds back the last `holdback` samples it was given, so that a cut can still fade out what
@@ -21,10 +24,14 @@ import numpy as np
 
 
 class JitterBuffer:
-    def __init__(self, frame_size: int, prefill_frames: int = 1, max_frames: int = 50):
+    def __init__(self, frame_size: int, prefill_frames: int = 1, max_frames: int = 50,
+                 catchup_frames: int = 3, drain_ticks: int = 6):  # fmt: skip
         self.frame_size = frame_size
         self.prefill_frames = max(1, prefill_frames)
         self.max_frames = max(self.prefill_frames, max_frames)
+        self.catchup_frames = catchup_frames
+        self.drain_ticks = drain_ticks  # 0: never drain a standing delay
+        self._spare_ticks = 0  # consecutive ticks that found a frame to spare
         self._partial = np.zeros(0, np.float32)  # (< frame_size,)
         self._frames: deque[tuple[np.ndarray, float]] = deque()  # (frame (F,), arrival time)
         self._playing = False
@@ -57,6 +64,23 @@ class JitterBuffer:
             return None
         self._playing = True
         return self._frames.popleft()
+
+    def read_tick(self) -> list[tuple[np.ndarray, float]]:
+        """This tick's frames with their arrival times, oldest first: none (the caller feeds
+        silence), one, or two to catch up."""
+        spare = self.depth > max(1, self.prefill_frames)
+        self._spare_ticks = self._spare_ticks + 1 if spare else 0
+        drain = self.drain_ticks > 0 and self._spare_ticks >= self.drain_ticks
+        count = 2 if self.depth > self.catchup_frames or drain else 1
+        if count == 2:
+            self._spare_ticks = 0
+        frames = []
+        for _ in range(count):
+            item = self.read()
+            if item is None:
+                break
+            frames.append(item)
+        return frames
 
 
 def fade_out(tail: np.ndarray, fade: int) -> np.ndarray:

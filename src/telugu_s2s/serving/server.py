@@ -74,6 +74,7 @@ class ServerSettings:
     jitter_prefill_frames: int = 1
     jitter_max_ms: float = 4000.0
     jitter_catchup_frames: int = 3  # deeper than this, a tick takes two frames to catch up
+    jitter_drain_ticks: int = 6  # a spare frame waiting this many ticks in a row: take two
     output_queue_frames: int = 64
     output_lead_ms: float = 80.0  # how far ahead of real time audio may be sent
     fade_ms: float = 5.0

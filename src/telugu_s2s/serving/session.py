@@ -77,9 +77,9 @@ class Session:
         self.slot = -1
         self.style = adapt_style(prefs.style, context.sentiments())
         self.lock = asyncio.Lock()  # one writer on the socket at a time
-        self.jitter = JitterBuffer(
-            self.frame_size, cfg.jitter_prefill_frames, round(cfg.jitter_max_ms / self.frame_ms)
-        )
+        self.jitter = JitterBuffer(self.frame_size, cfg.jitter_prefill_frames,
+                                   round(cfg.jitter_max_ms / self.frame_ms),
+                                   cfg.jitter_catchup_frames, cfg.jitter_drain_ticks)  # fmt: skip
         self.output = AudioOutput(self._send_audio, self.lock, self.sample_rate, cfg.output_queue_frames,
                                   cfg.output_lead_ms, cfg.fade_ms, cfg.holdback_ms)  # fmt: skip
         vad = VADConfig(prefs.vad_threshold, cfg.vad.min_speech_ms, cfg.vad.hangover_ms)
@@ -239,15 +239,11 @@ class Session:
         await self._check_turn_end()
 
     def _read_input(self) -> tuple[list[np.ndarray], list[float | None]]:
-        """This tick's live frames: one, or two when the jitter buffer has fallen behind."""
-        frames, arrivals = [], []
-        for _ in range(2 if self.jitter.depth > self.hub.settings.jitter_catchup_frames else 1):
-            item = self.jitter.read()
-            if item is None:
-                break
-            frames.append(item[0])
-            arrivals.append(item[1])
-        return (frames, arrivals) if frames else ([self._silence], [None])
+        """This tick's live frames: one, or two when the jitter buffer catches up."""
+        items = self.jitter.read_tick()
+        if not items:
+            return [self._silence], [None]
+        return [frame for frame, _ in items], [arrival for _, arrival in items]
 
     def _engine_frames(self, live: list[np.ndarray]) -> list[np.ndarray]:
         """What the engine hears this tick: the live frames (stream) or a burst of the
