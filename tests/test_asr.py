@@ -14,6 +14,8 @@ from telugu_s2s.checkpoint import save_pretrained
 from telugu_s2s.data.augment import band_limit, channel_augment, reverberate
 from telugu_s2s.data.text import BLANK, TextTokenizer
 from telugu_s2s.models.asr import AsrConfig, AsrModel
+from telugu_s2s.modules.feature_augment import FrequencyWarp, mel_centers_hz
+from telugu_s2s.modules.features import MelConfig
 
 TINY = AsrConfig(conv_channels=32, hidden=32, layers=1, dropout=0.0)
 
@@ -51,6 +53,23 @@ def test_ctc_training_learns_two_utterances():
         losses.append(loss.item())
     assert losses[-1] < 0.2 * losses[0]
     assert model.transcribe(list(audio)) == texts
+
+
+def test_frequency_warp_moves_formants_by_the_drawn_factor_and_keeps_time():
+    mel = MelConfig(n_mels=80)
+    centers = mel_centers_hz(mel)  # (M,)
+    x = torch.zeros(2, 80, 30)  # (B, M, F): a "formant" at 1 kHz, silent frames at the end
+    band = int(torch.argmin((centers - 1000).abs()))
+    x[:, band - 1 : band + 2, :20] = 1.0
+    up = FrequencyWarp(mel, prob=1.0, global_range=(1.2, 1.2), local=0.0)(x)
+    down = FrequencyWarp(mel, prob=1.0, global_range=(0.8, 0.8), local=0.0)(x)
+    peak = lambda y: float(centers[int(y[0, :, 0].argmax())])  # noqa: E731
+    assert abs(peak(up) - 1200) < 60 and abs(peak(down) - 800) < 60
+    assert torch.all(up[:, :, 20:] == 0) and torch.all(down[:, :, 20:] == 0)  # no leak in time
+    assert torch.equal(FrequencyWarp(mel, prob=0.0)(x), x)
+    # Random local warps stay monotone: the source bins never go backwards.
+    source = FrequencyWarp(mel, local=0.3).source_bins(16)  # (B, M)
+    assert torch.all(source.diff(dim=1) >= 0) and source.min() >= 0 and source.max() <= 79
 
 
 def test_channel_augmentation():

@@ -1,6 +1,7 @@
-"""Recognizer stage LightningModule: CTC over Telugu characters, SpecAugment, and (with a
-frozen codec) some training utterances replaced by the codec's round trip so that the
-judge hears coded speech as well as clean speech. Reports CER on held-out dialogs."""
+"""Recognizer stage LightningModule: CTC over Telugu characters, formant warps and SpecAugment
+on the log-mels (modules/feature_augment.py), and (with a frozen codec) some training
+utterances replaced by the codec's round trip so that the judge hears coded speech as well
+as clean speech. Reports CER on held-out dialogs."""
 
 from __future__ import annotations
 
@@ -12,32 +13,7 @@ from torch import nn
 from telugu_s2s.data.text import BLANK
 from telugu_s2s.evaluation.cer import ErrorRate
 from telugu_s2s.lit.eval_hooks import SplitEvalHooks
-
-
-class SpecAugment(nn.Module):
-    """Zero `freq_masks` mel bands of up to `freq_width` and `time_masks` spans of up to
-    `time_fraction` of the frames, per utterance (features are mean-normalised, so 0 = mean)."""
-
-    def __init__(self, freq_masks: int = 2, freq_width: int = 12, time_masks: int = 4,
-                 time_fraction: float = 0.05):  # fmt: skip
-        super().__init__()
-        self.freq_masks, self.freq_width = freq_masks, freq_width
-        self.time_masks, self.time_fraction = time_masks, time_fraction
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, M, F) -> (B, M, F)
-        b, m, f = x.shape
-        x = x.clone()
-        for i in range(b):
-            for _ in range(self.freq_masks):
-                w = int(torch.randint(0, self.freq_width + 1, ()))
-                s = int(torch.randint(0, max(1, m - w), ()))
-                x[i, s : s + w] = 0
-            width = max(1, int(self.time_fraction * f))
-            for _ in range(self.time_masks):
-                w = int(torch.randint(0, width + 1, ()))
-                s = int(torch.randint(0, max(1, f - w), ()))
-                x[i, :, s : s + w] = 0
-        return x
+from telugu_s2s.modules.feature_augment import FrequencyWarp, SpecAugment
 
 
 class AsrModule(SplitEvalHooks, L.LightningModule):
@@ -51,11 +27,14 @@ class AsrModule(SplitEvalHooks, L.LightningModule):
         codec_dir: str | None = None,
         codec_round_trip_prob: float = 0.0,
         lr_decay_steps: int | None = None,  # cosine length; None: the whole planned run
+        frequency_warp_prob: float = 0.0,  # share of utterances with warped formants
     ):
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["net"])
         self.net = net
-        self.spec_augment = SpecAugment() if spec_augment else None
+        augments = [FrequencyWarp(net.cfg.mel, frequency_warp_prob)] if frequency_warp_prob else []
+        augments += [SpecAugment()] if spec_augment else []
+        self.spec_augment = nn.Sequential(*augments) if augments else None
         self.codec = None
         if codec_dir and codec_round_trip_prob > 0:
             from telugu_s2s.checkpoint import load_pretrained
