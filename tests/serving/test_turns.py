@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 import pytest
@@ -112,6 +113,20 @@ async def wait_turns(client: S2SClient, count: int, timeout: float = 20.0) -> No
     await client.wait_for(lambda e: e["type"] == "turn" and e["index"] == count, timeout)
 
 
+def converse(engine: FakeEngine, speaker: str, mode: str,
+             script: Callable[[S2SClient], Awaitable[None]]) -> list[dict]:  # fmt: skip
+    """Run `script` as one client of a server around `engine`; the client's checked turns."""
+    with running_server(engine, settings()) as (url, _):
+
+        async def scenario() -> S2SClient:
+            async with S2SClient(url, speaker, mode) as client:
+                await script(client)
+                return client
+
+        client = asyncio.run(scenario())
+    return check_turns(client)
+
+
 def one_utterance(text: str) -> bool:
     return re.fullmatch(r"<\d+Hz>", text) is not None  # the fake's transcript of one utterance
 
@@ -120,21 +135,17 @@ def test_stream_mode_every_utterance_ends_in_a_turn(utterances):
     """First utterance at once; a short one the engine leaves unanswered, followed within the
     no-reply timeout by the next; one that barges in and is never answered."""
     engine = ScriptedFake([True, False, True, False], reply_frames=40)
-    with running_server(engine, settings()) as (url, _):
 
-        async def scenario() -> S2SClient:
-            async with S2SClient(url, "priya", "stream") as client:
-                await client.stream(utterances["question"])  # the session's very first audio
-                await wait_turns(client, 1)
-                await client.stream(np.concatenate([utterances["short"], silence(1.5)]))
-                await client.stream(utterances["answer"])
-                await client.wait_audio(46 * FRAME, 20)  # the second reply is playing
-                await client.stream(utterances["barge"])  # talk over it; left unanswered
-                await wait_turns(client, 4)
-                return client
+    async def script(client: S2SClient) -> None:
+        await client.stream(utterances["question"])  # the session's very first audio
+        await wait_turns(client, 1)
+        await client.stream(np.concatenate([utterances["short"], silence(1.5)]))
+        await client.stream(utterances["answer"])
+        await client.wait_audio(46 * FRAME, 20)  # the second reply is playing
+        await client.stream(utterances["barge"])  # talk over it; left unanswered
+        await wait_turns(client, 4)
 
-        client = asyncio.run(scenario())
-    turns = check_turns(client)
+    turns = converse(engine, "priya", "stream", script)
     assert len(turns) == 4
     assert all(one_utterance(t["user_text"]) for t in turns), [t["user_text"] for t in turns]
     assert [bool(t["assistant_text"]) for t in turns] == [True, False, True, False]
@@ -146,21 +157,17 @@ def test_turn_mode_every_utterance_ends_in_a_turn(utterances, engine_class):
     """The buffered (no `hold`) and live (`hold`) turn modes: a first utterance at once, a
     short one, one left unanswered and then one spoken before the wait for its reply ends."""
     engine = engine_class([True, True, False, True], reply_frames=12)
-    with running_server(engine, settings()) as (url, _):
 
-        async def scenario() -> S2SClient:
-            async with S2SClient(url, "ravi", "turn") as client:
-                await client.stream(utterances["question"])
-                await wait_turns(client, 1)
-                await client.stream(utterances["short"])
-                await wait_turns(client, 2)
-                await client.stream(np.concatenate([utterances["answer"], silence(1.0)]))
-                await client.stream(utterances["barge"])
-                await wait_turns(client, 4)
-                return client
+    async def script(client: S2SClient) -> None:
+        await client.stream(utterances["question"])
+        await wait_turns(client, 1)
+        await client.stream(utterances["short"])
+        await wait_turns(client, 2)
+        await client.stream(np.concatenate([utterances["answer"], silence(1.0)]))
+        await client.stream(utterances["barge"])
+        await wait_turns(client, 4)
 
-        client = asyncio.run(scenario())
-    turns = check_turns(client)
+    turns = converse(engine, "ravi", "turn", script)
     assert len(turns) == 4
     assert all(one_utterance(t["user_text"]) for t in turns), [t["user_text"] for t in turns]
     assert [bool(t["assistant_text"]) for t in turns] == [True, True, False, True]

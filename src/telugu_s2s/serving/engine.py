@@ -1,13 +1,14 @@
 """The model engine: codec, speaker bank and S2S model stepping every session as one batch.
 
 `ModelEngine` implements `engine_api.Engine` on the framework-free checkpoints that training
-exports (`checkpoints/codec`, `checkpoints/speaker`, `checkpoints/s2s`; no Lightning). It
-keeps one long-lived streaming batch for the codec encoder, the S2S generator and the codec
-decoder with one row per *joined* session (at most `max_slots`): `join` appends a fresh row,
-`leave` drops one, the other rows' states untouched (`serving.batch_rows`). A `step` over
-every session runs the models on the live batch as is: user audio -> codes -> one assistant
-frame -> audio; no free slot is ever stepped. A step over some sessions only (one catching
-up with a second frame) gathers their rows, steps them and scatters them back.
+exports (`checkpoints/codec`, `checkpoints/speaker`, `checkpoints/s2s`; no Lightning;
+loaded by `engine_checkpoints`). It keeps one long-lived streaming batch for the codec
+encoder, the S2S generator and the codec decoder with one row per *joined* session (at most
+`max_slots`): `join` appends a fresh row, `leave` drops one, the other rows' states
+untouched (`serving.batch_rows`). A `step` over every session runs the models on the live
+batch as is: user audio -> codes -> one assistant frame -> audio; no free slot is ever
+stepped. A step over some sessions only (one catching up with a second frame) gathers their
+rows, steps them and scatters them back.
 
 Rules this file decides (the model has no explicit "turn" signal):
 - speaking: a frame is *active* when its monologue token is a character (not BLANK/PAD/EOS)
@@ -16,12 +17,8 @@ Rules this file decides (the model has no explicit "turn" signal):
   sampling noise in the finer codebooks during a pause does not count, and a code that
   decodes to an inaudible floor does not either. A reply stays `speaking` through pauses of
   up to `hangover_frames` frames, so that gaps between words do not split it into replies.
-- turns: the frames since the last `end_turn` form the turn window. The user part is the
-  window before the assistant's first speaking frame, narrowed to its first..last *voiced*
-  frame (user frame RMS above `voiced_rms`): a contiguous span like the training
-  `user_span`. Frames after the reply ended, or the trailing run of user speech over a reply
-  that was cut (a barge-in; pauses under `release_quiet_frames` inside it), are carried over
-  to the next turn's window.
+- turns: how a slot's turn window splits into the user part, the reply and the frames
+  carried over to the next turn is `engine_turns.segment_turn`'s rule.
 - memory: as in training, a turn's memory entry is `turn_embedding` of the temporal hidden
   states over the user part only, so no reply frame (heard or not) enters it.
   `end_turn(heard_frames)` keeps only the heard prefix of the reply's text in the engine's
@@ -44,121 +41,23 @@ import contextlib
 import logging
 import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from telugu_s2s.checkpoint import CONFIG_FILE, load_pretrained
 from telugu_s2s.data.corpus import EMOTIONS, TOPICS
 from telugu_s2s.data.text import BLANK, EOS, PAD, TextTokenizer
-from telugu_s2s.models.codec import AudioTokenizer
 from telugu_s2s.models.context_memory import TurnMemoryState
-from telugu_s2s.models.s2s import S2SModel
 from telugu_s2s.models.s2s_generation import S2SGenerator
 from telugu_s2s.serving.batch_rows import SessionRows
 from telugu_s2s.serving.engine_api import EngineFull, SlotConfig, StepResult, TurnAnalysis
-from telugu_s2s.speakers import SpeakerBank
+from telugu_s2s.serving.engine_checkpoints import load_models
+from telugu_s2s.serving.engine_turns import EngineTurn, SlotState, segment_turn
 
 log = logging.getLogger(__name__)
 _SPECIAL_TEXT = (PAD, BLANK, EOS)
-_MAKE_TARGETS = {stage: f"make train-{stage}" for stage in ("codec", "speaker", "s2s")}
-
-
-def _require(directory: Path, what: str, marker: str) -> Path:
-    if not (directory / marker).exists():
-        raise FileNotFoundError(
-            f"no {what} checkpoint in {directory} ({marker} is missing): create it with "
-            f"`{_MAKE_TARGETS[what]}` (or `make train` for all three stages)"
-        )
-    return directory
-
-
-def load_models(codec_dir: Path, speaker_dir: Path, s2s_dir: Path, device: torch.device
-                ) -> tuple[AudioTokenizer, SpeakerBank, S2SModel]:  # fmt: skip
-    """The three exported stages, checked against each other."""
-    codec = load_pretrained(_require(codec_dir, "codec", CONFIG_FILE), map_location=device)
-    bank = SpeakerBank.load(_require(speaker_dir, "speaker", "speaker_bank.yaml"))
-    model = load_pretrained(_require(s2s_dir, "s2s", CONFIG_FILE), map_location=device)
-    cfg = model.cfg
-    if codec.cardinality != cfg.codebook_size or codec.num_codebooks < cfg.num_codebooks:
-        raise ValueError(
-            f"the codec ({codec.num_codebooks} x {codec.cardinality} codes) does not fit the S2S "
-            f"model ({cfg.num_codebooks} x {cfg.codebook_size}): export them from one training run"
-        )
-    if bank.embedding_dim != cfg.speaker_dim:
-        raise ValueError(
-            f"speaker bank dim {bank.embedding_dim} != S2S speaker_dim {cfg.speaker_dim}"
-        )
-    model.check_speaker_bank(bank)
-    return codec.eval(), bank, model.eval()
-
-
-@dataclass
-class TurnSegments:
-    """Where a turn window splits (frame indices into the window)."""
-
-    user: tuple[int, int]  # [start, end): the frames pooled into the turn's memory entry
-    reply: tuple[int, int]  # [start, end): the assistant's first reply in the window
-    carry_from: int  # frames [carry_from, n) start the next turn's window
-
-
-def _voiced_span(voiced: list[bool], lo: int, hi: int) -> tuple[int, int] | None:
-    hits = [i for i in range(lo, hi) if voiced[i]]
-    return (hits[0], hits[-1] + 1) if hits else None
-
-
-def segment_turn(voiced: list[bool], speaking: list[bool], gap_frames: int) -> TurnSegments:
-    """Split a turn window (per-frame user voicing and assistant speaking) by the rules above."""
-    n = len(voiced)
-    start = next((i for i, s in enumerate(speaking) if s), n)
-    end = next((i for i in range(start, n) if not speaking[i]), n)
-    if start == n:  # no reply: nothing to carry
-        carry = n
-    elif end < n:  # the reply ended: what followed belongs to the next exchange
-        carry = end
-    else:  # cut while speaking: the user's trailing run of speech is the next turn's start
-        carry = n
-        last = next((i for i in range(n - 1, start - 1, -1) if voiced[i]), None)
-        if last is not None and n - 1 - last <= gap_frames:  # the user is (still) speaking
-            carry, i = last, last - 1
-            while i >= start and carry - i <= gap_frames + 1:  # pauses of <= gap_frames
-                carry = i if voiced[i] else carry
-                i -= 1
-    user = _voiced_span(voiced, 0, start) or _voiced_span(voiced, 0, min(carry, n))
-    return TurnSegments(user or (0, start), (start, end), carry)
-
-
-@dataclass
-class EngineTurn:
-    """A finished turn as the engine saw it."""
-
-    user_frames: int
-    reply_frames: int
-    heard_frames: int
-    assistant_text: str  # the heard prefix of the monologue
-
-
-@dataclass
-class SlotState:
-    config: SlotConfig
-    # The turn window: one entry per frame stepped since the last end_turn.
-    hidden: list[Tensor] = field(default_factory=list)  # (D,) temporal outputs
-    voiced: list[bool] = field(default_factory=list)
-    speaking: list[bool] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-    since_active: int = 1 << 30  # frames since the assistant's last active frame
-    silenced: bool = False
-    held: bool = False  # `hold`: silent until released by the caller (turn mode)
-    user_spoke: bool = False  # while silenced: the user has spoken since
-    user_quiet: int = 0  # while silenced: quiet frames since the user last spoke
-    turns: list[EngineTurn] = field(default_factory=list)
-
-    def drop(self, first: int) -> None:
-        for frames in (self.hidden, self.voiced, self.speaking, self.texts):
-            del frames[:first]
 
 
 class ModelEngine:
