@@ -12,7 +12,9 @@ silence, in real time: one session in stream mode, then one in turn mode. Report
   the same step handed to the output), and the response gap (client: the send of the last
   chunk of an utterance -> the first reply audio received after it);
 - turn mode: the endpoint decision -> the first reply frame (server), and the end of the
-  utterance -> the first reply audio (client; includes the endpoint's silence).
+  utterance -> the first reply audio (client; includes the endpoint's silence). The same
+  session again with harness.TalkingEngine (a model that speaks as soon as it is let) gives
+  the serving layer's share; the rest is the trained model's own wait before it answers.
 Writes benchmarks/results/latency.json and latency.png.
 """
 
@@ -112,6 +114,11 @@ def main() -> None:
         stream_raw = srv.get("/bench/latency")["raw"]
         turn = asyncio.run(run_session(srv.ws, "turn", audio))
         raw = srv.get("/bench/latency")
+    talking = ("engine._target_=harness.TalkingEngine",)
+    with tempfile.TemporaryDirectory() as tmp, BenchServer(Path(tmp), *talking,
+                                                           threads=args.threads) as srv:  # fmt: skip
+        asyncio.run(run_session(srv.ws, "turn", audio))
+        serving_only = srv.get("/bench/latency")["raw"].get("endpoint_reply", [])
     samples = raw["raw"]
     table = {n: percentiles(samples.get(n, [])) for n in (*COMPONENTS, "tick", "queue")}
     frames = min(len(samples.get(n, [])) for n in (*ENGINE, "vad"))
@@ -131,6 +138,7 @@ def main() -> None:
             "endpoint_to_first_reply_ms": percentiles(samples.get("endpoint_reply", [])),
             "utterance_end_to_first_audio_ms": percentiles(turn_gaps),
             "replies": len(turn_gaps), "reply_seconds": round(turn.audio().size / 16000, 2),
+            "serving_only_endpoint_to_first_reply_ms": percentiles(serving_only),
         },
         "server": {"ticks": raw["ticks"], "overruns": raw["overruns"]},
         "goals": {"compute_per_frame_p95_ms": 40.0, "turn_endpoint_to_reply_p95_ms": 250.0},
