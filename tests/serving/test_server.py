@@ -171,6 +171,39 @@ def test_a_short_burst_pauses_then_resumes_the_reply(speech):
     assert np.abs(np.diff(client.audio())).max() < 0.2  # paused and resumed without clicks
 
 
+class EnergyVAD:
+    """A VAD that calls a frame voiced when it is loud: the test decides every frame."""
+
+    def warmup(self) -> None:
+        pass
+
+    def __call__(self, frames, states) -> list[float]:
+        return [float(np.sqrt(np.mean(np.square(f))) > 0.05) for f in frames]
+
+
+def test_a_dip_in_the_first_frames_of_speech_keeps_the_reply_paused():
+    engine = FakeEngine(reply_frames=60, speech_rms=0.05)
+    with running_server(engine, settings(min_interruption_ms=480), vad=EnergyVAD()) as (url, _):
+
+        async def scenario():
+            async with S2SClient(url, "ravi", "stream") as client:
+                await client.stream(np.concatenate([tone(440, 0.4), silence(0.4)]))
+                await client.wait_audio(6 * FRAME, 20)
+                mark = len(client.timeline)
+                # Voiced, one unvoiced frame (the VAD dips inside a word), then voiced on.
+                await client.stream(
+                    np.concatenate([tone(300, 0.08), silence(0.08), tone(300, 0.8)])
+                )
+                onset = next(e["t"] for e in client.timeline[mark:] if e["kind"] == "sent")
+                cut = await client.wait_for(lambda e: e["type"] == "interrupted", 10)
+                return client, onset, cut
+
+        client, onset, cut = asyncio.run(scenario())
+    assert cut["reason"] == "vad"
+    # Paused on the first voiced frame and never resumed: at most the frame in flight arrives.
+    assert audio_between(client, onset, cut["t"]) <= FRAME
+
+
 def test_manual_interrupt(speech):
     engine = FakeEngine(reply_frames=60)
     with running_server(engine, settings(), vad=None) as (url, _):

@@ -81,6 +81,9 @@ class ServerSettings:
     holdback_ms: float = 10.0
     barge_in: bool = True
     min_interruption_ms: float = 480.0  # shorter speech over the assistant only pauses it
+    # A pause on a voiced frame that never became speech resumes after this much unvoiced audio:
+    # the VAD dips for a frame inside words, and resuming on one dip leaks reply audio.
+    barge_resume_quiet_ms: float = 160.0
     no_reply_timeout_ms: float = 5000.0  # stream mode: close a turn the engine never answers
     idle_timeout_s: float = 120.0  # no speech, message or reply this long: `idle`, close (0: off)
     stats_interval_s: float = 5.0  # periodic `stats` events (0: off)

@@ -52,6 +52,7 @@ class Barge:
 
     onset_arrival: float  # monotonic arrival of the first voiced frame
     paused_at: float
+    quiet_ms: float = 0.0  # unvoiced audio since the last voiced frame, before any onset
 
 
 class TurnTaking:
@@ -151,8 +152,12 @@ class TurnTaking:
                 )
             elif event is not None and event.kind == "end":  # too short: a cough, a filler
                 self._resume(false_interruption=True)
-            elif not self.tracker.in_speech and not voiced:  # a click: never became speech
-                self._resume(false_interruption=False)
+            elif not self.tracker.in_speech and not voiced:  # a click, or a dip in a word
+                self.barge.quiet_ms += len(live) * self.frame_ms
+                if self.barge.quiet_ms >= cfg.barge_resume_quiet_ms:
+                    self._resume(false_interruption=False)
+            elif voiced:
+                self.barge.quiet_ms = 0.0
         if self.prefs.mode == "turn" and self.utterance.collecting and not self.generating:
             quiet = self.tracker.silence_ms >= cfg.turn.end_silence_ms
             too_long = len(self.utterance.frames) * self.frame_ms >= cfg.turn.max_utterance_ms
