@@ -26,6 +26,16 @@ def git_commit() -> str:
         return "unknown"
 
 
+def export_module(pl_module: L.LightningModule, export_dir: str | Path, stage: str,
+                  dtype: str | None = None, extra: dict | None = None) -> None:  # fmt: skip
+    """Write `pl_module.net` (and the module's `export_extras`) as a framework-free export."""
+    extra = {"stage": stage, "commit": git_commit(), "command": " ".join(sys.argv), **(extra or {})}
+    save_pretrained(pl_module.net, export_dir, extra=extra, dtype=dtype)
+    if hasattr(pl_module, "export_extras"):
+        pl_module.export_extras(Path(export_dir))
+    log.info("exported %s model to %s", stage, export_dir)
+
+
 class ExportPretrained(L.Callback):
     """At the end of fitting, export the best weights of `pl_module.net` (and anything the
     module adds through `export_extras(dir)`, e.g. the speaker bank) as safetensors + config."""
@@ -45,17 +55,8 @@ class ExportPretrained(L.Callback):
                 torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
             )
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        extra = {
-            "stage": self.stage,
-            "metrics": metrics,
-            "global_step": trainer.global_step,
-            "commit": git_commit(),
-            "command": " ".join(sys.argv),
-            "source_checkpoint": best or None,
-        }
-        save_pretrained(pl_module.net, self.export_dir, extra=extra, dtype=self.dtype)
-        if hasattr(pl_module, "export_extras"):
-            pl_module.export_extras(self.export_dir)
-        log.info("exported %s model to %s", self.stage, self.export_dir)
+        extra = {"metrics": metrics, "global_step": trainer.global_step,
+                 "source_checkpoint": best or None}  # fmt: skip
+        export_module(pl_module, self.export_dir, self.stage, self.dtype, extra)
         if state is not None:
             pl_module.load_state_dict(state)  # leave the module as training left it
