@@ -262,6 +262,7 @@ def test_memory_grad_lets_the_recall_loss_reach_the_remembered_turn() -> None:
         "style_id": torch.tensor([0]), "user_span": torch.tensor([[[0, 3], [8, 10]]]),
         "turn_mask": torch.tensor([[True, True]]), "sentiment": torch.zeros(1, 2),
         "topic": torch.zeros(1, 2, dtype=torch.long), "emotion": torch.zeros(1, 2, dtype=torch.long),
+        "turn_index": torch.tensor([[0, 1]]),
     }  # fmt: skip
     grads = {}
     for memory_grad in (False, True):
@@ -274,3 +275,23 @@ def test_memory_grad_lets_the_recall_loss_reach_the_remembered_turn() -> None:
         module._losses(batch)["loss"].backward()
         grads[memory_grad] = module.net.user_embedding.weight.grad.clone()
     assert not torch.allclose(grads[True], grads[False])
+
+
+def test_the_topic_loss_leaves_out_the_opening_turn() -> None:
+    """A dialog's topic label is on every turn, but an opening greeting says nothing of it."""
+    from telugu_s2s.lit.s2s_module import S2SModule
+    from telugu_s2s.paths import REPO_ROOT
+
+    cfg = S2SConfig(**{**SMALL.__dict__, "speaker_dim": 192})
+    module = S2SModule(S2SModel(cfg), str(REPO_ROOT / "checkpoints" / "speaker"))
+    hidden = torch.randn(1, 12, cfg.d_model)  # (B, F, D)
+    spans = torch.zeros(1, 2, 12, dtype=torch.bool)  # (B, N, F)
+    spans[0, 0, :4], spans[0, 1, 6:9] = True, True
+    batch = {"turn_mask": torch.tensor([[True, True]]), "turn_index": torch.tensor([[0, 1]]),
+             "topic": torch.tensor([[2, 5]]), "emotion": torch.tensor([[1, 1]]),
+             "sentiment": torch.zeros(1, 2)}  # fmt: skip
+    before = module._analysis_losses(hidden, spans, batch)["topic_ce"]
+    batch["topic"][0, 0] = 7  # the opening's label: no effect
+    assert torch.equal(module._analysis_losses(hidden, spans, batch)["topic_ce"], before)
+    batch["topic"][0, 1] = 7  # a later turn's label: it counts
+    assert not torch.equal(module._analysis_losses(hidden, spans, batch)["topic_ce"], before)

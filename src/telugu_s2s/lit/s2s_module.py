@@ -150,12 +150,17 @@ class S2SModule(L.LightningModule):
             zero = hidden.sum() * 0.0
             return {"analysis": zero, "sentiment_mse": zero, "topic_ce": zero, "emotion_ce": zero}
         sentiment = F.mse_loss(analysis.sentiment[valid], batch["sentiment"][valid])
-        topic = F.cross_entropy(analysis.topic_logits[valid], batch["topic"][valid])
         emotion = F.cross_entropy(analysis.emotion_logits[valid], batch["emotion"][valid])
+        # The topic is the dialog's label: an opening greeting carries none of it (noise).
+        topical = valid & (batch["turn_index"] > 0)  # (B, N)
+        logits, topics = analysis.topic_logits[topical], batch["topic"][topical]
+        topic = F.cross_entropy(logits, topics) if topical.any() else hidden.sum() * 0.0
+        topic_acc = (
+            {"topic_acc": (logits.argmax(-1) == topics).float().mean()} if topical.any() else {}
+        )
         return {
             "analysis": sentiment + topic + emotion, "sentiment_mse": sentiment,
-            "topic_ce": topic, "emotion_ce": emotion,
-            "topic_acc": (analysis.topic_logits[valid].argmax(-1) == batch["topic"][valid]).float().mean(),
+            "topic_ce": topic, "emotion_ce": emotion, **topic_acc,
             "emotion_acc": (analysis.emotion_logits[valid].argmax(-1) == batch["emotion"][valid]).float().mean(),
             "sentiment_mae": (analysis.sentiment[valid] - batch["sentiment"][valid]).abs().mean(),
         }  # fmt: skip
