@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/asr.py [--model checkpoints/asr] [--dataset data/build/dataset]
 
 Writes benchmarks/results/asr.json. Every figure is a corpus-level CER (edits over reference
-characters) on a fixed, evenly spaced subset of each split's utterances:
+characters) on a fixed, evenly spaced subset of each split's utterances, also per voice:
 - `test_user_clean`: user utterances of the held-out test dialogs, in the espeak-ng
   variants that no training row uses (the held-out voices);
 - `test_user_codec`: the same clips after the committed codec's round trip;
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -41,23 +42,26 @@ def clips_of(dataset: Path, split: str, role: str, limit: int, sample_rate: int)
     out = []
     for i in keep:
         row = rows[i]
-        out.append((decode_audio(row["audio"], sample_rate, row["sampling_rate"]), row["text"]))
+        audio = decode_audio(row["audio"], sample_rate, row["sampling_rate"])
+        out.append((audio, row["text"], row["speaker"]))
     return out
 
 
 def score(judge: Judge, clips, transform=None) -> dict:
-    audio = [torch.from_numpy(a) if transform is None else transform(a) for a, _ in clips]
+    audio = [torch.from_numpy(a) if transform is None else transform(a) for a, _, _ in clips]
     start = time.perf_counter()
     texts = judge.transcribe([a.numpy() if torch.is_tensor(a) else a for a in audio])
     seconds = time.perf_counter() - start
-    rate = ErrorRate()
-    for hyp, (_, ref) in zip(texts, clips, strict=True):
+    rate, by_voice = ErrorRate(), defaultdict(ErrorRate)
+    for hyp, (_, ref, voice) in zip(texts, clips, strict=True):
         rate.add(hyp, ref)
-    audio_seconds = sum(a.shape[-1] for a, _ in clips) / judge.sample_rate
+        by_voice[voice].add(hyp, ref)
+    audio_seconds = sum(a.shape[-1] for a, _, _ in clips) / judge.sample_rate
     examples = [
-        {"ref": ref, "hyp": hyp} for hyp, (_, ref) in zip(texts[:3], clips[:3], strict=True)
+        {"ref": ref, "hyp": hyp} for hyp, (_, ref, _) in zip(texts[:3], clips[:3], strict=True)
     ]
     return {"cer": rate.value, "utterances": rate.pairs, "characters": rate.characters,
+            "by_voice": {v: round(r.value, 4) for v, r in sorted(by_voice.items())},
             "real_time_factor": seconds / audio_seconds, "examples": examples}  # fmt: skip
 
 
@@ -68,8 +72,9 @@ def main() -> None:
     parser.add_argument("--dataset", default=str(REPO_ROOT / "data" / "build" / "dataset"))
     parser.add_argument("--clips", type=int, default=300)
     parser.add_argument("--output", default=str(RESULTS / "asr.json"))
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     judge = Judge.load(args.model)
     from telugu_s2s.checkpoint import load_pretrained
     from telugu_s2s.metrics.codec import codec_round_trip
