@@ -136,7 +136,7 @@ def test_judge_mode_without_a_recognizer_export_fails_at_startup(tmp_path):
         create_app(FakeEngine(), bad, vad=None)
 
 
-def test_serve_yaml_defaults_to_the_model_transcript():
+def test_serve_yaml_defaults_to_the_judge_transcript_and_its_export_exists():
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
@@ -146,5 +146,6 @@ def test_serve_yaml_defaults_to_the_model_transcript():
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("serve")
     server = ServerSettings.from_dict(OmegaConf.to_container(cfg.server, resolve=True))
-    assert server.user_transcript == "s2s"
+    assert server.user_transcript == "judge"
     assert server.asr_dir == str(REPO_ROOT / "checkpoints" / "asr")
+    assert (REPO_ROOT / "checkpoints" / "asr" / "model.safetensors").is_file()
