@@ -9,7 +9,9 @@ characters) on a fixed, evenly spaced subset of each split's utterances, also pe
 - `test_user_codec`: the same clips after the committed codec's round trip;
 - `test_user_channel`: the same clips through a band limit, reverb and noise (seeded);
 - `test_assistant`: the assistant's replies of the test dialogs (the four voices);
-- `natural_user_clean`: the 80 hand-written dialogs in the held-out voices.
+- `natural_user_clean`: the 80 hand-written dialogs in the held-out voices;
+- `train_user_clean`: training dialogs in the training user voices (against
+  `test_user_clean`: what unseen voices and sentences cost).
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def main() -> None:
         "test_user_channel": score(judge, test_user, degrade),
         "test_assistant": score(judge, clips_of(dataset, "test", "assistant", args.clips, sr)),
         "natural_user_clean": score(judge, clips_of(dataset, "natural", "user", args.clips, sr)),
+        "train_user_clean": score(judge, clips_of(dataset, "train", "user", args.clips, sr)),
         "held_out_voices": json.loads((dataset / "telugu_s2s.json").read_text())[
             "held_out_user_voices"
         ],
