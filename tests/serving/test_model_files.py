@@ -17,6 +17,7 @@ SRC = Path(checkpoint.__file__).resolve().parent
 # torch.load calls allowed without weights_only=True, and why.
 PICKLE_LOADS = {
     "callbacks.py": "Lightning's own training checkpoint of this run (hyperparameters are pickled)",
+    "export.py": "a local run's Lightning checkpoint, named on the command line (pickled too)",
 }
 
 
