@@ -56,22 +56,13 @@ def overrides_for(experiment: str, dataset: Path, steps: int, gpu: bool) -> list
 
 def compose_for(experiment: str, dataset: Path, steps: int, gpu: bool, output_dir: Path):
     """The training config as train.py would see it, writing under `output_dir`."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    import telugu_s2s.train  # noqa: F401  (registers the repo_root resolver)
+    from telugu_s2s.train import compose_train_config
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", return_hydra_config=True,
-                      overrides=overrides_for(experiment, dataset, steps, gpu))  # fmt: skip
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        cfg.paths.log_dir = str(output_dir / "logs")
-        if cfg.model.get("init_from"):  # throughput does not depend on the starting weights
+    cfg = compose_train_config(overrides_for(experiment, dataset, steps, gpu), output_dir)
+    if cfg.model.get("init_from"):  # throughput does not depend on the starting weights
+        with open_dict(cfg):
             cfg.model.init_from = None
     return cfg
 
@@ -79,6 +70,8 @@ def compose_for(experiment: str, dataset: Path, steps: int, gpu: bool, output_di
 def measure(experiment: str, dataset: Path, steps: int, gpu: bool) -> dict:
     import hydra
     import lightning as L
+
+    from telugu_s2s.train import set_threads
 
     class Timer(L.Callback):
         def __init__(self):
@@ -94,7 +87,7 @@ def measure(experiment: str, dataset: Path, steps: int, gpu: bool) -> dict:
             self.samples.append(batch_size_of(batch))
 
     cfg = compose_for(experiment, dataset, steps, gpu, Path(tempfile.mkdtemp(prefix="bench_")))
-    torch.set_num_threads(int(cfg.get("num_threads") or torch.get_num_threads()))
+    set_threads(cfg)
     datamodule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model)
     timer = Timer()

@@ -8,13 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from telugu_s2s.data.voices import load_synth_config
-from telugu_s2s.paths import CONFIG_DIR, CORPUS_DIR
+from telugu_s2s.paths import CORPUS_DIR
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -63,19 +60,13 @@ def random_codec_dir(tmp_path_factory) -> Path:
 
 def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
     """The training config as `python train.py <overrides>` would see it, on a tiny CPU run."""
-    import telugu_s2s.train  # noqa: F401  (registers the repo_root resolver)
+    from telugu_s2s.train import compose_train_config
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
-        cfg = compose(config_name="train", return_hydra_config=True, overrides=overrides)
-        HydraConfig().set_config(cfg)
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(output_dir)
-            cfg.paths.log_dir = str(output_dir / "logs")
-            cfg.data.num_workers = 0
-            cfg.trainer.accelerator = "cpu"
-            cfg.trainer.devices = 1
-            cfg.trainer.enable_progress_bar = False
-            cfg.trainer.enable_model_summary = False
-    GlobalHydra.instance().clear()
+    cfg = compose_train_config(overrides, output_dir)
+    with open_dict(cfg):
+        cfg.data.num_workers = 0
+        cfg.trainer.accelerator = "cpu"
+        cfg.trainer.devices = 1
+        cfg.trainer.enable_progress_bar = False
+        cfg.trainer.enable_model_summary = False
     return cfg

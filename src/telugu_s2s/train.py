@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from telugu_s2s.paths import CONFIG_DIR, REPO_ROOT
 
@@ -34,11 +35,33 @@ def _instantiate_all(section: DictConfig | None) -> list[Any]:
     ]
 
 
+def compose_train_config(overrides: list[str], output_dir: Path) -> DictConfig:
+    """The config `python train.py <overrides>` runs with (its Hydra runtime config set),
+    writing under `output_dir`: for benchmarks and tests that run a stage in-process."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        cfg = compose(config_name="train", return_hydra_config=True, overrides=overrides)
+        HydraConfig().set_config(cfg)
+    GlobalHydra.instance().clear()
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.log_dir = str(output_dir / "logs")
+    return cfg
+
+
+def set_threads(cfg: DictConfig) -> None:
+    if cfg.get("num_threads"):  # on a shared CPU one thread beats two that wait for each other
+        torch.set_num_threads(int(cfg.num_threads))
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit (and test) one stage; returns every logged metric as a float."""
     L.seed_everything(cfg.seed, workers=True)
-    if cfg.get("num_threads"):  # on a shared CPU one thread beats two that wait for each other
-        torch.set_num_threads(int(cfg.num_threads))
+    set_threads(cfg)
     log.info("stage=%s: instantiating datamodule <%s>", cfg.stage_name, cfg.data._target_)
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
     model: L.LightningModule = hydra.utils.instantiate(cfg.model)

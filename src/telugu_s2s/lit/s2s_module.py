@@ -154,10 +154,10 @@ class S2SModule(L.LightningModule):
         # The topic is the dialog's label: an opening greeting carries none of it (noise).
         topical = valid & (batch["turn_index"] > 0)  # (B, N)
         logits, topics = analysis.topic_logits[topical], batch["topic"][topical]
-        topic = F.cross_entropy(logits, topics) if topical.any() else hidden.sum() * 0.0
-        topic_acc = (
-            {"topic_acc": (logits.argmax(-1) == topics).float().mean()} if topical.any() else {}
-        )
+        topic, topic_acc = hidden.sum() * 0.0, {}
+        if topical.any():
+            topic = F.cross_entropy(logits, topics)
+            topic_acc = {"topic_acc": (logits.argmax(-1) == topics).float().mean()}
         return {
             "analysis": sentiment + topic + emotion, "sentiment_mse": sentiment,
             "topic_ce": topic, "emotion_ce": emotion, **topic_acc,

@@ -15,18 +15,13 @@ import math
 import torch
 from torch import nn
 
-from telugu_s2s.modules.features import MelConfig, hz_to_mel, mel_to_hz
+from telugu_s2s.modules.features import MelConfig, mel_band_edges_hz
 
 
 def mel_centers_hz(mel: MelConfig) -> torch.Tensor:
     """Centre frequency (M,) of each mel band, in Hz."""
     f_max = mel.f_max or mel.sample_rate / 2
-    edges = torch.linspace(
-        float(hz_to_mel(torch.tensor(mel.f_min), mel.mel_scale)),
-        float(hz_to_mel(torch.tensor(f_max), mel.mel_scale)),
-        mel.n_mels + 2,
-    )
-    return mel_to_hz(edges, mel.mel_scale)[1:-1]
+    return mel_band_edges_hz(mel.n_mels, mel.f_min, f_max, mel.mel_scale)[1:-1].float()
 
 
 class FrequencyWarp(nn.Module):

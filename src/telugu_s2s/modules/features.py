@@ -56,6 +56,19 @@ def mel_to_hz(mel: torch.Tensor, mel_scale: str = "slaney") -> torch.Tensor:
     return torch.where(mel >= min_log_mel, logarithmic, linear)
 
 
+def mel_band_edges_hz(n_mels: int, f_min: float, f_max: float,
+                      mel_scale: str = "slaney") -> torch.Tensor:  # fmt: skip
+    """Edges of the triangular mel bands in Hz (n_mels + 2,), float64: band m rises from
+    edge m, peaks at edge m + 1 (its centre) and falls to edge m + 2."""
+    mel_edges = torch.linspace(
+        hz_to_mel(torch.tensor(f_min, dtype=torch.float64), mel_scale),
+        hz_to_mel(torch.tensor(f_max, dtype=torch.float64), mel_scale),
+        n_mels + 2,
+        dtype=torch.float64,
+    )
+    return mel_to_hz(mel_edges, mel_scale)
+
+
 def mel_filterbank(
     n_fft: int,
     n_mels: int,
@@ -70,13 +83,7 @@ def mel_filterbank(
     if not 0.0 <= f_min < f_max <= sample_rate / 2.0:
         raise ValueError(f"need 0 <= f_min < f_max <= {sample_rate / 2}, got {f_min}, {f_max}")
     fft_hz = torch.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1, dtype=torch.float64)  # (F,)
-    mel_edges = torch.linspace(
-        hz_to_mel(torch.tensor(f_min, dtype=torch.float64), mel_scale),
-        hz_to_mel(torch.tensor(f_max, dtype=torch.float64), mel_scale),
-        n_mels + 2,
-        dtype=torch.float64,
-    )
-    hz_edges = mel_to_hz(mel_edges, mel_scale)  # (n_mels + 2,)
+    hz_edges = mel_band_edges_hz(n_mels, f_min, f_max, mel_scale)  # (n_mels + 2,)
     lower, centre, upper = hz_edges[:-2, None], hz_edges[1:-1, None], hz_edges[2:, None]
     rising = (fft_hz[None, :] - lower) / (centre - lower)  # (n_mels, F)
     falling = (upper - fft_hz[None, :]) / (upper - centre)  # (n_mels, F)

@@ -68,7 +68,7 @@ class JitterBuffer:
     def read_tick(self) -> list[tuple[np.ndarray, float]]:
         """This tick's frames with their arrival times, oldest first: none (the caller feeds
         silence), one, or two to catch up."""
-        spare = self.depth > max(1, self.prefill_frames)
+        spare = self.depth > self.prefill_frames
         self._spare_ticks = self._spare_ticks + 1 if spare else 0
         drain = self.drain_ticks > 0 and self._spare_ticks >= self.drain_ticks
         count = 2 if self.depth > self.catchup_frames or drain else 1
