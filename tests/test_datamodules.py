@@ -159,3 +159,42 @@ def test_token_timelines_place_each_utterance_on_frames(tiny_dataset, random_cod
     assert dm4.datasets["validation"].silence.shape == (4,)
     assert torch.equal(item4["user_codes"], codes[:4])
     assert torch.equal(item4["assistant_codes"], item["assistant_codes"][:4])
+
+
+def test_token_cache_resumes_an_interrupted_encode(tiny_dataset, random_codec_dir, tmp_path):
+    import shutil
+
+    from telugu_s2s.data import tokens as tokens_mod
+    from telugu_s2s.data.datasets import _RowsDataset, load_split
+
+    dataset = tmp_path / "dataset"  # a private copy: the cache lives beside the dataset
+    shutil.copytree(tiny_dataset, dataset)
+    rows = _RowsDataset(load_split(dataset, "validation"), 16000, seed=0, train=False)
+    cache = tokens_mod.TokenCache(dataset, random_codec_dir)
+    calls = []
+    encode = cache.encode
+
+    def encode_or_crash(clips):
+        calls.append(len(clips))
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # killed mid-run, after two batches and one partial save
+        return encode(clips)
+
+    cache.encode = encode_or_crash
+    split = tokens_mod.SplitTokens(cache, "validation", rows)
+    with pytest.raises(KeyboardInterrupt):
+        split.encode_all(batch_size=2, save_every=1)
+    assert split.partial_path.exists() and not split.path.exists()
+
+    cache.encode = encode
+    resumed = tokens_mod.SplitTokens(cache, "validation", rows)
+    assert len(resumed.codes) == 4  # the two saved batches are not encoded again
+    resumed.encode_all(batch_size=2, save_every=1)
+    assert resumed.path.exists() and not resumed.partial_path.exists()
+    # the CLI finds the finished split and gives the same codes as a fresh encode
+    tokens_mod.main(["--dataset-dir", str(dataset), "--codec-dir", str(random_codec_dir),
+                     "--splits", "validation"])  # fmt: skip
+    final = tokens_mod.SplitTokens(cache, "validation", rows)
+    assert len(final.codes) == len(rows.rows)
+    for i in (0, len(rows.rows) - 1):
+        assert torch.equal(final.codes[i], encode([rows.audio(i)])[0])

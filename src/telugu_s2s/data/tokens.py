@@ -97,6 +97,7 @@ class SplitTokens:
     def __init__(self, cache: TokenCache, split: str, rows_dataset):
         self.cache, self.split, self.rows = cache, split, rows_dataset
         self.path = cache.root / f"{split}.pt"
+        self.partial_path = cache.root / f"{split}.partial.pt"
         self.fingerprint = dataset_fingerprint(cache.dataset_dir, rows_dataset.rows)
         self.codes: dict[int, torch.Tensor] = {}
         if self.path.exists():
@@ -105,6 +106,10 @@ class SplitTokens:
                 self.codes = dict(enumerate(saved["codes"]))
             else:
                 log.info("token cache %s is stale: re-encoding", self.path)
+        elif self.partial_path.exists():  # an interrupted encode_all: go on from there
+            saved = torch.load(self.partial_path, weights_only=True)
+            if saved.get("dataset_fingerprint") == self.fingerprint:
+                self.codes = dict(saved["codes"])
 
     def __len__(self) -> int:
         return len(self.rows.rows)
@@ -115,26 +120,53 @@ class SplitTokens:
             self.codes[row] = self.cache.encode([self.rows.audio(row)])[0]
         return self.codes[row]
 
-    def encode_all(self, batch_size: int = 16) -> None:
-        """Encode every missing row (similar lengths batched together) and save the split."""
+    def encode_all(self, batch_size: int = 16, save_every: int = 500) -> None:
+        """Encode every missing row (similar lengths batched together) and save the split.
+        Every `save_every` batches the codes so far are saved, so an interrupted run resumes."""
         missing = [i for i in range(len(self)) if i not in self.codes]
         if not missing:
             return
         durations = np.asarray(self.rows.meta["duration"])[missing]
         order = [missing[i] for i in np.argsort(durations)]
-        for start in tqdm(
-            range(0, len(order), batch_size), desc=f"codec tokens ({self.split})", unit="batch"
-        ):
+        starts = range(0, len(order), batch_size)
+        for n, start in enumerate(tqdm(starts, desc=f"codec tokens ({self.split})", unit="batch")):
             idx = order[start : start + batch_size]
             for i, codes in zip(
                 idx, self.cache.encode([self.rows.audio(i) for i in idx]), strict=True
             ):
                 self.codes[i] = codes
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        payload = {
-            "dataset_fingerprint": self.fingerprint,
-            "codes": [self.codes[i] for i in range(len(self))],
-        }
-        torch.save(payload, tmp)
-        tmp.replace(self.path)
+            if (n + 1) % save_every == 0 and start + batch_size < len(order):
+                self._save(self.partial_path, {"codes": dict(self.codes)})
+        self._save(self.path, {"codes": [self.codes[i] for i in range(len(self))]})
+        self.partial_path.unlink(missing_ok=True)
+
+    def _save(self, path: Path, payload: dict) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save({"dataset_fingerprint": self.fingerprint, **payload}, tmp)
+        tmp.replace(path)  # atomic: a crash never leaves a half-written cache
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Encode the dataset's splits with a codec ahead of training (the S2S stages read them)."""
+    import argparse
+
+    from telugu_s2s.data.datasets import _RowsDataset, load_split
+
+    parser = argparse.ArgumentParser(prog="python -m telugu_s2s.data.tokens")
+    parser.add_argument("--dataset-dir", default="data/build/dataset")
+    parser.add_argument("--codec-dir", default="checkpoints/codec")
+    parser.add_argument("--splits", nargs="+", default=["validation", "test", "natural", "train"])
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    torch.set_num_threads(args.threads)
+    cache = TokenCache(args.dataset_dir, args.codec_dir)
+    for split in args.splits:
+        rows = _RowsDataset(load_split(args.dataset_dir, split), 16000, seed=0, train=False)
+        cache.load(split, rows)
+        print(f"{split}: {len(rows.rows)} rows -> {cache.root / split}.pt", flush=True)
+
+
+if __name__ == "__main__":
+    main()
