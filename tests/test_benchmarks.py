@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -23,3 +24,26 @@ def test_training_benchmark_config_resolves_for_every_stage(stage, tmp_path):
     assert cfg.trainer.max_time is None and cfg.trainer.enable_checkpointing is False
     assert cfg.data.dataset_dir == str(tmp_path / "data") and not cfg.model.get("init_from")
     assert cfg.trainer.default_root_dir.startswith(str(tmp_path / "out"))
+
+
+def test_learning_curves_join_a_warm_started_run_after_a_resumed_one(tmp_path):
+    import json
+
+    import curves
+
+    def run(name: str, rows: list[tuple[int, float | str]]) -> Path:
+        folder = tmp_path / name / "csv" / "version_0"
+        folder.mkdir(parents=True)
+        lines = ["step,train/loss,val/reply_ce"] + [f"{s},0.5,{v}" for s, v in rows]
+        (folder / "metrics.csv").write_text("\n".join(lines) + "\n")
+        return tmp_path / name
+
+    first = run("first", [(199, 2.0), (205, ""), (399, 1.5)])  # "" : a training-only row
+    warm = run("warm", [(199, 1.2), (399, 1.0)])  # init_from: its steps start at 0 again
+    curves.main(["text", str(first), str(warm), "--out", str(tmp_path / "out")])
+    points = json.loads((tmp_path / "out" / "text.json").read_text())["curves"]["val/reply_ce"]
+    steps = [(p["step"], p["value"]) for p in points]
+    assert steps == [(199, 2.0), (399, 1.5), (599, 1.2), (799, 1.0)]
+    assert (tmp_path / "out" / "text.png").stat().st_size > 0
+    with pytest.raises(SystemExit):
+        curves.main(["text", str(first), "--metrics", "val/topic_acc", "--out", str(tmp_path)])
