@@ -8,8 +8,12 @@ artifacts/e2e/.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+
+import numpy as np
+import soundfile as sf
 
 SILENT = 0.003  # RMS; the fake engine's reply tone is 0.3 / sqrt(2) = 0.21
 AUDIBLE = 0.05
@@ -35,6 +39,20 @@ MEASURE_INTERRUPT = """async ([silent]) => {
 
 def mood_word(sentiment: float) -> str:  # as panels.js words it
     return "Positive" if sentiment > 0.33 else "Negative" if sentiment < -0.33 else "Neutral"
+
+
+def judge_the_reply(page, monologue: str, artifacts) -> dict:
+    """The judge's transcript of the reply audio the page received, against its monologue."""
+    from telugu_s2s.asr import Judge
+    from telugu_s2s.evaluation.cer import cer
+
+    pcm = np.frombuffer(base64.b64decode(page.evaluate("window.__s2s.receivedAudio()")), "<i2")
+    reply = pcm.astype(np.float32) / 32768.0  # 16 kHz, as the server sends it
+    sf.write(artifacts / "reply.wav", reply, 16000)
+    heard = Judge.load().transcribe([reply], 16000)[0]
+    result = {"monologue": monologue, "judge": heard, "cer": cer(heard, monologue)}
+    (artifacts / "reply_judged.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
+    return result
 
 
 def wait_js(page, expression: str, timeout_s: float = 30.0) -> None:
@@ -79,6 +97,10 @@ def test_a_conversation_in_the_browser(engine_kind, server, browser_context, art
     assert not first["interrupted"] and first["assistant_text"]
     if engine_kind == "fake":
         assert first["heard_ms"] > 4000  # all 60 frames (4.8 s)
+    else:  # the trained model must hear the question and say what it means (issue 15)
+        assert first["user_text"].strip(), first
+        judged = judge_the_reply(page, first["assistant_text"], artifacts)
+        assert judged["cer"] <= 0.30, judged
     assert page.locator(".turn").first.inner_text().count("interrupted") == 0
 
     # The mic file loops: the same question again. Interrupt the next reply while it plays:

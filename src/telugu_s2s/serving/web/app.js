@@ -28,7 +28,9 @@ const state = {
   input: { rms: 0, max: 0 },
   events: [],
   status: "idle",
+  received: { chunks: [], bytes: 0 }, // the assistant's last 60 s of PCM, for the e2e test
 };
+const RECEIVED_BYTES = 60 * 16000 * 2;
 
 const errors = new ErrorView($("#errors"));
 const transcript = new Transcript($("#transcript"), $("#transcript-empty"));
@@ -53,6 +55,7 @@ const connection = new Connection({
   onReady,
   onEvent,
   onAudio: (pcm) => {
+    keepReceived(pcm.slice(0)); // a copy: playing transfers (detaches) the buffer
     if (!state.cutting) audio.play(pcm);
   },
   onStatus: showStatus,
@@ -74,6 +77,23 @@ function takeToken() {
     history.replaceState(null, "", location.pathname + (search ? `?${search}` : "") + (hash ? `#${hash}` : ""));
   }
   return sessionStorage.getItem(TOKEN_KEY);
+}
+
+function keepReceived(pcm) {
+  const received = state.received;
+  received.chunks.push(pcm);
+  received.bytes += pcm.byteLength;
+  while (received.bytes > RECEIVED_BYTES) received.bytes -= received.chunks.shift().byteLength;
+}
+
+// The received PCM16LE as base64: one string crosses the test's bridge far faster than numbers.
+function receivedBase64() {
+  let binary = "";
+  for (const chunk of state.received.chunks) {
+    const bytes = new Uint8Array(chunk);
+    for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
 }
 
 function authorized() {
@@ -344,6 +364,7 @@ window.__s2s = {
   session: () => state.session,
   status: () => state.status,
   events: () => state.events.slice(),
+  receivedAudio: receivedBase64,
   dropConnection: () => connection.drop(),
   sendJson: (message) => connection.sendJson(message),
 };
