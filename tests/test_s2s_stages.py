@@ -295,3 +295,36 @@ def test_the_topic_loss_leaves_out_the_opening_turn() -> None:
     assert torch.equal(module._analysis_losses(hidden, spans, batch)["topic_ce"], before)
     batch["topic"][0, 1] = 7  # a later turn's label: it counts
     assert not torch.equal(module._analysis_losses(hidden, spans, batch)["topic_ce"], before)
+
+
+def test_the_text_stage_can_learn_the_users_next_character(tiny_dataset) -> None:
+    """`user_lm_weight`: the user frames predict the user's next character (scaffolding that
+    makes them carry what was said); a fixed batch's user LM CE falls when trained on alone."""
+    from telugu_s2s.lit.s2s_text_module import S2STextModule
+    from telugu_s2s.paths import REPO_ROOT
+
+    torch.manual_seed(0)
+    cfg = S2SConfig(**{**SMALL.__dict__, "speaker_dim": 192, "dropout": 0.0})
+    speakers = str(REPO_ROOT / "checkpoints" / "speaker")
+    assert "user_lm_ce" not in S2STextModule(S2SModel(cfg), speakers)._losses(
+        next(iter(_text_loader(tiny_dataset)))
+    )
+    module = S2STextModule(S2SModel(cfg), speakers, text_weight=0.0, analysis_weight=0.0,
+                           user_lm_weight=1.0)  # fmt: skip
+    batch = next(iter(_text_loader(tiny_dataset)))
+    opt = torch.optim.Adam(module.parameters(), lr=3e-3)
+    first = None
+    for _ in range(40):
+        losses = module._losses(batch)
+        first = losses["user_lm_ce"].item() if first is None else first
+        assert torch.equal(losses["loss"], losses["user_lm_ce"])
+        opt.zero_grad()
+        losses["loss"].backward()
+        opt.step()
+    assert losses["user_lm_ce"].item() < 0.6 * first
+
+
+def _text_loader(dataset):
+    dm = TeluguDataModule("s2s_text", str(dataset), batch_size=2)
+    dm.setup()
+    return dm.train_dataloader()

@@ -3,11 +3,12 @@ dialog text with no audio (models/s2s_text.py), from `TeluguDataModule(task="s2s
 
 Losses: the assistant text CE over every frame (BLANK where the assistant is silent, so
 the stage also learns when to start and stop a reply), and the user-turn analysis heads
-(sentiment, topic, emotion) on the pooled user frames. `reply_ce` is the text CE on the
-reply's characters alone (BLANK targets left out): the figure that says how well the model
+(sentiment, topic, emotion) on the pooled user frames, and (`user_lm_weight`) the user's
+next character, so that those frames carry what the user said. `reply_ce` is the text CE
+on the reply's characters alone (BLANK targets left out): the figure that says how well the model
 knows what to say. The export is a plain `S2SModel` that `S2SModule(init_from=...)` starts
-the listen-and-speak stage from; `UserTextInput` stays behind (it is in the Lightning
-checkpoint, for resuming).
+the listen-and-speak stage from; `UserTextInput` and the user LM head stay behind (they
+are in the Lightning checkpoint, for resuming).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class S2STextModule(S2SModule):
         text_weight: float = 1.0,
         analysis_weight: float = 0.5,
         init_from: str | None = None,
+        user_lm_weight: float = 0.0,
     ):
         super().__init__(
             net, speaker_dir, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps,
@@ -39,6 +41,14 @@ class S2STextModule(S2SModule):
             init_from=init_from,
         )  # fmt: skip
         self.user_input = UserTextInput(net.cfg.text_vocab_size, net.cfg.d_model)
+        # Scaffolding too: the user's next character. The user frames' final hidden states
+        # otherwise only predict the assistant's silence, so the turn that the analysis heads
+        # and the memory pool carried almost nothing of what was said (a linear probe read
+        # the topic from it at 18%, chance 10%).
+        self.user_lm_weight = user_lm_weight
+        self.user_lm_head = (
+            torch.nn.Linear(net.cfg.d_model, net.cfg.text_vocab_size) if user_lm_weight else None
+        )
 
     def on_fit_start(self) -> None:
         """No codec tokens in this stage: the silence codes come with the audio stages."""
@@ -62,4 +72,10 @@ class S2STextModule(S2SModule):
         )  # (B, N, F)
         analysis = self._analysis_losses(hidden, spans, batch)
         loss = hp.text_weight * text_ce + hp.analysis_weight * analysis.pop("analysis")
+        if self.user_lm_head is not None:  # frame t (user token t in) predicts user token t + 1
+            user = batch["user_text"]  # (B, F)
+            user = user.masked_fill(ignored | (user == PAD), IGNORE_INDEX)[:, 1:]  # (B, F - 1)
+            user_lm = cross_entropy(self.user_lm_head(hidden[:, :-1]), spoken_only(user))
+            loss = loss + self.user_lm_weight * user_lm
+            analysis["user_lm_ce"] = user_lm
         return {"loss": loss, "text_ce": text_ce, "reply_ce": reply_ce, **analysis}
