@@ -283,3 +283,24 @@ def test_semantic_loss_in_a_training_run(tiny_dataset, tmp_path) -> None:
     for key in ("train/semantic", "val/semantic_distance"):
         assert torch.isfinite(trainer.callback_metrics[key]), key
     assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in before.items())
+
+
+def test_the_codes_fingerprint_ignores_the_decoder_and_guards_the_s2s_model() -> None:
+    """A decoder fine-tune keeps the codes (and an S2S model trained on them fits); a retrained
+    encoder or codebook does not, and the S2S model refuses such a codec."""
+    from telugu_s2s.models.s2s import S2SConfig, S2SModel
+
+    torch.manual_seed(0)
+    codec = CodecV2Model(CodecV2Config(**SMALL))
+    before = codec.codes_fingerprint()
+    with torch.no_grad():
+        next(codec.decoder.parameters()).add_(1.0)
+    assert codec.codes_fingerprint() == before
+    model = S2SModel(S2SConfig(codec_fingerprint=before))
+    model.check_codec(codec)
+    with torch.no_grad():
+        next(codec.encoder.parameters()).add_(1.0)
+    assert codec.codes_fingerprint() != before
+    with pytest.raises(ValueError, match=f"trained on the codes of codec {before}"):
+        model.check_codec(codec)
+    S2SModel(S2SConfig()).check_codec(codec)  # no fingerprint (older exports): any codec

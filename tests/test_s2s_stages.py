@@ -241,6 +241,11 @@ def test_each_stage_starts_from_the_previous_export(tiny_dataset, random_codec_d
             assert "val/reply_ce" in metrics and "user_input" not in str(
                 list(load_file(str(export / "model.safetensors")))
             )
+            assert model.cfg.codec_fingerprint == ""  # no codes in this stage
+        else:  # the audio stages record whose codes they learned; serving checks it
+            codec = load_pretrained(random_codec_dir)
+            assert model.cfg.codec_fingerprint == codec.codes_fingerprint()
+            model.check_codec(codec)
         previous = export
 
 

@@ -9,6 +9,7 @@ server, the notebooks and the Hub use, and they load without Lightning.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import json
 import os
@@ -33,6 +34,15 @@ def _qualname(obj_type: type) -> str:
 def _import(path: str) -> Any:
     module, _, name = path.rpartition(".")
     return getattr(importlib.import_module(module), name)
+
+
+def weights_fingerprint(state: dict[str, torch.Tensor]) -> str:
+    """A short hash of named tensors (a state dict or part of one): equal weights, equal hash."""
+    digest = hashlib.sha256()
+    for key, value in sorted(state.items()):
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:

@@ -76,3 +76,26 @@ def test_torch_load_is_only_ever_called_with_weights_only():
                 if flags.get("weights_only") != "True" and path.name not in PICKLE_LOADS:
                     unsafe.append(f"{path.relative_to(SRC)}:{node.lineno}")
     assert unsafe == [], f"torch.load without weights_only=True: {unsafe}"
+
+
+def test_the_engine_refuses_an_s2s_model_trained_on_another_codecs_codes(tmp_path):
+    from telugu_s2s.models.codec import CodecConfig, CodecModel
+    from telugu_s2s.models.s2s import S2SConfig, S2SModel
+    from telugu_s2s.paths import REPO_ROOT
+    from telugu_s2s.serving.engine_checkpoints import load_models
+
+    torch.manual_seed(0)
+    codec = CodecModel(CodecConfig(n_filters=4, dimension=16))
+    save_pretrained(codec, tmp_path / "codec")
+    speakers = REPO_ROOT / "checkpoints" / "speaker"
+    small = dict(num_codebooks=2, d_model=32, num_layers=1, num_heads=2, depth_d_model=16,
+                 depth_layers=1, depth_heads=2, memory_attention_dim=8)  # fmt: skip
+    for fingerprint, fits in ((codec.codes_fingerprint(), True), ("0123456789abcdef", False)):
+        save_pretrained(
+            S2SModel(S2SConfig(**small, codec_fingerprint=fingerprint)), tmp_path / "s2s"
+        )
+        if fits:
+            load_models(tmp_path / "codec", speakers, tmp_path / "s2s", torch.device("cpu"))
+        else:
+            with pytest.raises(ValueError, match="trained on the codes of codec 0123456789abcdef"):
+                load_models(tmp_path / "codec", speakers, tmp_path / "s2s", torch.device("cpu"))

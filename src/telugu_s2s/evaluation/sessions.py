@@ -55,6 +55,7 @@ class EvalModels:
                 f"codec has {codec.num_codebooks} x {codec.cardinality} codes, the S2S model "
                 f"{cfg.num_codebooks} x {cfg.codebook_size}: not the codec it was trained on"
             )
+        self.s2s.check_codec(codec)
         if codec.num_codebooks > cfg.num_codebooks:  # the model speaks the first K codebooks
             self.codec = FirstCodebooks(codec, cfg.num_codebooks)
         self.s2s.check_speaker_bank(self.bank)

@@ -87,6 +87,9 @@ class S2SModule(L.LightningModule):
                 "the s2s datamodule needs `codec_dir`: the model trains on codec tokens"
             )
         self.net.set_silence_codes(silence)
+        codes = getattr(getattr(train, "dataset", train), "codes", None)  # SplitTokens
+        if codes is not None:  # the export records whose codes it learned (serving checks)
+            self.net.cfg.codec_fingerprint = codes.cache.codec.codes_fingerprint()
 
     def _forward(self, batch: dict):
         net, frames = self.net, batch["user_codes"].shape[-1]

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from telugu_s2s.checkpoint import weights_fingerprint
 from telugu_s2s.modules.quantization import ResidualVectorQuantizer
 from telugu_s2s.modules.seanet import SEANetConfig, SEANetDecoder, SEANetEncoder
 from telugu_s2s.modules.streaming import module_dtype, reset_streaming, streaming
@@ -55,6 +56,12 @@ class AudioTokenizer(nn.Module, ABC):
     @property
     def frame_rate(self) -> float:
         return self.sample_rate / self.frame_size
+
+    def codes_fingerprint(self) -> str:
+        """Identifies the codes this tokenizer makes: a hash of every weight but the decoder's,
+        so a decoder fine-tune keeps it and an S2S model trained on the codes still fits."""
+        state = {k: v for k, v in self.state_dict().items() if not k.startswith("decoder.")}
+        return weights_fingerprint(state)
 
     @abstractmethod
     def encode(self, audio: Tensor, num_codebooks: int | None = None) -> Tensor:

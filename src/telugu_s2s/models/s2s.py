@@ -87,6 +87,7 @@ class S2SConfig:
     styles: tuple[str, ...] = ("default", "formal", "casual")
     speaker_dropout: float = 0.1  # training only: the learned null speaker instead
     speaker_fingerprint: str = ""  # of the speaker encoder whose bank was used in training
+    codec_fingerprint: str = ""  # codes_fingerprint() of the codec whose tokens it learned
     # Context memory.
     memory_turns: int = 10
     memory_top_k: int = 3
@@ -314,6 +315,17 @@ class S2SModel(StreamingModule[S2SState]):
         if expected and got != expected:
             raise ValueError(
                 f"speaker bank of encoder {got}, but this model was trained with {expected}"
+            )
+
+    def check_codec(self, codec) -> None:
+        """Refuse a codec whose codes differ from the ones this model was trained on: it would
+        hear noise and speak noise, without any error."""
+        expected = self.cfg.codec_fingerprint
+        if expected and codec.codes_fingerprint() != expected:
+            raise ValueError(
+                f"this S2S model was trained on the codes of codec {expected}, but the codec "
+                f"given encodes as {codec.codes_fingerprint()}: serve the codec it was trained "
+                "with (a decoder-only fine-tune of it is fine), or retrain the S2S stages"
             )
 
     # Generation: one frame per call inside `streaming(B)`.

@@ -41,4 +41,5 @@ def load_models(codec_dir: Path, speaker_dir: Path, s2s_dir: Path, device: torch
             f"speaker bank dim {bank.embedding_dim} != S2S speaker_dim {cfg.speaker_dim}"
         )
     model.check_speaker_bank(bank)
+    model.check_codec(codec)
     return codec.eval(), bank, model.eval()

@@ -26,6 +26,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from telugu_s2s.checkpoint import weights_fingerprint
 from telugu_s2s.paths import CONFIG_DIR
 
 BANK_WEIGHTS = "speaker_bank.safetensors"
@@ -76,11 +77,7 @@ def validate_name(name: str) -> str:
 
 def encoder_fingerprint(encoder: nn.Module) -> str:
     """A short hash of the encoder's weights: identifies the embedding space of a bank."""
-    digest = hashlib.sha256()
-    for key, value in sorted(encoder.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
+    return weights_fingerprint(encoder.state_dict())
 
 
 def _atomic_write(path: Path, write) -> None:
