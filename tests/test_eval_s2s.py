@@ -212,6 +212,14 @@ def test_evaluation_reports_every_metric_in_range(spied_run, tiny_dataset) -> No
         assert 0.0 <= report[key] <= 1.0, key
     assert 0.0 <= report["sentiment_mae"] <= 2.0
     assert report["f0_median_ratio"] is None or report["f0_median_ratio"] > 0
+    recall_turns = [t for t in report["per_turn"] if "facts" in t]
+    assert report["slot_recall_turns"] == len(recall_turns) > 0  # facts read off the references
+    for key in ("slot_recall_memory_on", "slot_recall_memory_off"):
+        hits = [
+            t["slot_recalled" + ("" if key.endswith("on") else "_memory_off")] for t in recall_turns
+        ]
+        assert report[key] == pytest.approx(sum(hits) / len(hits)), key
+    assert report["slot_recall_far_turns"] <= report["slot_recall_turns"]
     assert 0 < report["generated_seconds"] < report["stepped_seconds"]
     assert report["wall_seconds"] > 0
     json.dumps(report, allow_nan=False)  # NaN became None: strict JSON
@@ -312,3 +320,21 @@ def test_a_model_on_fewer_codebooks_hears_and_speaks_the_codecs_first_ones() -> 
         assert torch.equal(codes, codec.encode(audio)[:, :4])
         assert torch.allclose(first4.decode(codes), codec.decode(codes))
     assert (first4.sample_rate, first4.frame_size) == (codec.sample_rate, codec.frame_size)
+
+
+def test_slot_recall_reads_the_fact_off_the_reference() -> None:
+    from telugu_s2s.evaluation.recall import fact_words, recalls
+
+    said = ["నేను సునీత", "ఫిబ్రవరిలో నా కాలేజీ మొదలవుతుంది, ఈ లోపే బేసిక్స్ పూర్తి చేయాలి"]
+    question = "ఇంకొకటి, నా కాలేజీ ఎప్పుడు మొదలవుతుందన్నాను?"
+    reference = "మీ కాలేజీ ఫిబ్రవరిలో మొదలవుతుందన్నారు, రోజూ సాధన చేస్తే అప్పటికి బేసిక్స్ పూర్తవుతాయి"
+    facts = fact_words(reference, said, question)
+    # what the question already says (కాలేజీ, మొదలవుతుంది) is not the fact; the month is
+    assert "ఫిబ్రవరిలో" in facts and "కాలేజీ" not in facts and "మొదలవుతుందన్నారు" not in facts
+    assert recalls("కాలేజీ ఫిబ్రవరి నుంచి", ["ఫిబ్రవరిలో"])  # another suffix, the same stem
+    assert not recalls("కాలేజీ మార్చిలో మొదలవుతుంది", ["ఫిబ్రవరిలో"])
+    assert not recalls("anything", [])  # no fact: not a recall
+    assert fact_words(reference, [], question) == []
+    # With the generator's slot values only they can be facts (not బేసిక్స్, said again)
+    assert fact_words(reference, said, question, slots=["ఫిబ్రవరి", "సునీత"]) == ["ఫిబ్రవరి"]
+    assert "బేసిక్స్" in facts

@@ -54,8 +54,7 @@ import json
 import logging
 import math
 import time
-from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +66,8 @@ from telugu_s2s.data.datasets import load_split
 from telugu_s2s.data.text import TextTokenizer
 from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig
 from telugu_s2s.data.voices import ASSISTANT_VOICES, median_f0
-from telugu_s2s.evaluation.cer import ErrorRate, cer
+from telugu_s2s.evaluation.cer import cer
+from telugu_s2s.evaluation.recall import dialog_slot_values, fact_words, recalls
 from telugu_s2s.evaluation.sessions import (  # noqa: F401 - re-exported for callers and tests
     EvalModels,
     FirstCodebooks,
@@ -76,8 +76,8 @@ from telugu_s2s.evaluation.sessions import (  # noqa: F401 - re-exported for cal
     encode_clip,
     run_sessions,
 )
+from telugu_s2s.evaluation.tally import Tally, nan_to_none
 from telugu_s2s.labels import EMOTIONS, TOPICS
-from telugu_s2s.metrics.audio import F0_TOLERANCE
 from telugu_s2s.modules.streaming import module_device
 from telugu_s2s.speakers import embed_audio
 
@@ -174,54 +174,6 @@ def _speech(audio: np.ndarray, codes: Tensor, silence: Tensor, frame: int, min_f
     return audio[int(voiced[0]) * frame : (int(voiced[-1]) + 1) * frame]
 
 
-def _mean(values: list) -> float:
-    return float(np.mean(values)) if values else math.nan
-
-
-def _nan_to_none(value):
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
-RATES = ("monologue", "user_transcript", "round_trip", "memory_on", "memory_off", "style_own",
-         "style_other", "speaking", "reply_audio", "reply_audio_valid")  # fmt: skip
-
-
-@dataclass
-class _Tally:
-    rates: dict[str, ErrorRate] = field(default_factory=lambda: {k: ErrorRate() for k in RATES})
-    hits: dict[str, list] = field(default_factory=lambda: defaultdict(list))  # per-turn values
-    frames: Counter = field(default_factory=Counter)  # generated (main replies), stepped (all)
-
-    def add(self, name: str, value) -> None:
-        self.hits[name].append(value)
-
-    def summary(self) -> dict:
-        rate, hits = self.rates, self.hits
-        ratios = [r for r in hits["f0_ratio"] if math.isfinite(r)]
-        within = [abs(r - 1.0) <= F0_TOLERANCE for r in hits["f0_ratio"]]  # NaN: False
-        return {
-            "monologue_cer": rate["monologue"].value,
-            "speaking_cer": rate["speaking"].value,
-            "reply_audio_cer": rate["reply_audio"].value,
-            "reply_audio_valid_cer": rate["reply_audio_valid"].value,
-            "self_round_trip_cer": rate["round_trip"].value,
-            "user_transcript_cer": rate["user_transcript"].value,
-            "topic_accuracy": _mean(hits["topic"]),
-            "sentiment_mae": _mean(hits["sentiment_error"]),
-            "emotion_accuracy": _mean(hits["emotion"]),
-            "context_turns": rate["memory_on"].pairs,
-            "context_cer_memory_on": rate["memory_on"].value,
-            "context_cer_memory_off": rate["memory_off"].value,
-            "speaker_id_accuracy": _mean(hits["speaker"]),
-            "f0_within_15pct": _mean(within),
-            "f0_median_ratio": float(np.median(ratios)) if ratios else math.nan,
-            "style_turns": len(hits["style_differs"]),
-            "style_differs": _mean(hits["style_differs"]),
-            "style_cer_own": rate["style_own"].value,
-            "style_cer_other": rate["style_other"].value,
-        }
-
-
 def _score_item(plan: ItemPlan, traces: dict[str, SessionTrace], ds, model, tally) -> list[dict]:
     """Text, analysis, context and style metrics of one rendering; one record per turn."""
     main, u, rate = traces["main"], model.cfg.user_text_delay, tally.rates
@@ -245,7 +197,8 @@ def _score_item(plan: ItemPlan, traces: dict[str, SessionTrace], ds, model, tall
             "emotion": EMOTIONS[emotion], "emotion_true": EMOTIONS[row["emotion"]],
             "valid_replies": ds.rows[plan.reply_row(turn)]["valid_replies"] or [reference],
         }  # fmt: skip
-        tally.add("topic", topic == row["topic"])
+        if turn.turn > 0:  # the dialog's label: an opening greeting says nothing of it
+            tally.add("topic", topic == row["topic"])
         tally.add("emotion", emotion == row["emotion"])
         tally.add("sentiment_error", abs(sentiment - float(row["sentiment"])))
         if row["depends_on"] and "memory_off" in traces:
@@ -254,6 +207,7 @@ def _score_item(plan: ItemPlan, traces: dict[str, SessionTrace], ds, model, tall
             record.update(
                 memory_off=without, memory_off_cer=rate["memory_off"].add(without, reference)
             )
+            _score_recall(plan, turn, row, said, without, ds, model, tally, record)
         if "other_style" in traces and set(STYLE_PAIR) <= set(turn.replies):
             other_said = _text(traces["other_style"].text, turn.reply_span)
             other_ref = plan.reference(turn, ds, plan.other_style)
@@ -267,8 +221,27 @@ def _score_item(plan: ItemPlan, traces: dict[str, SessionTrace], ds, model, tall
     return records
 
 
+def _score_recall(plan, turn, row, said, without, ds, model, tally, record) -> None:
+    """Slot recall of a turn that depends on earlier ones, memory on and off."""
+    earlier = [t for t in plan.turns if t.turn in set(row["depends_on"])]
+    said_before = [ds.rows[t.user_row]["text"] for t in earlier]
+    slots = tally.slot_values.get(plan.dialog)  # None for hand-written dialogs
+    facts = fact_words(plan.reference(turn, ds), said_before, row["text"], slots)
+    if not facts:
+        return
+    hit_on, hit_off = recalls(said, facts), recalls(without, facts)
+    gap = turn.reply_span[0] - max(t.user_span[1] for t in earlier)  # steps = frames
+    tally.add("slot_on", hit_on)
+    tally.add("slot_off", hit_off)
+    if gap > model.cfg.context_frames:  # beyond the attention window: the memory's job
+        tally.add("slot_on_far", hit_on)
+        tally.add("slot_off_far", hit_off)
+    record.update(facts=facts, fact_gap_frames=gap, slot_recalled=hit_on,
+                  slot_recalled_memory_off=hit_off)  # fmt: skip
+
+
 def _score_audio(models: EvalModels, plans: list[ItemPlan], mains: list[SessionTrace], ds,
-                 silence: Tensor, protocol: ProtocolConfig, tally: _Tally, records: list[dict]) -> None:  # fmt: skip
+                 silence: Tensor, protocol: ProtocolConfig, tally: Tally, records: list[dict]) -> None:  # fmt: skip
     """Speaker fidelity and round trip of the main sessions' replies (`records` in plan order)."""
     codec, model, encoder = models.codec, models.s2s, models.speaker_encoder
     fs, lead, u = codec.frame_size, protocol.lead_frames, model.cfg.user_text_delay
@@ -351,7 +324,7 @@ def evaluate_s2s(
     silence = encode_clip(codec, np.zeros(codec.frame_size, np.float32))[:, 0]  # (K,) silence
     if not torch.equal(silence, model.silence_codes.cpu()):
         log.warning("the S2S model's silence codes differ from the codec's: another codec?")
-    tally, records = _Tally(), []
+    tally, records = Tally(slot_values=dialog_slot_values(dataset_dir)), []
     for first in range(0, len(indices), protocol.items_per_batch):
         batch = indices[first : first + protocol.items_per_batch]
         plans = [plan_item(ds, i, codec, silence, protocol) for i in batch]
@@ -398,5 +371,5 @@ def evaluate_s2s(
         "wall_seconds": time.perf_counter() - started, "protocol": asdict(protocol),
     }  # fmt: skip
     if per_turn:
-        report["per_turn"] = [{k: _nan_to_none(v) for k, v in r.items()} for r in records]
-    return {k: _nan_to_none(v) for k, v in report.items()}
+        report["per_turn"] = [{k: nan_to_none(v) for k, v in r.items()} for r in records]
+    return {k: nan_to_none(v) for k, v in report.items()}
