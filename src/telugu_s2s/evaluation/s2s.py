@@ -24,9 +24,12 @@ Each rendering runs as up to three sessions in one batch, on the same user input
 `main` (the requested style, memory on), `other_style` (the other style, memory on) and
 `memory_off` (the requested style, memory always empty). Metrics:
 - monologue CER: main's text stream in the reply window (blanks dropped) vs the reply;
-- topic accuracy, sentiment MAE, emotion accuracy: the analysis heads on main's pooled
-  user turns;
+- topic accuracy (from the second user turn: an opening greeting carries no topic),
+  sentiment MAE, emotion accuracy: the analysis heads on main's pooled user turns;
 - context CER on turns with `depends_on`: main (memory on) vs memory_off;
+- slot recall on those turns: does the reply say the fact it needs (evaluation/recall.py),
+  memory on vs off, also on the turns whose fact ended more than the attention window
+  (`context_frames`) before the reply, where only the memory can bring it back;
 - speaker fidelity: main's reply codes decoded by the codec, silent frames at both ends
   trimmed; the speaker encoder and the bank must pick the requested voice, and the median
   F0 must be within 15% of the voice's target (the bank's `pitch_hz`). The codec caps
