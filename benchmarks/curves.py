@@ -37,18 +37,21 @@ def read_validation(run: Path) -> dict[str, dict[int, float]]:
 
 
 def join_runs(runs: list[Path]) -> dict[str, list[tuple[int, float]]]:
-    """Runs one after the other: a later run's steps continue from the earlier run's last."""
+    """Runs one after the other. A run that goes on counting from the previous run's steps
+    (resumed with ckpt_path) keeps that run's shift; one that starts again (a warm start
+    with init_from) is shifted to go on after the last step so far."""
     joined: dict[str, list[tuple[int, float]]] = {}
-    offset = 0
+    shift, previous_last = 0, None  # previous_last: the previous run's own last step
     for run in runs:
         curves = read_validation(run)
-        last = 0
+        if not curves:
+            raise ValueError(f"{run}: no validation metrics logged")
+        first = min(min(points) for points in curves.values())
+        if previous_last is not None and first <= previous_last:  # counting from 0 again
+            shift += previous_last + 1
         for metric, points in curves.items():
-            restarts = min(points) < max((s for s, _ in joined.get(metric, [])), default=-1)
-            shift = offset if restarts else 0
             joined.setdefault(metric, []).extend((s + shift, v) for s, v in sorted(points.items()))
-            last = max(last, max(points) + shift + 1)
-        offset = max(offset, last)
+        previous_last = max(max(points) for points in curves.values())
     return joined
 
 

@@ -40,10 +40,11 @@ def test_learning_curves_join_a_warm_started_run_after_a_resumed_one(tmp_path):
 
     first = run("first", [(199, 2.0), (205, ""), (399, 1.5)])  # "" : a training-only row
     warm = run("warm", [(199, 1.2), (399, 1.0)])  # init_from: its steps start at 0 again
-    curves.main(["text", str(first), str(warm), "--out", str(tmp_path / "out")])
+    resumed = run("resumed", [(599, 0.9)])  # ckpt_path: it goes on counting
+    curves.main(["text", str(first), str(warm), str(resumed), "--out", str(tmp_path / "out")])
     points = json.loads((tmp_path / "out" / "text.json").read_text())["curves"]["val/reply_ce"]
     steps = [(p["step"], p["value"]) for p in points]
-    assert steps == [(199, 2.0), (399, 1.5), (599, 1.2), (799, 1.0)]
+    assert steps == [(199, 2.0), (399, 1.5), (599, 1.2), (799, 1.0), (999, 0.9)]
     assert (tmp_path / "out" / "text.png").stat().st_size > 0
     with pytest.raises(SystemExit):
         curves.main(["text", str(first), "--metrics", "val/topic_acc", "--out", str(tmp_path)])
