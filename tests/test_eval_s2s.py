@@ -59,6 +59,7 @@ CER_KEYS = ("monologue_cer", "self_round_trip_cer", "user_transcript_cer", "cont
             "context_cer_memory_off", "style_cer_own", "style_cer_other")  # fmt: skip
 FRACTION_KEYS = (
     "topic_accuracy",
+    "topic_accuracy_dialog",
     "emotion_accuracy",
     "speaker_id_accuracy",
     "f0_within_15pct",

@@ -24,7 +24,8 @@ Each rendering runs as up to three sessions in one batch, on the same user input
 `main` (the requested style, memory on), `other_style` (the other style, memory on) and
 `memory_off` (the requested style, memory always empty). Metrics:
 - monologue CER: main's text stream in the reply window (blanks dropped) vs the reply;
-- topic accuracy (from the second user turn: an opening greeting carries no topic),
+- topic accuracy (from the second user turn: an opening greeting carries no topic), per
+  turn and for the dialog so far (the most voted turn topic, as the server shows it),
   sentiment MAE, emotion accuracy: the analysis heads on main's pooled user turns;
 - context CER on turns with `depends_on`: main (memory on) vs memory_off;
 - slot recall on those turns: does the reply say the fact it needs (evaluation/recall.py),
@@ -57,6 +58,7 @@ import json
 import logging
 import math
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -182,7 +184,7 @@ def _score_item(plan: ItemPlan, traces: dict[str, SessionTrace], ds, model, tall
     main, u, rate = traces["main"], model.cfg.user_text_delay, tally.rates
     analysis = model.analyze_turn(torch.stack(main.pooled).to(module_device(model)))  # (N,) each
     emotions = analysis.emotion_probs.argmax(dim=-1)  # (N,)
-    records = []
+    records, votes = [], Counter()
     for n, turn in enumerate(plan.turns):
         row, reference = ds.rows[turn.user_row], plan.reference(turn, ds)
         said = _text(main.text, turn.reply_span)
@@ -202,6 +204,8 @@ def _score_item(plan: ItemPlan, traces: dict[str, SessionTrace], ds, model, tall
         }  # fmt: skip
         if turn.turn > 0:  # the dialog's label: an opening greeting says nothing of it
             tally.add("topic", topic == row["topic"])
+            votes[topic] += 1  # the session's topic, as the server shows it: the most voted
+            tally.add("topic_dialog", votes.most_common(1)[0][0] == row["topic"])
         tally.add("emotion", emotion == row["emotion"])
         tally.add("sentiment_error", abs(sentiment - float(row["sentiment"])))
         if row["depends_on"] and "memory_off" in traces:

@@ -46,6 +46,7 @@ class Tally:
             "self_round_trip_cer": rate["round_trip"].value,
             "user_transcript_cer": rate["user_transcript"].value,
             "topic_accuracy": mean_or_nan(hits["topic"]),
+            "topic_accuracy_dialog": mean_or_nan(hits["topic_dialog"]),
             "sentiment_mae": mean_or_nan(hits["sentiment_error"]),
             "emotion_accuracy": mean_or_nan(hits["emotion"]),
             "context_turns": rate["memory_on"].pairs,
