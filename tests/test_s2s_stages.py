@@ -228,7 +228,11 @@ def test_each_stage_starts_from_the_previous_export(tiny_dataset, random_codec_d
             module = hydra.utils.instantiate(cfg.model)
             exported = load_file(str(previous / "model.safetensors"))
             assert module.init_report.skipped == [] and module.init_report.loaded
+            restarted = {"user_embedding.weight"} if cfg.model.get("user_embedding_from") else set()
             for name, tensor in module.net.state_dict().items():
+                if name in restarted:  # from the codec's code vectors instead
+                    assert not torch.equal(tensor, exported[name].to(tensor.dtype))
+                    continue
                 torch.testing.assert_close(tensor, exported[name].to(tensor.dtype), atol=0, rtol=0)
         metrics = train(cfg)
         export = Path(cfg.export_dir)
@@ -333,3 +337,25 @@ def _text_loader(dataset):
     dm = TeluguDataModule("s2s_text", str(dataset), batch_size=2)
     dm.setup()
     return dm.train_dataloader()
+
+
+def test_user_code_embeddings_start_from_the_codecs_code_vectors() -> None:
+    """Each embedding row is a fixed linear map of its code's vector, at the table's scale."""
+    from telugu_s2s.models.codec import CodecConfig, CodecModel
+    from telugu_s2s.models.warm_start import init_code_embedding
+
+    torch.manual_seed(0)
+    codec = CodecModel(CodecConfig(n_filters=4, dimension=16, codebook_size=16))
+    codec.train()(0.3 * torch.randn(2, 1, 4 * 1280))  # codebooks start on the data
+    model = S2SModel(SMALL)  # 2 codebooks of 16 codes
+    vectors = codec.code_vectors(SMALL.num_codebooks)  # (2, 16, 16)
+    assert vectors.shape == (2, 16, 16)
+    scale = model.user_embedding.weight.std()
+    init_code_embedding(model.user_embedding, vectors)
+    table = model.user_embedding.weight.detach()  # (2 * 16, D)
+    flat = vectors.reshape(32, -1)
+    fit = torch.linalg.lstsq(flat, table).solution  # table = flat @ W exactly
+    torch.testing.assert_close(flat @ fit, table, atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(table.std(), scale, rtol=1e-3, atol=0)
+    with pytest.raises(ValueError, match="rows"):
+        init_code_embedding(model.user_embedding, codec.code_vectors())  # 8 codebooks

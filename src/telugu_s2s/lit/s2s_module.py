@@ -19,11 +19,12 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from telugu_s2s.checkpoint import load_pretrained
 from telugu_s2s.data.text import BLANK
 from telugu_s2s.data.voices import ASSISTANT_VOICES
 from telugu_s2s.models.context_memory import ContextMemory
 from telugu_s2s.models.s2s import IGNORE_INDEX, S2SModel
-from telugu_s2s.models.warm_start import load_matching_weights
+from telugu_s2s.models.warm_start import init_code_embedding, load_matching_weights
 
 
 def turn_memory_mask(
@@ -65,11 +66,15 @@ class S2SModule(L.LightningModule):
         use_memory: bool = True,
         memory_grad: bool = False,
         init_from: str | None = None,  # the previous stage's export folder
-    ):
+        user_embedding_from: str | None = None,  # a codec export: its code vectors start
+    ):  # the user code embeddings (models/warm_start.init_code_embedding)
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["net"])
         self.net = net
         self.init_report = load_matching_weights(net, init_from) if init_from else None
+        if user_embedding_from:  # a resumed run's checkpoint overwrites this, as it should
+            codec = load_pretrained(user_embedding_from)
+            init_code_embedding(net.user_embedding, codec.code_vectors(net.cfg.num_codebooks))
         # Speaker embeddings of the four voices, in ASSISTANT_VOICES order (the data's speaker_id).
         from telugu_s2s.speakers import SpeakerBank
 

@@ -212,6 +212,12 @@ class CodecModel(AudioTokenizer):
     def cardinality(self) -> int:
         return self.cfg.codebook_size
 
+    @torch.no_grad()
+    def code_vectors(self, num_codebooks: int | None = None) -> Tensor:
+        """The first K codebooks' vectors (K, cardinality, latent dim): what each code stands for."""
+        books = self.quantizer.codebooks[: num_codebooks or self.num_codebooks]
+        return torch.stack([book.embedding for book in books])
+
     @property
     def bitrate(self) -> float:
         return self.cfg.bitrate

@@ -77,3 +77,22 @@ def load_matching_weights(net: nn.Module, directory: str | Path) -> WarmStartRep
     level = logging.WARNING if report.skipped else logging.INFO
     log.log(level, report.summary())
     return report
+
+
+@torch.no_grad()
+def init_code_embedding(embedding: nn.Embedding, code_vectors: torch.Tensor, seed: int = 0) -> None:
+    """Start a table of K stacked codebooks (row k * card + j: code j of codebook k) from the
+    codec's code vectors (K, card, L) through one fixed random projection, at the table's own
+    scale. Codes the codec finds alike then start alike, and the sum over codebooks that the
+    model takes is a projection of the codec's quantized latent: the model hears from its
+    first step instead of learning 4,096 embeddings from scratch."""
+    K, card, dim = code_vectors.shape
+    if embedding.num_embeddings != K * card:
+        raise ValueError(
+            f"the embedding has {embedding.num_embeddings} rows, the codec {K} x {card} codes"
+        )
+    generator = torch.Generator().manual_seed(seed)
+    projection = torch.randn(dim, embedding.embedding_dim, generator=generator) / dim**0.5
+    rows = code_vectors.reshape(K * card, dim).float() @ projection  # (K * card, D)
+    rows = rows * (embedding.weight.std() / rows.std().clamp_min(1e-8))
+    embedding.weight.copy_(rows.to(embedding.weight))
