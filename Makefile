@@ -32,21 +32,29 @@ data: install
 data-small: install
 	$(PYTHON) -m telugu_s2s.data.synth generated.dialogs=300 dialogs_per_topic=1 output_dir=data/build/dataset_small
 
-# The codec, then two decoder-only fine-tunes (pitch, then voice) that keep its codes.
+# The judge (recognizer). With a codec in checkpoints/ it also hears that codec's round trips;
+# without one (a fresh start) it trains on clean and channel-augmented speech only.
+train-asr: data
+	$(PYTHON) train.py experiment=asr_tiny export_dir=$(CURDIR)/checkpoints/asr \
+	  $(if $(wildcard checkpoints/codec/model.safetensors),,model.codec_round_trip_prob=0)
+# Codec v2, the served codec: the judge distils the words into its first codebook.
 train-codec: data
-	$(PYTHON) train.py experiment=codec_tiny export_dir=$(CURDIR)/checkpoints/codec
-	$(PYTHON) train.py experiment=codec_tiny_decoder export_dir=$(CURDIR)/checkpoints/codec
-	$(PYTHON) train.py experiment=codec_tiny_voice export_dir=$(CURDIR)/checkpoints/codec
+	@test -f checkpoints/asr/model.safetensors || $(MAKE) --no-print-directory train-asr
+	$(PYTHON) train.py experiment=codec_v2_tiny export_dir=$(CURDIR)/checkpoints/codec \
+	  model.semantic_weight=1.0 \
+	  +model.semantic_teacher._target_=telugu_s2s.modules.semantic.recognizer_teacher \
+	  +model.semantic_teacher.directory=$(CURDIR)/checkpoints/asr
 train-speaker: data
 	$(PYTHON) train.py experiment=speaker_tiny export_dir=$(CURDIR)/checkpoints/speaker
-# The recognizer (the judge) hears the committed codec's round trips too.
-train-asr: data
-	$(PYTHON) train.py experiment=asr_tiny export_dir=$(CURDIR)/checkpoints/asr
+# The staged S2S recipe (docs/training_s2s.md) on the codec's tokens: text, then listening
+# and speaking, then duplex dialog; each stage starts from the previous one's export.
 train-s2s: data
-	$(PYTHON) train.py experiment=s2s_tiny export_dir=$(CURDIR)/checkpoints/s2s
-# All three stages with the tiny CPU experiments, in dependency order (the codec's voice
-# fine-tune uses the speaker encoder).
-train: train-speaker train-codec train-asr train-s2s
+	$(PYTHON) train.py experiment=s2s_text_tiny
+	$(PYTHON) train.py experiment=s2s_listen_speak_tiny
+	$(PYTHON) train.py experiment=s2s_duplex_tiny export_dir=$(CURDIR)/checkpoints/s2s
+# Every stage with the tiny CPU experiments, in dependency order: the codec learns from the
+# judge, and the S2S model speaks the codec's tokens with the speaker bank's voices.
+train: train-speaker train-asr train-codec train-s2s
 
 # The streaming server (ports 8000, then 8080, then 8010) on the checkpoints in checkpoints/.
 serve: install

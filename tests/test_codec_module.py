@@ -210,8 +210,7 @@ def test_init_from_refuses_an_export_of_another_config(tmp_path) -> None:
 
 @pytest.mark.skipif(
     not (CHECKPOINT / "model.safetensors").exists() or not (DATASET / "dataset_dict.json").exists(),
-    reason="no trained codec at checkpoints/codec (train: python train.py experiment=codec_tiny "
-    "export_dir=checkpoints/codec) or no dataset",
+    reason="no trained codec at checkpoints/codec (train it: make train-codec) or no dataset",
 )
 def test_trained_tiny_codec_meets_acceptance() -> None:
     """Acceptance of the committed tiny codec on the held-out test split: every codebook uses

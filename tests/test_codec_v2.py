@@ -148,7 +148,7 @@ def test_reset_restarts_one_session(codec: CodecV2Model, audio: Tensor) -> None:
     assert not torch.allclose(after[1], fresh[1], atol=1e-4)  # item 1 kept its past
 
 
-def test_save_load_round_trip_and_v1_still_loads(tmp_path, audio: Tensor) -> None:
+def test_save_load_round_trip_and_the_committed_codec_is_v2(tmp_path, audio: Tensor) -> None:
     torch.manual_seed(0)
     model = CodecV2Model(CodecV2Config(**SMALL))
     model.train()(audio)  # initialise the codebooks
@@ -159,10 +159,10 @@ def test_save_load_round_trip_and_v1_still_loads(tmp_path, audio: Tensor) -> Non
     codes = model.encode(audio)
     assert torch.equal(loaded.encode(audio), codes)
     torch.testing.assert_close(loaded.decode(codes), model.decode(codes), atol=0, rtol=0)
-    v1_dir = REPO_ROOT / "checkpoints" / "codec"
-    if (v1_dir / "model.safetensors").exists():  # the committed v1 codec is untouched
-        v1 = load_pretrained(v1_dir)
-        assert type(v1) is CodecModel and transposed_convs(v1.decoder)
+    served = REPO_ROOT / "checkpoints" / "codec"
+    if (served / "model.safetensors").exists():  # the committed codec is v2, with no upsampler
+        committed = load_pretrained(served)
+        assert type(committed) is CodecV2Model and not transposed_convs(committed.decoder)
 
 
 def test_v2_decoder_on_frozen_v1_codes(tmp_path, audio: Tensor) -> None:

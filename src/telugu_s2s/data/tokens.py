@@ -55,8 +55,7 @@ class TokenCache:
         weights = self.codec_dir / WEIGHTS_FILE
         if not weights.exists():
             raise FileNotFoundError(
-                f"no codec checkpoint at {self.codec_dir}: train it first (make train-codec, "
-                "or python train.py experiment=codec_tiny export_dir=checkpoints/codec)"
+                f"no codec checkpoint at {self.codec_dir}: train it first (make train-codec)"
             )
         self.codec_digest = file_digest(weights)
         self.root = self.dataset_dir.parent / "tokens" / self.codec_digest
