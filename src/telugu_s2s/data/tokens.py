@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     cache = TokenCache(args.dataset_dir, args.codec_dir)
     for split in args.splits:
-        rows = _RowsDataset(load_split(args.dataset_dir, split), 16000, seed=0, train=False)
+        split_rows = load_split(args.dataset_dir, split)
+        rows = _RowsDataset(split_rows, cache.codec.sample_rate, seed=0, train=False)
         cache.load(split, rows)
         print(f"{split}: {len(rows.rows)} rows -> {cache.root / split}.pt", flush=True)
 
