@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from telugu_s2s.checkpoint import WEIGHTS_FILE, load_pretrained
+from telugu_s2s.checkpoint import WEIGHTS_FILE, atomic_write, load_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -141,9 +141,8 @@ class SplitTokens:
 
     def _save(self, path: Path, payload: dict) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({"dataset_fingerprint": self.fingerprint, **payload}, tmp)
-        tmp.replace(path)  # atomic: a crash never leaves a half-written cache
+        payload = {"dataset_fingerprint": self.fingerprint, **payload}
+        atomic_write(path, lambda tmp: torch.save(payload, tmp))  # never a half-written cache
 
 
 def main(argv: list[str] | None = None) -> None:

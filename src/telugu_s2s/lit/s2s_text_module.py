@@ -45,7 +45,6 @@ class S2STextModule(S2SModule):
         # otherwise only predict the assistant's silence, so the turn that the analysis heads
         # and the memory pool carried almost nothing of what was said (a linear probe read
         # the topic from it at 18%, chance 10%).
-        self.user_lm_weight = user_lm_weight
         self.user_lm_head = (
             torch.nn.Linear(net.cfg.d_model, net.cfg.text_vocab_size) if user_lm_weight else None
         )
@@ -76,6 +75,6 @@ class S2STextModule(S2SModule):
             user = batch["user_text"]  # (B, F)
             user = user.masked_fill(ignored | (user == PAD), IGNORE_INDEX)[:, 1:]  # (B, F - 1)
             user_lm = cross_entropy(self.user_lm_head(hidden[:, :-1]), spoken_only(user))
-            loss = loss + self.user_lm_weight * user_lm
+            loss = loss + hp.user_lm_weight * user_lm
             analysis["user_lm_ce"] = user_lm
         return {"loss": loss, "text_ce": text_ce, "reply_ce": reply_ce, **analysis}

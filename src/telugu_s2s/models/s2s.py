@@ -321,10 +321,10 @@ class S2SModel(StreamingModule[S2SState]):
         """Refuse a codec whose codes differ from the ones this model was trained on: it would
         hear noise and speak noise, without any error."""
         expected = self.cfg.codec_fingerprint
-        if expected and codec.codes_fingerprint() != expected:
+        if expected and (got := codec.codes_fingerprint()) != expected:
             raise ValueError(
                 f"this S2S model was trained on the codes of codec {expected}, but the codec "
-                f"given encodes as {codec.codes_fingerprint()}: serve the codec it was trained "
+                f"given encodes as {got}: serve the codec it was trained "
                 "with (a decoder-only fine-tune of it is fine), or retrain the S2S stages"
             )
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -26,7 +24,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from telugu_s2s.checkpoint import weights_fingerprint
+from telugu_s2s.checkpoint import atomic_write, weights_fingerprint
 from telugu_s2s.paths import CONFIG_DIR
 
 BANK_WEIGHTS = "speaker_bank.safetensors"
@@ -78,18 +76,6 @@ def validate_name(name: str) -> str:
 def encoder_fingerprint(encoder: nn.Module) -> str:
     """A short hash of the encoder's weights: identifies the embedding space of a bank."""
     return weights_fingerprint(encoder.state_dict())
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), then rename over `path`: readers never see a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class SpeakerBank:
@@ -206,11 +192,11 @@ class SpeakerBank:
             },
         }
         tensor_meta = {"names": json.dumps(self.names), "format": str(BANK_FORMAT)}
-        _atomic_write(
+        atomic_write(
             directory / BANK_WEIGHTS,
             lambda p: save_file({"embeddings": embeddings}, str(p), metadata=tensor_meta),
         )
-        _atomic_write(
+        atomic_write(
             directory / BANK_META,
             lambda p: p.write_text(
                 yaml.safe_dump(meta, sort_keys=False, allow_unicode=True), encoding="utf-8"
