@@ -214,7 +214,7 @@ def _score_item(plan: ItemPlan, traces: dict[str, SessionTrace], ds, model, tall
             record.update(
                 memory_off=without, memory_off_cer=rate["memory_off"].add(without, reference)
             )
-            _score_recall(plan, turn, row, said, without, ds, model, tally, record)
+            _score_recall(plan, turn, row, reference, said, without, ds, model, tally, record)
         if "other_style" in traces and set(STYLE_PAIR) <= set(turn.replies):
             other_said = _text(traces["other_style"].text, turn.reply_span)
             other_ref = plan.reference(turn, ds, plan.other_style)
@@ -228,12 +228,12 @@ def _score_item(plan: ItemPlan, traces: dict[str, SessionTrace], ds, model, tall
     return records
 
 
-def _score_recall(plan, turn, row, said, without, ds, model, tally, record) -> None:
+def _score_recall(plan, turn, row, reference, said, without, ds, model, tally, record) -> None:
     """Slot recall of a turn that depends on earlier ones, memory on and off."""
     earlier = [t for t in plan.turns if t.turn in set(row["depends_on"])]
     said_before = [ds.rows[t.user_row]["text"] for t in earlier]
     slots = tally.slot_values.get(plan.dialog)  # None for hand-written dialogs
-    facts = fact_words(plan.reference(turn, ds), said_before, row["text"], slots)
+    facts = fact_words(reference, said_before, row["text"], slots)
     if not facts:
         return
     hit_on, hit_off = recalls(said, facts), recalls(without, facts)
