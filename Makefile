@@ -46,10 +46,13 @@ train-codec: data
 	  +model.semantic_teacher.directory=$(CURDIR)/checkpoints/asr
 train-speaker: data
 	$(PYTHON) train.py experiment=speaker_tiny export_dir=$(CURDIR)/checkpoints/speaker
-# The staged S2S recipe (docs/training_s2s.md) on the codec's tokens: text, then listening
-# and speaking, then duplex dialog; each stage starts from the previous one's export.
+# The staged S2S recipe (docs/training_s2s.md) on the codec's tokens: text, the ear (on
+# clean codes and their voice-and-channel variants), then listening and speaking, then
+# duplex dialog; each stage starts from the previous ones' exports.
 train-s2s: data
 	$(PYTHON) train.py experiment=s2s_text_tiny
+	$(PYTHON) -m telugu_s2s.data.token_variants --count 15000
+	$(PYTHON) train.py experiment=s2s_hear_tiny
 	$(PYTHON) train.py experiment=s2s_listen_speak_tiny
 	$(PYTHON) train.py experiment=s2s_duplex_tiny export_dir=$(CURDIR)/checkpoints/s2s
 # Every stage with the tiny CPU experiments, in dependency order: the codec learns from the

@@ -303,9 +303,16 @@ def test_cli_writes_the_json_report(model_dirs, tiny_dataset, tmp_path) -> None:
     assert report["turns"] == voices and report["checkpoints"]["s2s_dir"] == str(model_dirs["s2s"])
     assert set(CER_KEYS + FRACTION_KEYS) <= set(report)
     # The judge (an untrained recognizer here) transcribed every generated reply.
-    for key in ("speaking_cer", "reply_audio_cer", "reply_audio_valid_cer"):
+    # It also gave the served user transcript of every user turn.
+    for key in (
+        "speaking_cer",
+        "reply_audio_cer",
+        "reply_audio_valid_cer",
+        "user_transcript_served_cer",
+    ):
         assert isinstance(report[key], float) and report[key] >= 0.0, key
     assert all("judge_transcript" in turn for turn in report["per_turn"])
+    assert all("user_transcript_served" in turn for turn in report["per_turn"])
     assert "monologue CER" in done.stdout and "speaking CER (judge vs monologue)" in done.stdout
 
 

@@ -3,7 +3,7 @@ different times, per-slot sampling, silence forcing and checkpoint round trips."
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 import torch
@@ -28,6 +28,8 @@ TINY = S2SConfig(
     context_frames=6, depth_d_model=16, depth_layers=1, depth_heads=2, speaker_dim=8,
     memory_attention_dim=8, memory_top_k=2,
 )  # fmt: skip
+# The same with an ear (models/code_hearing.py) feeding the temporal input.
+TINY_EAR = replace(TINY, hearing_layers=2, hearing_hidden=8, hearing_embed_dim=8)
 K, CARD, V, D = TINY.num_codebooks, TINY.codebook_size, TINY.text_vocab_size, TINY.d_model
 
 
@@ -80,8 +82,9 @@ def test_targets_follow_the_documented_alignment() -> None:
     ]
 
 
-def test_the_future_does_not_leak() -> None:
-    model = make()
+@pytest.mark.parametrize("cfg", [TINY, TINY_EAR], ids=["head", "ear"])
+def test_the_future_does_not_leak(cfg: S2SConfig) -> None:
+    model = make(cfg)
     inputs = session(10, seed=1)
     changed = {k: v.clone() for k, v in inputs.items()}
     changed["user_codes"][..., 6] = (changed["user_codes"][..., 6] + 1) % CARD
@@ -93,6 +96,11 @@ def test_the_future_does_not_leak() -> None:
         a, b = getattr(out, name), getattr(out_changed, name)
         torch.testing.assert_close(a[:, :6], b[:, :6], atol=0, rtol=0)
         assert not torch.allclose(a[:, 6], b[:, 6])  # user codes of frame 6 are an input at 6
+    if cfg.hearing_layers:  # the ear's CTC steps of frames < 6 ignore frame 6
+        R = cfg.hearing_sub_frames
+        a, b = out.hearing_log_probs, out_changed.hearing_log_probs
+        torch.testing.assert_close(a[:, : 6 * R], b[:, : 6 * R], atol=0, rtol=0)
+        assert not torch.equal(a[:, 6 * R], b[:, 6 * R])
     # Codebooks >= 1 of frame 4 sit at delayed position 6: what precedes them there may change.
     torch.testing.assert_close(
         out.code_logits[..., :6, :], out_changed.code_logits[..., :6, :], atol=0, rtol=0
@@ -104,11 +112,14 @@ def teacher_frame(inputs: dict[str, Tensor], t: int) -> tuple[Tensor, Tensor, Te
     return inputs["user_codes"][:, :, t], inputs["assistant_text"][:, t], delayed[:, :, t]
 
 
-def test_stepping_equals_forward_for_sessions_that_start_at_different_times() -> None:
+@pytest.mark.parametrize("cfg", [TINY, TINY_EAR], ids=["head", "ear"])
+def test_stepping_equals_forward_for_sessions_that_start_at_different_times(
+    cfg: S2SConfig,
+) -> None:
     """Slot 0 runs session A for 12 frames. Slot 1 runs session X for 5 frames, is reset
     (X leaves, Y joins at frame 5) and runs Y for 7 frames. Each slot's step logits must
     equal a fresh single-session forward on its own inputs."""
-    model = make()
+    model = make(cfg)
     a, x, y = session(12, seed=0), session(5, seed=1), session(7, seed=2)
     x["memory_mask"][:] = False  # X has no memory, Y and A have different ones
     with torch.no_grad():
@@ -141,6 +152,11 @@ def test_stepping_equals_forward_for_sessions_that_start_at_different_times() ->
         torch.testing.assert_close(
             stepped[1:].narrow(dims, 5, 7), full_y, atol=1e-4, rtol=0, msg=name
         )
+    if cfg.hearing_layers:  # the ear's greedy ids, R per frame, as in the offline pass
+        heard = torch.cat([s.hearing_ids for s in steps], dim=1)  # (2, 12 * R)
+        R = cfg.hearing_sub_frames
+        assert torch.equal(heard[:1], expected_a.hearing_log_probs.argmax(-1))
+        assert torch.equal(heard[1:, 5 * R :], expected_y.hearing_log_probs.argmax(-1))
     # The memory matters here: without it the same steps give other logits.
     with torch.no_grad():
         no_memory = model(**{**a, "memory": None, "memory_mask": None})

@@ -7,6 +7,7 @@ recall windows hold a recall turn with its fact beyond the attention window."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import hydra
@@ -23,6 +24,7 @@ from telugu_s2s.data.text import BLANK, PAD, TextTokenizer
 from telugu_s2s.data.text_dialogs import TextDialogConfig, TextDialogs, load_dialogs
 from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig
 from telugu_s2s.data.voices import ASSISTANT_VOICES
+from telugu_s2s.models.code_hearing import CodeHearing
 from telugu_s2s.models.s2s import S2SConfig, S2SModel
 from telugu_s2s.models.s2s_text import UserTextInput, text_hidden, text_inputs
 from telugu_s2s.models.warm_start import load_matching_weights
@@ -204,7 +206,9 @@ def test_warm_start_reports_what_it_skipped(tmp_path) -> None:
         load_matching_weights(other, tmp_path / "codec")
 
 
-def stage_config(experiment: str, dataset: Path, codec: Path, out: Path, init_from=None):
+def stage_config(
+    experiment: str, dataset: Path, codec: Path, out: Path, init_from=None, hearing_from=None
+):
     overrides = [
         f"experiment={experiment}", "trainer=debug", f"paths.dataset_dir={dataset}",
         f"export_dir={out / 'export'}", "trainer.max_steps=3", "trainer.max_time=null",
@@ -215,25 +219,54 @@ def stage_config(experiment: str, dataset: Path, codec: Path, out: Path, init_fr
         overrides += [f"data.codec_dir={codec}", "data.precompute_tokens=false"]
     if init_from is not None:
         overrides.append(f"model.init_from={init_from}")
+    if hearing_from is not None:
+        overrides.append(f"model.hearing_from={hearing_from}")
     return compose_train(overrides, out)
 
 
+def test_the_hearing_stage_exports_the_ear(tiny_dataset, random_codec_dir, tmp_path) -> None:
+    cfg = stage_config("s2s_hear_tiny", tiny_dataset, random_codec_dir, tmp_path)
+    metrics = train(cfg)
+    ear = load_pretrained(Path(cfg.export_dir))
+    assert isinstance(ear, CodeHearing) and read_metadata(Path(cfg.export_dir))["global_step"] == 3
+    assert "val/cer" in metrics and torch.isfinite(torch.tensor(metrics["val/loss"]))
+    # The S2S model's ear is built from the same fields: the listen-and-speak stage takes it whole.
+    s2s = compose_train(["experiment=s2s_listen_speak_tiny"], tmp_path / "s2s").model.net.cfg
+    assert asdict(ear.cfg) == asdict(hydra.utils.instantiate(s2s).hearing_config())
+
+
 def test_each_stage_starts_from_the_previous_export(tiny_dataset, random_codec_dir, tmp_path):
+    hearing = stage_config("s2s_hear_tiny", tiny_dataset, random_codec_dir, tmp_path / "ear")
+    train(hearing)
+    ear = load_file(str(Path(hearing.export_dir) / "model.safetensors"))
     previous = None
     for experiment in ("s2s_text_tiny", "s2s_listen_speak_tiny", "s2s_duplex_tiny"):
         cfg = stage_config(
-            experiment, tiny_dataset, random_codec_dir, tmp_path / experiment, previous
-        )
+            experiment, tiny_dataset, random_codec_dir, tmp_path / experiment, previous,
+            hearing.export_dir if experiment == "s2s_listen_speak_tiny" else None,
+        )  # fmt: skip
         if previous is not None:  # the network starts as the previous stage's export
             module = hydra.utils.instantiate(cfg.model)
             exported = load_file(str(previous / "model.safetensors"))
-            assert module.init_report.skipped == [] and module.init_report.loaded
+            report = module.init_report
+            assert not report.mismatched and report.loaded
+            # The text stage has no ear: only the ear and its projection start elsewhere.
+            from_text = previous.parent.name == "s2s_text_tiny"
+            assert all(n.startswith("hearing") for n in report.missing) and (
+                bool(report.missing) == from_text
+            )
             restarted = {"user_embedding.weight"} if cfg.model.get("user_embedding_from") else set()
             for name, tensor in module.net.state_dict().items():
                 if name in restarted:  # from the codec's code vectors instead
                     assert not torch.equal(tensor, exported[name].to(tensor.dtype))
-                    continue
-                torch.testing.assert_close(tensor, exported[name].to(tensor.dtype), atol=0, rtol=0)
+                elif cfg.model.get("hearing_from") and name.startswith("hearing."):  # the ear
+                    expected = ear[name.removeprefix("hearing.")].to(tensor.dtype)
+                    torch.testing.assert_close(tensor, expected, atol=0, rtol=0)
+                elif name in exported:
+                    expected = exported[name].to(tensor.dtype)
+                    torch.testing.assert_close(tensor, expected, atol=0, rtol=0)
+                else:  # only what the text stage has no use for: the ear's projection
+                    assert name.startswith("hearing_proj.") and from_text
         metrics = train(cfg)
         export = Path(cfg.export_dir)
         meta = read_metadata(export)

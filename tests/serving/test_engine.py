@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from telugu_s2s.checkpoint import save_pretrained
+from telugu_s2s.checkpoint import load_pretrained, save_pretrained
 from telugu_s2s.client import S2SClient
 from telugu_s2s.data.corpus import EMOTIONS, TOPICS
 from telugu_s2s.models.codec import CodecConfig, CodecModel
@@ -42,10 +42,10 @@ S2S = S2SConfig(
 )  # fmt: skip
 
 
-def export_checkpoints(root: Path) -> Path:
+def export_checkpoints(root: Path, s2s: S2SConfig = S2S) -> Path:
     torch.manual_seed(0)
     save_pretrained(CodecModel(CodecConfig()), root / "codec")
-    model = S2SModel(S2S)
+    model = S2SModel(s2s)
     with torch.no_grad():  # open the memory gate so that the memory visibly matters
         model.memory.gate.fill_(2.0)
     save_pretrained(model, root / "s2s")
@@ -107,6 +107,38 @@ def config(name: str, memory: np.ndarray) -> SlotConfig:
     s = SESSIONS[name]
     context = [TurnRecord(index=1, memory=memory)] if name == "c" else []  # only c has a past
     return SlotConfig(s["speaker"], s["style"], temperature=0.0, top_k=0, context=context)
+
+
+def test_the_ears_transcript_pieces_join_into_its_offline_transcript(tmp_path):
+    """With an ear, each frame's user text is the new characters of its CTC ids (repeats
+    merge across frames); a session that skips a tick keeps its own ear state."""
+    ear = S2SConfig(**{**S2S.__dict__, "hearing_layers": 1, "hearing_hidden": 16,
+                       "hearing_embed_dim": 16})  # fmt: skip
+    export_checkpoints(tmp_path, ear)
+    model = load_pretrained(tmp_path / "s2s")
+    with torch.no_grad():  # a louder head: the random ear's characters change frame by frame
+        model.hearing.head.weight.normal_(std=2.0)
+    save_pretrained(model, tmp_path / "s2s")
+    engine = ModelEngine(tmp_path, max_slots=2)
+    audio = {name: frames_of(user_audio(seed, 10)) for name, seed in (("a", 1), ("b", 2))}
+    slots = {name: engine.join(SlotConfig("ravi", temperature=0.0)) for name in audio}
+    pieces: dict[str, list[str]] = {name: [] for name in audio}
+    for tick in range(11):
+        frames = {slots["a"]: audio["a"][tick]} if tick < 10 else {}
+        if tick != 4:  # b skips tick 4 and catches up at the end
+            frames[slots["b"]] = audio["b"][tick - (tick > 4)]
+        for slot, result in engine.step(frames).items():
+            pieces["a" if slot == slots["a"] else "b"].append(result.user_text)
+    codec, model = load_pretrained(tmp_path / "codec"), load_pretrained(tmp_path / "s2s")
+    for name, clips in audio.items():  # offline, on fresh copies of the served models
+        with torch.no_grad():
+            codes = codec.encode(torch.from_numpy(np.concatenate(clips))[None, None],
+                                 model.cfg.num_codebooks)  # fmt: skip
+            log_probs = model.hearing(codes).log_probs
+        frames = torch.tensor([codes.shape[-1]])
+        assert " ".join("".join(pieces[name]).split()) == model.hearing.decode(log_probs, frames)[0]
+    assert all(len("".join(p)) >= 2 for p in pieces.values())  # it did hear something
+    engine.close()
 
 
 def test_batched_slots_equal_each_session_run_alone(checkpoints):

@@ -15,6 +15,8 @@ The three S2S tasks share `timeline.collate_timelines`.
 
 from __future__ import annotations
 
+import logging
+
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
@@ -29,8 +31,11 @@ from telugu_s2s.data.datasets import (
 )
 from telugu_s2s.data.text_dialogs import TextDialogConfig, TextDialogs, load_dialogs
 from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig, collate_timelines
+from telugu_s2s.data.token_variants import load_variants
 from telugu_s2s.data.tokens import TokenCache
 from telugu_s2s.data.utterance_tasks import UtteranceTaskConfig, UtteranceTasks
+
+log = logging.getLogger(__name__)
 
 TASKS = ("codec", "speaker", "s2s", "asr", "s2s_text", "s2s_listen_speak")
 S2S_TASKS = ("s2s", "s2s_text", "s2s_listen_speak")
@@ -101,6 +106,9 @@ class TeluguDataModule(L.LightningDataModule):
             if not hp.codec_dir:
                 raise ValueError("task=s2s_listen_speak trains on codec tokens: set codec_dir")
             self._attach_tokens(ds, split)
+            if train and cfg.variant_prob > 0:
+                ds.variants = load_variants(TokenCache(hp.dataset_dir, hp.codec_dir), split, ds)
+                log.info("%s: %d rows have a voice-and-channel variant", split, len(ds.variants))
         else:
             ds = DialogTimelines(
                 rows, hp.sample_rate, TimelineConfig(**(hp.timeline or {})), hp.seed, train

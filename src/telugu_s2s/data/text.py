@@ -51,6 +51,18 @@ class TextTokenizer:
         return self.decode(frame_ids, skip_special=True)
 
 
+def ctc_collapse(ids, previous: int = BLANK) -> list[int]:
+    """Greedy CTC ids -> characters: repeats merge (across a chunk boundary too, through the
+    chunk's `previous` id) and blanks drop."""
+    out = []
+    for i in ids:
+        i = int(i)
+        if i != previous and i != BLANK:
+            out.append(i)
+        previous = i
+    return out
+
+
 def align_to_frames(
     text: str,
     word_starts_ms: list[int],

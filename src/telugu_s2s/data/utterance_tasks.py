@@ -43,6 +43,9 @@ class UtteranceTaskConfig:
     text_spill_frames: int = 12
     listen_assistant_prob: float = 0.25  # training only: an assistant row becomes a listen task
     max_frames: int = 200  # 16 s: longer rows are cut
+    # Training only: a listened row is heard as its voice-and-channel variant (when the
+    # datamodule found `data.token_variants`' cache) with this probability.
+    variant_prob: float = 0.0
 
 
 class UtteranceTasks(_RowsDataset):
@@ -57,6 +60,7 @@ class UtteranceTasks(_RowsDataset):
             raise ValueError("split has no rows: cannot build utterance tasks")
         self.cfg = cfg
         self.codes, self.silence = codes, silence  # set by the datamodule from the token cache
+        self.variants: dict[int, tuple[torch.Tensor, float]] = {}  # row -> (codes, speed)
         self.columns = {c: hf_split[c] for c in TEXT_COLUMNS}
 
     def __len__(self) -> int:
@@ -82,11 +86,18 @@ class UtteranceTasks(_RowsDataset):
             int(rng.integers(cfg.lead_frames[0], cfg.lead_frames[1] + 1)) if rng is not None else 2
         )
         room = cfg.max_frames - lead - cfg.tail_frames - cfg.text_spill_frames
-        codes = self.codes[index][:K, :room].long()  # (K, n)
+        codes, speed = self.codes[index], 1.0
+        heard_variant = (
+            task == "listen" and rng is not None and index in self.variants
+            and rng.random() < cfg.variant_prob
+        )  # fmt: skip
+        if heard_variant:
+            codes, speed = self.variants[index]
+        codes = codes[:K, :room].long()  # (K, n)
         n = codes.shape[1]
         aligned = align_to_frames(
-            col["text"][index], col["word_starts_ms"][index], col["word_char_start"][index],
-            n + cfg.text_spill_frames, cfg.frame_rate,
+            col["text"][index], [ms / speed for ms in col["word_starts_ms"][index]],
+            col["word_char_start"][index], n + cfg.text_spill_frames, cfg.frame_rate,
         )  # fmt: skip
         said = np.flatnonzero(aligned != BLANK)
         span = max(n, int(said[-1]) + 1 if said.size else 0)  # the audio, or its text if longer

@@ -68,7 +68,7 @@ import torch
 from torch import Tensor, nn
 
 from telugu_s2s.data.datasets import load_split
-from telugu_s2s.data.text import TextTokenizer
+from telugu_s2s.data.text import TextTokenizer, ctc_collapse
 from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig
 from telugu_s2s.data.voices import ASSISTANT_VOICES, median_f0
 from telugu_s2s.evaluation.cer import cer
@@ -89,6 +89,7 @@ from telugu_s2s.speakers import embed_audio
 log = logging.getLogger(__name__)
 STYLE_PAIR = ("formal", "casual")
 _TOKENIZER = TextTokenizer()
+HEARING_TAIL_FRAMES = 4  # 320 ms: how late the ear may emit a character after its sound
 
 
 @dataclass
@@ -171,6 +172,16 @@ def _text(tokens: Tensor, span: tuple[int, int], shift: int = 0) -> str:
     return " ".join(_TOKENIZER.collapse_frames(frames).split())
 
 
+def _heard(model, user_text: Tensor, span: tuple[int, int]) -> str:
+    """What the model heard over a user span, from a trace's (T, R) user stream: the
+    transcript head's tokens (`user_text_delay` frames late), or the ear's CTC ids, whose
+    characters may come out up to `HEARING_TAIL_FRAMES` after their sound."""
+    if model.hearing is None:
+        return _text(user_text[:, 0], span, shift=model.cfg.user_text_delay)
+    ids = user_text[span[0] : span[1] + HEARING_TAIL_FRAMES].flatten()
+    return " ".join(_TOKENIZER.decode(ctc_collapse(ids.tolist())).split())
+
+
 def _speech(audio: np.ndarray, codes: Tensor, silence: Tensor, frame: int, min_frames: int):
     """The audio (n * frame,) of codes (K, n) without its silent frames at both ends."""
     voiced = torch.nonzero((codes != silence[:, None]).any(dim=0))[:, 0]  # (v,) frame indices
@@ -181,14 +192,14 @@ def _speech(audio: np.ndarray, codes: Tensor, silence: Tensor, frame: int, min_f
 
 def _score_item(plan: ItemPlan, traces: dict[str, SessionTrace], ds, model, tally) -> list[dict]:
     """Text, analysis, context and style metrics of one rendering; one record per turn."""
-    main, u, rate = traces["main"], model.cfg.user_text_delay, tally.rates
+    main, rate = traces["main"], tally.rates
     analysis = model.analyze_turn(torch.stack(main.pooled).to(module_device(model)))  # (N,) each
     emotions = analysis.emotion_probs.argmax(dim=-1)  # (N,)
     records, votes = [], Counter()
     for n, turn in enumerate(plan.turns):
         row, reference = ds.rows[turn.user_row], plan.reference(turn, ds)
         said = _text(main.text, turn.reply_span)
-        heard = _text(main.user_text, turn.user_span, shift=u)  # the transcript runs u frames late
+        heard = _heard(model, main.user_text, turn.user_span)
         topic, emotion = int(analysis.topic[n]), int(emotions[n])
         sentiment = float(analysis.sentiment[n])
         record = {
@@ -251,7 +262,8 @@ def _score_audio(models: EvalModels, plans: list[ItemPlan], mains: list[SessionT
                  silence: Tensor, protocol: ProtocolConfig, tally: Tally, records: list[dict]) -> None:  # fmt: skip
     """Speaker fidelity and round trip of the main sessions' replies (`records` in plan order)."""
     codec, model, encoder = models.codec, models.s2s, models.speaker_encoder
-    fs, lead, u = codec.frame_size, protocol.lead_frames, model.cfg.user_text_delay
+    fs, lead = codec.frame_size, protocol.lead_frames
+    tail = max(model.cfg.user_text_delay, HEARING_TAIL_FRAMES) + 1  # the transcript runs late
     speech, scripts, targets = [], [], []
     for plan, trace in zip(plans, mains, strict=True):
         for turn in plan.turns:
@@ -263,7 +275,7 @@ def _score_audio(models: EvalModels, plans: list[ItemPlan], mains: list[SessionT
             speech.append(clip)
             heard = encode_clip(codec, audio)  # (K, n): what a listener's codec would hear
             pad = silence[:, None]  # (K, 1)
-            padded = torch.cat([pad.repeat(1, lead), heard, pad.repeat(1, u + 1)], dim=1)
+            padded = torch.cat([pad.repeat(1, lead), heard, pad.repeat(1, tail)], dim=1)
             listening = torch.ones(padded.shape[1], dtype=torch.bool)  # the assistant stays quiet
             scripts.append(SessionScript(padded, listening, use_memory=False))
             targets.append((plan.voice, plan.reference(turn, ds), heard.shape[1]))
@@ -271,6 +283,16 @@ def _score_audio(models: EvalModels, plans: list[ItemPlan], mains: list[SessionT
         return
     scores = models.bank.scores(embed_audio(encoder, speech))  # (M, voices)
     identified = [models.bank.names[int(i)] for i in scores.argmax(dim=-1)]
+    if models.judge is not None:  # the server's final user transcript: the judge on the turn
+        users = [ds.audio(turn.user_row) for plan in plans for turn in plan.turns]
+        served = models.judge.transcribe(users, sample_rate=ds.sample_rate)
+        for record, text in zip(records, served, strict=True):
+            record.update(
+                user_transcript_served=text,
+                user_transcript_served_cer=tally.rates["user_transcript_served"].add(
+                    text, record["user_text"]
+                ),
+            )
     if models.judge is not None:  # what a listener hears: the recognizer, not the S2S model
         judged = models.judge.transcribe(speech, sample_rate=encoder.sample_rate)
         for record, text in zip(records, judged, strict=True):
@@ -290,7 +312,7 @@ def _score_audio(models: EvalModels, plans: list[ItemPlan], mains: list[SessionT
     ):
         target = models.bank.metadata(voice).pitch_hz or math.nan
         f0 = median_f0(clip, encoder.sample_rate) if clip.size else math.nan
-        heard = _text(trace.user_text, (lead, lead + n), shift=u)
+        heard = _heard(model, trace.user_text, (lead, lead + n))
         record.update(identified_voice=name, f0=f0, f0_target=target, self_round_trip=heard,
                       self_round_trip_cer=tally.rates["round_trip"].add(heard, reference))  # fmt: skip
         tally.add("speaker", name == voice)

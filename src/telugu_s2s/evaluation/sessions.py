@@ -98,7 +98,9 @@ class SessionScript:
 @dataclass
 class SessionTrace:
     text: Tensor  # (T,) assistant text token of each step
-    user_text: Tensor  # (T,) user transcript token of each step (frame t - user_text_delay)
+    # (T, R) what the model heard at each step: the transcript head's token of frame
+    # t - user_text_delay (R = 1), or the ear's R greedy CTC ids (`S2SModel.hearing`).
+    user_text: Tensor
     codes: Tensor  # (K, T) assistant codes out at step t (frame t - acoustic_delay)
     pooled: list[Tensor]  # (D,) mean hidden state over each turn span
 
@@ -125,7 +127,8 @@ def run_sessions(
         for span, (_, end) in enumerate(script.turn_spans):
             ends.setdefault(end, []).append((b, span))
     K, D = user.shape[1], model.cfg.d_model
-    text, user_text = torch.zeros(B, T, dtype=torch.long), torch.zeros(B, T, dtype=torch.long)
+    R = model.cfg.hearing_sub_frames if model.hearing is not None else 1
+    text, user_text = torch.zeros(B, T, dtype=torch.long), torch.zeros(B, T, R, dtype=torch.long)
     codes = torch.zeros(B, K, T, dtype=torch.long)  # (B, K, T)
     hidden = torch.zeros(B, T, D)  # (B, T, D)
     pooled: list[list[Tensor]] = [[] for _ in scripts]
@@ -145,7 +148,8 @@ def run_sessions(
             gen.force_silence(~silent[:, t], silent=False)
             gen.force_silence(silent[:, t], silent=True)
             out = gen.step(user[:, :, t])
-            text[:, t], user_text[:, t] = out.text_token.cpu(), out.user_text_token.cpu()
+            heard = out.user_text_token[:, None] if out.hearing_ids is None else out.hearing_ids
+            text[:, t], user_text[:, t] = out.text_token.cpu(), heard.cpu()
             codes[:, :, t], hidden[:, t] = out.assistant_codes.cpu(), out.hidden.float().cpu()
     for b, span in ends.get(T, []):  # turns that end with the script
         start, end = scripts[b].turn_spans[span]

@@ -21,7 +21,8 @@ def nan_to_none(value):
 
 
 RATES = ("monologue", "user_transcript", "round_trip", "memory_on", "memory_off", "style_own",
-         "style_other", "speaking", "reply_audio", "reply_audio_valid")  # fmt: skip
+         "style_other", "speaking", "reply_audio", "reply_audio_valid",
+         "user_transcript_served")  # fmt: skip
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Tally:
             "reply_audio_valid_cer": rate["reply_audio_valid"].value,
             "self_round_trip_cer": rate["round_trip"].value,
             "user_transcript_cer": rate["user_transcript"].value,
+            "user_transcript_served_cer": rate["user_transcript_served"].value,
             "topic_accuracy": mean_or_nan(hits["topic"]),
             "topic_accuracy_dialog": mean_or_nan(hits["topic_dialog"]),
             "sentiment_mae": mean_or_nan(hits["sentiment_error"]),

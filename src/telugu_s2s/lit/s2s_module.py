@@ -14,17 +14,32 @@ stage's export (every tensor of matching name and shape; the rest is logged).
 from __future__ import annotations
 
 import contextlib
+from dataclasses import asdict
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 
 from telugu_s2s.checkpoint import load_pretrained
-from telugu_s2s.data.text import BLANK
+from telugu_s2s.data.text import BLANK, EOS, PAD, TextTokenizer
 from telugu_s2s.data.voices import ASSISTANT_VOICES
+from telugu_s2s.evaluation.cer import cer
 from telugu_s2s.models.context_memory import ContextMemory
 from telugu_s2s.models.s2s import IGNORE_INDEX, S2SModel
 from telugu_s2s.models.warm_start import init_code_embedding, load_matching_weights
+
+
+def load_hearing(net: S2SModel, export_dir: str) -> None:
+    """Put the hearing stage's export (a `CodeHearing`) into `net` as its ear."""
+    if net.hearing is None:
+        raise ValueError("hearing_from needs an S2S model with an ear: set hearing_layers > 0")
+    ear = load_pretrained(export_dir)
+    if asdict(ear.cfg) != asdict(net.cfg.hearing_config()):
+        raise ValueError(
+            f"the ear at {export_dir} is {asdict(ear.cfg)}, but the S2S config asks for "
+            f"{asdict(net.cfg.hearing_config())}"
+        )
+    net.hearing.load_state_dict(ear.state_dict())
 
 
 def turn_memory_mask(
@@ -39,6 +54,26 @@ def turn_memory_mask(
 def spoken_only(target: torch.Tensor) -> torch.Tensor:
     """Text targets with BLANK (nothing said in that frame) ignored as well."""
     return target.masked_fill(target == BLANK, IGNORE_INDEX)
+
+
+def user_transcripts(user_text: torch.Tensor, frames: torch.Tensor) -> list[torch.Tensor]:
+    """The characters each item's user says, in order: its frame-aligned user text stream
+    (B, F) without BLANK, PAD and EOS, up to its `frames` (B,). The ear's CTC targets."""
+    spoken = (user_text != BLANK) & (user_text != PAD) & (user_text != EOS)  # (B, F)
+    return [
+        row[:n][keep[:n]] for row, keep, n in zip(user_text, spoken, frames.tolist(), strict=True)
+    ]
+
+
+def hearing_cer(hypotheses: list[str], transcripts: list[torch.Tensor]) -> torch.Tensor:
+    """Mean CER of the ear's greedy transcripts over the items whose user says something."""
+    tokenizer = TextTokenizer()
+    scores = [
+        cer(hyp, " ".join(tokenizer.decode(ids.tolist()).split()))
+        for hyp, ids in zip(hypotheses, transcripts, strict=True)
+        if len(ids)
+    ]
+    return torch.tensor(sum(scores) / max(len(scores), 1))
 
 
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -62,12 +97,15 @@ class S2SModule(L.LightningModule):
         semantic_weight: float = 1.0,
         acoustic_weight: float = 0.5,
         user_text_weight: float = 0.5,
+        hearing_weight: float = 0.0,  # the ear's CTC (models/code_hearing.py), when it has one
         analysis_weight: float = 0.5,
         use_memory: bool = True,
         memory_grad: bool = False,
         init_from: str | None = None,  # the previous stage's export folder
         user_embedding_from: str | None = None,  # a codec export: its code vectors start
-    ):  # the user code embeddings (models/warm_start.init_code_embedding)
+        # the user code embeddings (models/warm_start.init_code_embedding)
+        hearing_from: str | None = None,  # the hearing stage's export: the model's ear
+    ):
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["net"])
         self.net = net
@@ -75,6 +113,8 @@ class S2SModule(L.LightningModule):
         if user_embedding_from:  # a resumed run's checkpoint overwrites this, as it should
             codec = load_pretrained(user_embedding_from)
             init_code_embedding(net.user_embedding, codec.code_vectors(net.cfg.num_codebooks))
+        if hearing_from:
+            load_hearing(net, hearing_from)
         # Speaker embeddings of the four voices, in ASSISTANT_VOICES order (the data's speaker_id).
         from telugu_s2s.speakers import SpeakerBank
 
@@ -135,11 +175,23 @@ class S2SModule(L.LightningModule):
         acoustic = cross_entropy(out.code_logits[:, 1:], tgt.codes[:, 1:])
         user_text = cross_entropy(out.user_text_logits, tgt.user_text)
         analysis = self._analysis_losses(out.hidden, spans, batch)
+        hearing = {}
+        if out.hearing_log_probs is not None:
+            transcripts = user_transcripts(batch["user_text"], batch["num_frames"])
+            hearing["hearing_ctc"] = net.hearing.ctc_loss(
+                out.hearing_log_probs, batch["num_frames"], transcripts
+            )
+            heard = [ids for ids in transcripts if len(ids)]
+            if not self.training and heard:  # speaking-only batches have nothing to hear
+                hearing["hearing_cer"] = hearing_cer(
+                    net.hearing.decode(out.hearing_log_probs, batch["num_frames"]), transcripts
+                )
         loss = (
             hp.text_weight * text + hp.semantic_weight * semantic + hp.acoustic_weight * acoustic
             + hp.user_text_weight * user_text + hp.analysis_weight * analysis.pop("analysis")
+            + hp.hearing_weight * hearing.get("hearing_ctc", 0.0)
         )  # fmt: skip
-        return {
+        return {**hearing,
             "loss": loss, "text_ce": text, "semantic_ce": semantic, "acoustic_ce": acoustic,
             "audio_ce": semantic + acoustic, "user_text_ce": user_text, **analysis,
             # The same CEs on characters only (BLANK targets, i.e. silence, left out).
@@ -203,12 +255,19 @@ class S2SModule(L.LightningModule):
             [{"params": decay, "weight_decay": hp.weight_decay}, {"params": other, "weight_decay": 0.0}],
             lr=hp.lr, betas=(0.9, 0.95),
         )  # fmt: skip
-        total = max(1, int(self.trainer.estimated_stepping_batches)) if self.trainer else 1000
-        warmup = min(hp.warmup_steps, max(1, total // 10))
-        sched = torch.optim.lr_scheduler.SequentialLR(
-            opt,
-            [torch.optim.lr_scheduler.LinearLR(opt, 0.01, 1.0, warmup),
-             torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, total - warmup), eta_min=hp.lr * 0.1)],
-            milestones=[warmup],
-        )  # fmt: skip
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return warmup_cosine(self, opt)
+
+
+def warmup_cosine(module: L.LightningModule, opt: torch.optim.Optimizer) -> dict:
+    """A linear warmup of `hparams.warmup_steps` (at most a tenth of the run), then a cosine
+    down to a tenth of `hparams.lr` at the run's last step."""
+    hp, trainer = module.hparams, module._trainer
+    total = max(1, int(trainer.estimated_stepping_batches)) if trainer else 1000
+    warmup = min(hp.warmup_steps, max(1, total // 10))
+    sched = torch.optim.lr_scheduler.SequentialLR(
+        opt,
+        [torch.optim.lr_scheduler.LinearLR(opt, 0.01, 1.0, warmup),
+         torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, total - warmup), eta_min=hp.lr * 0.1)],
+        milestones=[warmup],
+    )  # fmt: skip
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

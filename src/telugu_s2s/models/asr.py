@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from telugu_s2s.data.text import BLANK, VOCAB_SIZE, TextTokenizer
+from telugu_s2s.data.text import VOCAB_SIZE, TextTokenizer, ctc_collapse
 from telugu_s2s.modules.features import MelConfig, MelSpectrogram
 
 
@@ -108,10 +108,7 @@ class AsrModel(nn.Module):
         best = log_probs.argmax(-1)  # (B, F')
         texts = []
         for ids, n in zip(best.tolist(), lengths.tolist(), strict=True):
-            merged = [
-                i for k, i in enumerate(ids[:n]) if (k == 0 or i != ids[k - 1]) and i != BLANK
-            ]
-            texts.append(" ".join(self.tokenizer.decode(merged).split()))
+            texts.append(" ".join(self.tokenizer.decode(ctc_collapse(ids[:n])).split()))
         return texts
 
     @torch.inference_mode()

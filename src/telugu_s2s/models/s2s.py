@@ -39,6 +39,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from telugu_s2s.data.text import PAD, VOCAB_SIZE
+from telugu_s2s.models.code_hearing import CodeHearing, CodeHearingConfig
 from telugu_s2s.models.context_memory import (
     ContextMemory,
     ContextMemoryConfig,
@@ -93,6 +94,12 @@ class S2SConfig:
     memory_top_k: int = 3
     memory_attention_dim: int = 128
     memory_gate_init: float = 0.0  # sigmoid(gate): how open the memory's residual starts
+    # The ear (models/code_hearing.py): a causal CTC recognizer over the user's codes whose
+    # hidden states join the temporal input. 0 layers: none, the transformer hears alone.
+    hearing_layers: int = 0
+    hearing_hidden: int = 256
+    hearing_embed_dim: int = 192
+    hearing_sub_frames: int = 2
 
     def temporal_config(self) -> TransformerConfig:
         return TransformerConfig(
@@ -106,6 +113,14 @@ class S2SConfig:
             d_model=self.depth_d_model, num_layers=self.depth_layers, num_heads=self.depth_heads,
             context=self.num_codebooks, rope_base=self.rope_base, dropout=self.dropout,
             attention_backend=self.attention_backend,
+        )  # fmt: skip
+
+    def hearing_config(self) -> CodeHearingConfig:
+        return CodeHearingConfig(
+            num_codebooks=self.num_codebooks, codebook_size=self.codebook_size,
+            embed_dim=self.hearing_embed_dim, sub_frames=self.hearing_sub_frames,
+            hidden=self.hearing_hidden, layers=self.hearing_layers, dropout=self.dropout,
+            vocab_size=self.text_vocab_size,
         )  # fmt: skip
 
     def memory_config(self) -> ContextMemoryConfig:
@@ -166,6 +181,10 @@ class S2SModel(StreamingModule[S2SState]):
         self.temporal = StreamingTransformer(cfg.temporal_config())
         self.text_head = nn.Linear(D, V)
         self.user_text_head = nn.Linear(D, V)
+        self.hearing = CodeHearing(cfg.hearing_config()) if cfg.hearing_layers else None
+        self.hearing_proj = (
+            nn.Linear(cfg.hearing_config().feature_dim, D) if cfg.hearing_layers else None
+        )
         # Depth: input k = proj_k(h_t) + embedding of the previous token within the frame.
         self.depth_in = nn.Linear(D, K * Dd)
         self.depth_text_embedding = nn.Embedding(V, Dd)
@@ -198,13 +217,20 @@ class S2SModel(StreamingModule[S2SState]):
         )
         return self.speaker_proj(speaker.to(self.null_speaker.dtype)) + self.style_embedding(style)
 
-    def _temporal_input(self, user_codes: Tensor, prev_text: Tensor, prev_codes: Tensor) -> Tensor:
-        """user codes (B, K, T), previous text (B, T) and delayed codes (B, K, T) -> (B, T, D)."""
+    def _temporal_input(
+        self, user_codes: Tensor, prev_text: Tensor, prev_codes: Tensor
+    ) -> tuple[Tensor, Tensor | None]:
+        """user codes (B, K, T), previous text (B, T) and delayed codes (B, K, T) -> (B, T, D),
+        and the ear's CTC log-probs (B, T * R, V) (None without an ear)."""
         user = self.user_embedding(user_codes + self.user_offsets[:, None]).sum(dim=1)  # (B, T, D)
         assistant = self.assistant_embedding(prev_codes + self.assistant_offsets[:, None]).sum(
             dim=1
         )
-        return user + assistant + self.text_embedding(prev_text)  # (B, T, D)
+        x = user + assistant + self.text_embedding(prev_text)  # (B, T, D)
+        if self.hearing is None:
+            return x, None
+        heard = self.hearing(user_codes)  # streams inside `streaming()`, as the transformer
+        return x + self.hearing_proj(heard.features), heard.log_probs
 
     def _contextualise(
         self, x: Tensor, cond: Tensor, memory: Tensor | None, memory_mask: Tensor | None
@@ -244,11 +270,11 @@ class S2SModel(StreamingModule[S2SState]):
         cfg = self.cfg
         B, K, _ = user_codes.shape
         delayed = delay_codes(assistant_codes, cfg.acoustic_delay, self.code_start)  # (B, K, F)
-        x = self._temporal_input(
+        x, hearing_log_probs = self._temporal_input(
             user_codes,
             shift_right(assistant_text, self.text_start),
             shift_right(delayed, self.code_start),
-        )  # (B, F, D)
+        )  # (B, F, D), (B, F * R, V) | None
         h, weights = self._contextualise(
             x, self.condition(speaker_emb, style_id, B), memory, memory_mask
         )
@@ -267,6 +293,7 @@ class S2SModel(StreamingModule[S2SState]):
             user_text_logits=self.user_text_head(h),
             hidden=h,
             memory_weights=weights,
+            hearing_log_probs=hearing_log_probs,
         )
 
     def targets(
@@ -362,7 +389,7 @@ class S2SModel(StreamingModule[S2SState]):
         """
         state, cfg = self.state, self.cfg
         B, K = user_codes.shape
-        x = self._temporal_input(
+        x, hearing_log_probs = self._temporal_input(
             user_codes[:, :, None], state.prev_text[:, None], state.prev_codes[:, :, None]
         )
         h, _ = self._contextualise(x, self.condition(speaker_emb, style_id, B), memory, memory_mask)
@@ -400,6 +427,7 @@ class S2SModel(StreamingModule[S2SState]):
             text_token=text, codes=delayed, frame_codes=frame_codes, frame_valid=acoustic_ready,
             user_text_token=user_text_logits.argmax(-1), text_logits=text_logits,
             code_logits=torch.stack(code_logits, dim=1), user_text_logits=user_text_logits, hidden=h,
+            hearing_ids=None if hearing_log_probs is None else hearing_log_probs.argmax(-1),
         )  # fmt: skip
         state.prev_text, state.prev_codes, state.frame = text, delayed, state.frame + 1
         return out

@@ -70,6 +70,7 @@ class GenerationStep:
     text_token: Tensor  # (B,) assistant inner monologue (BLANK when silenced)
     user_text_token: Tensor  # (B,) user transcript, frame t - user_text_delay
     hidden: Tensor  # (B, D) temporal output, to pool turns for the context memory
+    hearing_ids: Tensor | None = None  # (B, R) the ear's greedy CTC ids (None: no ear)
 
 
 class S2SGenerator:
@@ -244,4 +245,5 @@ class S2SGenerator:
         return GenerationStep(
             assistant_codes=codes, codes_valid=valid, text_token=out.text_token[:B],
             user_text_token=out.user_text_token[:B], hidden=out.hidden[:B],
+            hearing_ids=None if out.hearing_ids is None else out.hearing_ids[:B],
         )  # fmt: skip

@@ -48,6 +48,7 @@ class S2SOutput:
     user_text_logits: Tensor  # (B, F, V): user_text[:, t - user_text_delay]
     hidden: Tensor  # (B, F, D) temporal transformer output, for `turn_embedding`
     memory_weights: Tensor | None  # (B, F, M) retrieval weights, None without memory
+    hearing_log_probs: Tensor | None = None  # (B, F * R, V) the ear's CTC, None without one
 
 
 @dataclass
@@ -77,6 +78,7 @@ class S2SStepOutput:
     code_logits: Tensor  # (B, K, card), each given the tokens chosen for codebooks < k
     user_text_logits: Tensor  # (B, V)
     hidden: Tensor  # (B, D)
+    hearing_ids: Tensor | None = None  # (B, R) the ear's greedy CTC ids of this frame
 
 
 @dataclass

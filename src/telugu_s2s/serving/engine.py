@@ -48,7 +48,7 @@ import torch
 from torch import Tensor
 
 from telugu_s2s.data.corpus import EMOTIONS, TOPICS
-from telugu_s2s.data.text import BLANK, EOS, PAD, TextTokenizer
+from telugu_s2s.data.text import BLANK, EOS, PAD, TextTokenizer, ctc_collapse
 from telugu_s2s.models.context_memory import TurnMemoryState
 from telugu_s2s.models.s2s_generation import S2SGenerator
 from telugu_s2s.serving.batch_rows import SessionRows
@@ -273,6 +273,7 @@ class ModelEngine:
         t3 = self._clock()
         text = out.text_token.tolist()  # (B,)
         user_text = out.user_text_token.tolist()  # (B,)
+        heard = None if out.hearing_ids is None else out.hearing_ids.tolist()  # (B, R)
         code0 = out.assistant_codes[:, 0].tolist()  # (B,)
         valid = out.codes_valid.tolist()  # (B,)
         hidden = out.hidden.float().cpu()  # (B, D)
@@ -298,7 +299,11 @@ class ModelEngine:
             state.texts.append(piece)
             if len(state.hidden) > self.max_turn_frames:  # a window without turns: keep the last
                 state.drop(len(state.hidden) - self.max_turn_frames)
-            user_piece = self._text(user_text[i])
+            if heard is None:
+                user_piece = self._text(user_text[i])
+            else:  # the ear's CTC: repeats merge, across frames too
+                user_piece = self._tokenizer.decode(ctc_collapse(heard[i], state.last_heard))
+                state.last_heard = heard[i][-1]
             results[slot] = StepResult(reply_np[i].copy(), speaking, piece, user_piece)
         t4 = self._clock()
         share = 1000.0 / len(slots)

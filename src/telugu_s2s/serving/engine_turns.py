@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
+from telugu_s2s.data.text import BLANK
 from telugu_s2s.serving.engine_api import SlotConfig
 
 
@@ -76,6 +77,7 @@ class SlotState:
     user_spoke: bool = False  # while silenced: the user has spoken since
     user_quiet: int = 0  # while silenced: quiet frames since the user last spoke
     turns: list[EngineTurn] = field(default_factory=list)
+    last_heard: int = BLANK  # the ear's last CTC id: a repeat across frames is one character
 
     def drop(self, first: int) -> None:
         for frames in (self.hidden, self.voiced, self.speaking, self.texts):
