@@ -235,6 +235,19 @@ def test_the_hearing_stage_exports_the_ear(tiny_dataset, random_codec_dir, tmp_p
     assert asdict(ear.cfg) == asdict(hydra.utils.instantiate(s2s).hearing_config())
 
 
+def test_a_stage_with_utterance_tasks_resumes_from_its_checkpoint(
+    tiny_dataset, random_codec_dir, tmp_path
+) -> None:
+    """Its checkpoint holds the datamodule's `utterance_tasks` (a DictConfig): resuming
+    once failed on torch.load's weights_only default."""
+    first = train(stage_config("s2s_hear_tiny", tiny_dataset, random_codec_dir, tmp_path / "a"))
+    (last,) = (tmp_path / "a").rglob("last.ckpt")
+    cfg = stage_config("s2s_hear_tiny", tiny_dataset, random_codec_dir, tmp_path / "b")
+    cfg.ckpt_path, cfg.trainer.max_steps = str(last), 5
+    train(cfg)
+    assert read_metadata(Path(cfg.export_dir))["global_step"] == 5 and "val/cer" in first
+
+
 def test_each_stage_starts_from_the_previous_export(tiny_dataset, random_codec_dir, tmp_path):
     hearing = stage_config("s2s_hear_tiny", tiny_dataset, random_codec_dir, tmp_path / "ear")
     train(hearing)

@@ -8,7 +8,9 @@ ended before f (a per-frame memory mask), as the server does turn by turn. With
 turn is summarised (the fact must be in the pooled turn), not only how it is retrieved.
 
 Staged training (docs/training_s2s.md): `init_from` starts the network from the previous
-stage's export (every tensor of matching name and shape; the rest is logged).
+stage's export (every tensor of matching name and shape; the rest is logged), and
+`hearing_from` puts the hearing stage's ear into it. With an ear, its CTC loss on the
+user's words (`hearing_weight`) trains alongside, and validation logs its greedy CER.
 """
 
 from __future__ import annotations
@@ -181,8 +183,7 @@ class S2SModule(L.LightningModule):
             hearing["hearing_ctc"] = net.hearing.ctc_loss(
                 out.hearing_log_probs, batch["num_frames"], transcripts
             )
-            heard = [ids for ids in transcripts if len(ids)]
-            if not self.training and heard:  # speaking-only batches have nothing to hear
+            if not self.training and any(len(t) for t in transcripts):  # else nothing to hear
                 hearing["hearing_cer"] = hearing_cer(
                     net.hearing.decode(out.hearing_log_probs, batch["num_frames"]), transcripts
                 )
