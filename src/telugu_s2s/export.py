@@ -50,6 +50,11 @@ def export_checkpoint(checkpoint: str | Path, export_dir: str | Path,
         raise ExportError(f"{checkpoint}: not a Lightning checkpoint (no state_dict)")
     module = hydra.utils.instantiate(cfg.model)
     module.load_state_dict(state["state_dict"])
+    net_cfg, codec_dir = getattr(module.net, "cfg", None), cfg.get("data", {}).get("codec_dir")
+    if hasattr(net_cfg, "codec_fingerprint") and codec_dir:  # set at fit start, not saved
+        from telugu_s2s.checkpoint import load_pretrained
+
+        net_cfg.codec_fingerprint = load_pretrained(codec_dir).codes_fingerprint()
     extra = {"global_step": int(state.get("global_step", 0)), "epoch": state.get("epoch"),
              "source_checkpoint": str(checkpoint)}  # fmt: skip
     export_module(module, export_dir, str(cfg.get("stage_name", "unknown")), dtype, extra)
