@@ -25,8 +25,17 @@ import time
 
 import numpy as np
 import torch
-from harness import FRAME_MS, REPO, RESULTS, machine, percentiles, silence, user_clips, write_result
-from omegaconf import OmegaConf
+from harness import (
+    FRAME_MS,
+    REPO,
+    RESULTS,
+    engine_settings,
+    machine,
+    percentiles,
+    silence,
+    user_clips,
+    write_result,
+)
 
 from telugu_s2s.serving.engine import ModelEngine
 from telugu_s2s.serving.engine_api import SlotConfig
@@ -44,11 +53,6 @@ class Samples:
 
     def record(self, component: str, ms: float) -> None:
         self.raw.setdefault(component, []).append(ms)
-
-
-def engine_settings() -> dict:
-    cfg = OmegaConf.load(REPO / "conf" / "serve.yaml").engine
-    return {"speaker_guidance": float(cfg.get("speaker_guidance", 1.0))}
 
 
 def session_input(clips: list[np.ndarray], index: int, seconds: float) -> list[np.ndarray]:

@@ -101,6 +101,14 @@ def user_clips(count: int = 12) -> list[np.ndarray]:
     return clips
 
 
+def engine_settings() -> dict:
+    """The served engine's settings from conf/serve.yaml that the benchmarks' engines take."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(REPO / "conf" / "serve.yaml").engine
+    return {"speaker_guidance": float(cfg.get("speaker_guidance", 1.0))}
+
+
 def silence(seconds: float) -> np.ndarray:
     return np.zeros(round(seconds * SAMPLE_RATE), np.float32)
 

@@ -48,3 +48,19 @@ def test_learning_curves_join_a_warm_started_run_after_a_resumed_one(tmp_path):
     assert (tmp_path / "out" / "text.png").stat().st_size > 0
     with pytest.raises(SystemExit):
         curves.main(["text", str(first), "--metrics", "val/topic_acc", "--out", str(tmp_path)])
+
+
+def test_turn_taking_measures_when_the_model_starts_speaking() -> None:
+    """The fake engine replies `reply_after_frames` quiet frames after speech: answered, with
+    that delay; told never to reply, it is counted as not answered."""
+    import numpy as np
+    import turn_taking
+
+    from tests.serving.fakes import FakeEngine
+
+    speech = (0.1 * np.sin(np.arange(1280 * 10) * 0.2)).astype(np.float32)  # 10 frames
+    result = turn_taking.answer(FakeEngine(reply_after_frames=3, reply_frames=5), speech, 2.0)
+    assert result["answered"] and result["speaking_frames_after"] > 0
+    assert 2 * 80 <= result["delay_ms"] <= 4 * 80
+    silent = turn_taking.answer(FakeEngine(reply_after_frames=1000), speech, 2.0)
+    assert not silent["answered"] and silent["delay_ms"] is None
