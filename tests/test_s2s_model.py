@@ -101,6 +101,9 @@ def test_the_future_does_not_leak(cfg: S2SConfig) -> None:
         a, b = out.hearing_log_probs, out_changed.hearing_log_probs
         torch.testing.assert_close(a[:, : 6 * R], b[:, : 6 * R], atol=0, rtol=0)
         assert not torch.equal(a[:, 6 * R], b[:, 6 * R])
+        with torch.no_grad():  # the ear's output handed in (as training does) changes nothing
+            given = model(**inputs, heard=model.hearing(inputs["user_codes"]))
+        torch.testing.assert_close(given.text_logits, out.text_logits, atol=0, rtol=0)
     # Codebooks >= 1 of frame 4 sit at delayed position 6: what precedes them there may change.
     torch.testing.assert_close(
         out.code_logits[..., :6, :], out_changed.code_logits[..., :6, :], atol=0, rtol=0

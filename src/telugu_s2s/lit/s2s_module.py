@@ -69,9 +69,9 @@ def user_transcripts(user_text: torch.Tensor, frames: torch.Tensor) -> list[torc
 
 def hearing_cer(hypotheses: list[str], transcripts: list[torch.Tensor]) -> torch.Tensor:
     """Mean CER of the ear's greedy transcripts over the items whose user says something."""
-    tokenizer = TextTokenizer()
+    tokenizer = TextTokenizer()  # `cer` collapses whitespace itself
     scores = [
-        cer(hyp, " ".join(tokenizer.decode(ids.tolist()).split()))
+        cer(hyp, tokenizer.decode(ids.tolist()))
         for hyp, ids in zip(hypotheses, transcripts, strict=True)
         if len(ids)
     ]
@@ -152,14 +152,16 @@ class S2SModule(L.LightningModule):
             ContextMemory.span_mask(batch["user_span"], frames) & batch["turn_mask"][..., None]
         )  # (B, N, F)
         memory = memory_mask = None
+        # The ear hears the same codes in both passes: run it once (its GRU is the slow part).
+        heard = net.hearing(batch["user_codes"]) if net.hearing is not None else None
         if self.hparams.use_memory:
             grad = contextlib.nullcontext() if self.hparams.memory_grad else torch.no_grad()
             with grad:
-                memory = net.turn_embedding(net(*args).hidden, spans)  # (B, N, D)
+                memory = net.turn_embedding(net(*args, heard=heard).hidden, spans)  # (B, N, D)
             memory_mask = turn_memory_mask(
                 batch["user_span"], batch["turn_mask"], frames
             )  # (B, F, N)
-        out = net(*args, memory=memory, memory_mask=memory_mask)
+        out = net(*args, memory=memory, memory_mask=memory_mask, heard=heard)
         return out, spans
 
     def _losses(self, batch: dict) -> dict[str, torch.Tensor]:

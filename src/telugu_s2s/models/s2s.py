@@ -39,7 +39,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from telugu_s2s.data.text import PAD, VOCAB_SIZE
-from telugu_s2s.models.code_hearing import CodeHearing, CodeHearingConfig
+from telugu_s2s.models.code_hearing import CodeHearing, CodeHearingConfig, HearingOutput
 from telugu_s2s.models.context_memory import (
     ContextMemory,
     ContextMemoryConfig,
@@ -218,10 +218,12 @@ class S2SModel(StreamingModule[S2SState]):
         return self.speaker_proj(speaker.to(self.null_speaker.dtype)) + self.style_embedding(style)
 
     def _temporal_input(
-        self, user_codes: Tensor, prev_text: Tensor, prev_codes: Tensor
-    ) -> tuple[Tensor, Tensor | None]:
+        self, user_codes: Tensor, prev_text: Tensor, prev_codes: Tensor,
+        heard: HearingOutput | None = None,
+    ) -> tuple[Tensor, Tensor | None]:  # fmt: skip
         """user codes (B, K, T), previous text (B, T) and delayed codes (B, K, T) -> (B, T, D),
-        and the ear's CTC log-probs (B, T * R, V) (None without an ear)."""
+        and the ear's CTC log-probs (B, T * R, V) (None without an ear). `heard`: the ear's
+        output on these user codes, when the caller has it already."""
         user = self.user_embedding(user_codes + self.user_offsets[:, None]).sum(dim=1)  # (B, T, D)
         assistant = self.assistant_embedding(prev_codes + self.assistant_offsets[:, None]).sum(
             dim=1
@@ -229,7 +231,8 @@ class S2SModel(StreamingModule[S2SState]):
         x = user + assistant + self.text_embedding(prev_text)  # (B, T, D)
         if self.hearing is None:
             return x, None
-        heard = self.hearing(user_codes)  # streams inside `streaming()`, as the transformer
+        if heard is None:
+            heard = self.hearing(user_codes)  # streams inside `streaming()`, as the transformer
         return x + self.hearing_proj(heard.features), heard.log_probs
 
     def _contextualise(
@@ -256,12 +259,14 @@ class S2SModel(StreamingModule[S2SState]):
         style_id: Tensor | None = None,
         memory: Tensor | None = None,
         memory_mask: Tensor | None = None,
+        heard: HearingOutput | None = None,
     ) -> S2SOutput:
         """Teacher-forced logits for every stream (alignment: the module docstring).
 
         user_codes, assistant_codes (B, K, F) undelayed; assistant_text (B, F) char ids;
         speaker_emb (B, 192) unit-norm (None: null speaker); style_id (B,);
-        memory (B, M, D) pooled past turns with memory_mask (B, M) or per frame (B, F, M).
+        memory (B, M, D) pooled past turns with memory_mask (B, M) or per frame (B, F, M);
+        heard: `self.hearing(user_codes)` when the caller already ran the ear on them.
         """
         if self.is_streaming:
             raise RuntimeError(
@@ -274,6 +279,7 @@ class S2SModel(StreamingModule[S2SState]):
             user_codes,
             shift_right(assistant_text, self.text_start),
             shift_right(delayed, self.code_start),
+            heard,
         )  # (B, F, D), (B, F * R, V) | None
         h, weights = self._contextualise(
             x, self.condition(speaker_emb, style_id, B), memory, memory_mask
