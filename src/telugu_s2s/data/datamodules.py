@@ -105,9 +105,9 @@ class TeluguDataModule(L.LightningDataModule):
             ds = UtteranceTasks(rows, hp.sample_rate, cfg, hp.seed, train)
             if not hp.codec_dir:
                 raise ValueError("task=s2s_listen_speak trains on codec tokens: set codec_dir")
-            self._attach_tokens(ds, split)
+            cache = self._attach_tokens(ds, split)
             if train and cfg.variant_prob > 0:
-                ds.variants = load_variants(TokenCache(hp.dataset_dir, hp.codec_dir), split, ds)
+                ds.variants = load_variants(cache, split, ds)
                 log.info("%s: %d rows have a voice-and-channel variant", split, len(ds.variants))
         else:
             ds = DialogTimelines(
@@ -119,12 +119,14 @@ class TeluguDataModule(L.LightningDataModule):
             ds = torch.utils.data.Subset(ds, range(limit))
         return ds
 
-    def _attach_tokens(self, ds: Dataset, split: str) -> None:
-        """Give a rows dataset its codec tokens (cached per codec) and the silence codes."""
+    def _attach_tokens(self, ds: Dataset, split: str) -> TokenCache:
+        """Give a rows dataset its codec tokens (cached per codec) and the silence codes;
+        returns the cache."""
         hp = self.hparams
         cache = TokenCache(hp.dataset_dir, hp.codec_dir)
         silence = cache.silence()[: hp.num_codebooks]  # the model may use the first K only
         ds.codes, ds.silence = cache.load(split, ds, hp.precompute_tokens), silence
+        return cache
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:

@@ -63,6 +63,11 @@ def ctc_collapse(ids, previous: int = BLANK) -> list[int]:
     return out
 
 
+def ctc_transcript(ids) -> str:
+    """Greedy CTC ids of one utterance -> its text, whitespace collapsed."""
+    return " ".join(TextTokenizer().decode(ctc_collapse(ids)).split())
+
+
 def align_to_frames(
     text: str,
     word_starts_ms: list[int],

@@ -68,7 +68,7 @@ import torch
 from torch import Tensor, nn
 
 from telugu_s2s.data.datasets import load_split
-from telugu_s2s.data.text import TextTokenizer, ctc_collapse
+from telugu_s2s.data.text import TextTokenizer, ctc_transcript
 from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig
 from telugu_s2s.data.voices import ASSISTANT_VOICES, median_f0
 from telugu_s2s.evaluation.cer import cer
@@ -178,8 +178,7 @@ def _heard(model, user_text: Tensor, span: tuple[int, int]) -> str:
     characters may come out up to `HEARING_TAIL_FRAMES` after their sound."""
     if model.hearing is None:
         return _text(user_text[:, 0], span, shift=model.cfg.user_text_delay)
-    ids = user_text[span[0] : span[1] + HEARING_TAIL_FRAMES].flatten()
-    return " ".join(_TOKENIZER.decode(ctc_collapse(ids.tolist())).split())
+    return ctc_transcript(user_text[span[0] : span[1] + HEARING_TAIL_FRAMES].flatten().tolist())
 
 
 def _speech(audio: np.ndarray, codes: Tensor, silence: Tensor, frame: int, min_frames: int):
@@ -283,27 +282,22 @@ def _score_audio(models: EvalModels, plans: list[ItemPlan], mains: list[SessionT
         return
     scores = models.bank.scores(embed_audio(encoder, speech))  # (M, voices)
     identified = [models.bank.names[int(i)] for i in scores.argmax(dim=-1)]
-    if models.judge is not None:  # the server's final user transcript: the judge on the turn
-        users = [ds.audio(turn.user_row) for plan in plans for turn in plan.turns]
-        served = models.judge.transcribe(users, sample_rate=ds.sample_rate)
-        for record, text in zip(records, served, strict=True):
-            record.update(
-                user_transcript_served=text,
-                user_transcript_served_cer=tally.rates["user_transcript_served"].add(
-                    text, record["user_text"]
-                ),
-            )
     if models.judge is not None:  # what a listener hears: the recognizer, not the S2S model
         judged = models.judge.transcribe(speech, sample_rate=encoder.sample_rate)
-        for record, text in zip(records, judged, strict=True):
+        users = [ds.audio(turn.user_row) for plan in plans for turn in plan.turns]
+        served = models.judge.transcribe(users, sample_rate=ds.sample_rate)  # the final transcript
+        for record, text, user in zip(records, judged, served, strict=True):
             valid = record.get("valid_replies") or [record["reference"]]
             nearest = min(valid, key=lambda v: cer(text, v))
+            rate = tally.rates
             record.update(
                 judge_transcript=text,
-                speaking_cer=tally.rates["speaking"].add(text, record["monologue"]),
-                reply_audio_cer=tally.rates["reply_audio"].add(text, record["reference"]),
-                reply_audio_valid_cer=tally.rates["reply_audio_valid"].add(text, nearest),
-            )
+                speaking_cer=rate["speaking"].add(text, record["monologue"]),
+                reply_audio_cer=rate["reply_audio"].add(text, record["reference"]),
+                reply_audio_valid_cer=rate["reply_audio_valid"].add(text, nearest),
+                user_transcript_served=user,
+                user_transcript_served_cer=rate["user_transcript_served"].add(user, record["user_text"]),
+            )  # fmt: skip
     # Fresh greedy sessions, the replies as user input: the transcriber does not sample.
     transcripts = run_sessions(model, scripts, silence)
     tally.frames["stepped"] += sum(s.user_codes.shape[1] for s in scripts)

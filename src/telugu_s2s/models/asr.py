@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from telugu_s2s.data.text import VOCAB_SIZE, TextTokenizer, ctc_collapse
+from telugu_s2s.data.text import VOCAB_SIZE, TextTokenizer, ctc_transcript
 from telugu_s2s.modules.features import MelConfig, MelSpectrogram
 
 
@@ -106,10 +106,9 @@ class AsrModel(nn.Module):
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         """Greedy CTC: best id per frame, merge repeats, drop blanks."""
         best = log_probs.argmax(-1)  # (B, F')
-        texts = []
-        for ids, n in zip(best.tolist(), lengths.tolist(), strict=True):
-            texts.append(" ".join(self.tokenizer.decode(ctc_collapse(ids[:n])).split()))
-        return texts
+        return [
+            ctc_transcript(ids[:n]) for ids, n in zip(best.tolist(), lengths.tolist(), strict=True)
+        ]
 
     @torch.inference_mode()
     def transcribe(self, clips: list[torch.Tensor], batch_size: int = 16) -> list[str]:

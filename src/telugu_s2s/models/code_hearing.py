@@ -25,7 +25,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from telugu_s2s.data.text import BLANK, VOCAB_SIZE, TextTokenizer, ctc_collapse
+from telugu_s2s.data.text import BLANK, VOCAB_SIZE, ctc_transcript
 from telugu_s2s.modules.streaming import StreamingModule, StreamingState
 
 
@@ -111,10 +111,6 @@ class CodeHearing(StreamingModule[CodeHearingState]):
 
     def decode(self, log_probs: Tensor, frames: Tensor) -> list[str]:
         """Greedy CTC transcripts of each item's first `frames` (B,) frames."""
-        tokenizer = TextTokenizer()
         best = log_probs.argmax(-1).tolist()  # (B, F * R)
-        texts = []
-        for ids, n in zip(best, frames.tolist(), strict=True):
-            text = tokenizer.decode(ctc_collapse(ids[: n * self.cfg.sub_frames]))
-            texts.append(" ".join(text.split()))
-        return texts
+        R = self.cfg.sub_frames
+        return [ctc_transcript(ids[: n * R]) for ids, n in zip(best, frames.tolist(), strict=True)]
