@@ -13,7 +13,7 @@ TORCH_INDEX ?=
 TORCH_INDEX_ARG := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 PYTEST_ARGS ?=
 
-.PHONY: install data data-small train train-codec train-speaker train-asr train-s2s serve demo eval test bench lint clean
+.PHONY: install data data-small train train-codec train-speaker train-asr train-s2s bundle serve demo eval test bench lint clean
 
 install: $(STAMP)
 
@@ -55,6 +55,11 @@ train-s2s: data
 	$(PYTHON) train.py experiment=s2s_hear_tiny
 	$(PYTHON) train.py experiment=s2s_listen_speak_tiny
 	$(PYTHON) train.py experiment=s2s_duplex_tiny export_dir=$(CURDIR)/checkpoints/s2s
+# The S2S stages' inputs without audio (about 31 MB), for a GPU machine that has no dataset
+# build: recipes/gpu_s2s_base.sh trains the base model from it (docs/training_s2s.md).
+bundle: data
+	$(PYTHON) -m telugu_s2s.data.tokens --splits validation test train
+	$(PYTHON) -m telugu_s2s.data.token_bundle pack --out data/build/bundle --eval-dialogs 40
 # Every stage with the tiny CPU experiments, in dependency order: the codec learns from the
 # judge, and the S2S model speaks the codec's tokens with the speaker bank's voices.
 train: train-speaker train-asr train-codec train-s2s

@@ -147,10 +147,12 @@ def test_token_timelines_place_each_utterance_on_frames(tiny_dataset, random_cod
     n = expected.shape[1]
     assert torch.equal(codes[:, start : start + n], expected)
     assert (codes[:, :start] == silence[:, None]).all()  # silence before the first turn
-    # the cached codes are what the codec gives for the frame-aligned audio
+    # the cached codes are what the codec gives for the utterance's audio, which a token
+    # timeline never decodes: it places the row by its duration, the audio's exact length
     cache = TokenCache(tiny_dataset, random_codec_dir)
-    audio = item["user_audio"][0, start * FRAME : (start + n) * FRAME].numpy()
+    audio = ds.audio(row)
     assert torch.equal(cache.encode([audio])[0].long(), expected)
+    assert ds.silent(row).shape == audio.shape and "user_audio" not in item
     # A model on the first 4 codebooks gets the same timeline, cut to those codebooks.
     dm4 = TeluguDataModule("s2s", str(tiny_dataset), batch_size=1, num_codebooks=4,
                            codec_dir=str(random_codec_dir), precompute_tokens=False)  # fmt: skip

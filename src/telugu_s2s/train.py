@@ -56,6 +56,8 @@ def compose_train_config(overrides: list[str], output_dir: Path) -> DictConfig:
 def set_threads(cfg: DictConfig) -> None:
     if cfg.get("num_threads"):  # on a shared CPU one thread beats two that wait for each other
         torch.set_num_threads(int(cfg.num_threads))
+    if cfg.get("matmul_precision"):  # "high": TF32 matrix products on a GPU's tensor cores
+        torch.set_float32_matmul_precision(cfg.matmul_precision)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:

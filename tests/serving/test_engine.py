@@ -384,3 +384,29 @@ def test_hold_keeps_a_slot_silent_until_released(checkpoints):
     engine.hold(slot, False)
     reply = [engine.step({slot: f})[slot] for f in quiet[:3]]
     assert all(r.speaking for r in reply)  # random weights talk as soon as they may
+
+
+def test_the_streams_silence_reaches_the_model_as_its_own_silence(tmp_path):
+    """A running encoder settles on other codes in silence than the fresh-state frame the
+    token timelines put between utterances: the engine hands the model the latter. (The
+    committed codec: a random one gives noise the codes of silence.)"""
+    from telugu_s2s.data.tokens import stream_silence
+
+    export_checkpoints(tmp_path)
+    shutil.rmtree(tmp_path / "codec")
+    shutil.copytree(REPO_ROOT / "checkpoints" / "codec", tmp_path / "codec")
+    engine = ModelEngine(tmp_path, max_slots=1)
+    model_silence = engine.model.silence_codes.clone()
+    codec = load_pretrained(tmp_path / "codec")
+    assert not torch.equal(stream_silence(codec)[: engine.num_codebooks], model_silence)
+    seen: list[torch.Tensor] = []
+    step = engine.generator.step
+    engine.generator.step = lambda codes, *a, **k: (
+        seen.append(codes[0].clone()) or step(codes, *a, **k)
+    )
+    slot = engine.join(SlotConfig("ravi", temperature=0.0))
+    for frame in frames_of(np.concatenate([user_audio(1, 6), np.zeros(12 * FRAME, np.float32)])):
+        engine.step({slot: frame})
+    engine.close()
+    assert not any(torch.equal(codes, model_silence) for codes in seen[:6])  # speech stays
+    assert all(torch.equal(codes, model_silence) for codes in seen[6 + 4 :])  # settled silence

@@ -10,8 +10,6 @@ import io
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
 import torch
 from torch.utils.data import Dataset
 
@@ -40,6 +38,9 @@ def load_split(dataset_dir: str | Path, split: str):
 
 def decode_audio(audio: dict, sample_rate: int, source_rate: int | None = None) -> np.ndarray:
     """(T,) float32 mono at `sample_rate` from an `{"bytes", "path"}` audio cell."""
+    import soundfile as sf  # here: token-only training (data/token_bundle.py) needs neither
+    import soxr
+
     if audio.get("bytes") is not None:
         wav, sr = sf.read(io.BytesIO(audio["bytes"]), dtype="float32", always_2d=True)
     elif audio.get("path"):

@@ -132,8 +132,8 @@ class DialogTimelines(_RowsDataset):
         cache: dict[int, np.ndarray] = {}
 
         def audio(row: int) -> np.ndarray:
-            if row not in cache:
-                cache[row] = self.audio(row)
+            if row not in cache:  # token timelines need only the length: no decoding
+                cache[row] = self.audio(row) if self.codes is None else self.silent(row)
             return cache[row]
 
         def reply_row(turn: int) -> int:  # a generated dialog voices one style only
@@ -205,8 +205,6 @@ class DialogTimelines(_RowsDataset):
         frames = min(-(-end // self.frame_size), num_frames)  # ceil, within the text arrays
         length = frames * self.frame_size
         item = {
-            "user_audio": torch.from_numpy(user_ch[:length].copy())[None],  # (1, T)
-            "assistant_audio": torch.from_numpy(asst_ch[:length].copy())[None],  # (1, T)
             "user_text": torch.from_numpy(user_text[:frames].copy()),  # (F,)
             "assistant_text": torch.from_numpy(asst_text[:frames].copy()),  # (F,)
             "num_frames": frames,
@@ -215,8 +213,11 @@ class DialogTimelines(_RowsDataset):
             "dialog_id": dialog,
             "turns": placed,
         }
-        if self.codes is not None:
+        if self.codes is not None:  # token timelines carry codes, audio ones the waveforms
             item["user_codes"], item["assistant_codes"] = self._place_codes(placed_codes, frames)
+        else:
+            item["user_audio"] = torch.from_numpy(user_ch[:length].copy())[None]  # (1, T)
+            item["assistant_audio"] = torch.from_numpy(asst_ch[:length].copy())[None]  # (1, T)
         return item
 
     def _recall_window(self, turns, user_turns, reply_row, rng) -> list[int] | None:
@@ -247,6 +248,11 @@ class DialogTimelines(_RowsDataset):
                 n = min(codes.shape[1], frames - start)
                 channels[channel][:, start : start + n] = codes[:, :n]
         return channels[0], channels[1]
+
+    def silent(self, row: int) -> np.ndarray:
+        """Zeros as long as the row's audio (its duration at the dataset's rate), for token
+        timelines: a build without audio (`data/token_bundle.py`) trains as a full one."""
+        return np.zeros(int(round(self.meta["duration"][int(row)] * self.sample_rate)), np.float32)
 
     def meta_text(self, row: int) -> str:
         return self.rows[int(row)]["text"]

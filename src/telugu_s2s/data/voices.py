@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import soxr
 
 from telugu_s2s.data.espeak import Espeak, Rendering
 from telugu_s2s.paths import CONFIG_DIR
@@ -66,6 +65,8 @@ def render(text: str, voice: VoiceSpec, sample_rate: int = 16000) -> tuple[np.nd
     audio = raw.audio.astype(np.float32) / 32768.0  # (T,)
     source_rate = raw.sample_rate * voice.formant
     if source_rate != sample_rate:
+        import soxr  # here: token-only training imports this module for the voice names
+
         audio = soxr.resample(audio, source_rate, sample_rate, quality="HQ")
     if voice.formant != 1.0:
         starts = tuple(int(round(ms / voice.formant)) for ms in raw.word_starts_ms)

@@ -63,7 +63,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import soxr
 import torch
 from torch import Tensor, nn
 
@@ -270,6 +269,8 @@ def _score_audio(models: EvalModels, plans: list[ItemPlan], mains: list[SessionT
             audio = codec.decode(reply[None].to(module_device(codec)))[0, 0].float().cpu().numpy()
             clip = _speech(audio, reply, model.silence_codes.cpu(), fs, protocol.min_speech_frames)
             if encoder.sample_rate != codec.sample_rate:
+                import soxr  # here: the training stages import this package, not the audio
+
                 clip = soxr.resample(clip, codec.sample_rate, encoder.sample_rate)
             speech.append(clip)
             heard = encode_clip(codec, audio)  # (K, n): what a listener's codec would hear

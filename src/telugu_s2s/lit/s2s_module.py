@@ -16,6 +16,7 @@ user's words (`hearing_weight`) trains alongside, and validation logs its greedy
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import asdict
 
 import lightning as L
@@ -263,14 +264,37 @@ class S2SModule(L.LightningModule):
 
 def warmup_cosine(module: L.LightningModule, opt: torch.optim.Optimizer) -> dict:
     """A linear warmup of `hparams.warmup_steps` (at most a tenth of the run), then a cosine
-    down to a tenth of `hparams.lr` at the run's last step."""
+    down to a tenth of `hparams.lr` at the run's last step. A run bounded by time alone
+    (`trainer.max_time`, `max_steps=-1`: a GPU lease) follows the cosine by elapsed time."""
     hp, trainer = module.hparams, module._trainer
+    timer = _time_budget(trainer)
     total = max(1, int(trainer.estimated_stepping_batches)) if trainer else 1000
     warmup = min(hp.warmup_steps, max(1, total // 10))
-    sched = torch.optim.lr_scheduler.SequentialLR(
-        opt,
-        [torch.optim.lr_scheduler.LinearLR(opt, 0.01, 1.0, warmup),
-         torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, total - warmup), eta_min=hp.lr * 0.1)],
-        milestones=[warmup],
-    )  # fmt: skip
+    if timer is not None:
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return 0.01 + 0.99 * step / warmup
+            elapsed, left = timer.time_elapsed("train"), timer.time_remaining("train") or 0.0
+            done = min(1.0, elapsed / max(elapsed + left, 1e-9))
+            return 0.1 + 0.45 * (1.0 + math.cos(math.pi * done))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    else:
+        sched = torch.optim.lr_scheduler.SequentialLR(
+            opt,
+            [torch.optim.lr_scheduler.LinearLR(opt, 0.01, 1.0, warmup),
+             torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, total - warmup), eta_min=hp.lr * 0.1)],
+            milestones=[warmup],
+        )  # fmt: skip
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _time_budget(trainer: L.Trainer | None):
+    """The trainer's Timer when time alone bounds the run, else None."""
+    if trainer is None or trainer.max_steps != -1:
+        return None
+    from lightning.pytorch.callbacks import Timer
+
+    timers = [c for c in trainer.callbacks if isinstance(c, Timer)]
+    return timers[0] if timers and timers[0].time_remaining("train") is not None else None

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The staged S2S recipe (docs/training_s2s.md) at base size on one GPU, bounded by a wall
+# clock, from a token bundle rather than a dataset build:
+#   python -m telugu_s2s.data.token_bundle pack --out BUNDLE --eval-dialogs 40   (here)
+#   bash recipes/gpu_s2s_base.sh BUNDLE WORK [SECONDS]                           (there)
+# The text stage and the ear train side by side (the GPU is far from full), then
+# listen-and-speak, then duplex. Every stage stops on its share of SECONDS (default 500) and
+# its learning rate follows the clock (lit/s2s_module.warmup_cosine); no validation runs,
+# each stage is tested on the bundle's test dialogs with its final weights. The exports land
+# in WORK/stages/{text,hearing,listen_speak,duplex}; each stage's log in WORK/<stage>.log.
+# A lease is short: runs are not resumable (no checkpoints are written).
+set -euo pipefail
+BUNDLE=$1 WORK=$2 TOTAL=${3:-500}
+PY=${PYTHON:-python3}
+ACCELERATOR=${ACCELERATOR:-gpu}
+WORKERS=${WORKERS:-12}
+LAYERS=${LAYERS:-6}     # the base model: 6 temporal layers, the tiny one has 4
+start=$(date +%s)
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+mkdir -p "$WORK"
+
+left() { echo $((TOTAL - ($(date +%s) - start))); }
+clock() { printf '00:00:%02d:%02d' $(($1 / 60)) $(($1 % 60)); }
+stage() {  # stage NAME SECONDS OVERRIDES...
+  local name=$1 seconds=$2
+  shift 2
+  echo "$(date +%T) $name: ${seconds}s"
+  $PY train.py "$@" ++trainer.max_time="$(clock "$seconds")" export_dir="$WORK/stages/$name" \
+    paths.dataset_dir="$WORK/build/dataset" paths.log_dir="$WORK/logs" \
+    trainer.accelerator="$ACCELERATOR" matmul_precision=high num_threads=null \
+    trainer.max_steps=-1 trainer.min_epochs=0 trainer.max_epochs=1000 ++trainer.limit_val_batches=0 \
+    ++trainer.enable_checkpointing=false '~callbacks.model_checkpoint' '~callbacks.last_checkpoint' \
+    optimized_metric=null trainer.enable_progress_bar=false logger=csv >"$WORK/$name.log" 2>&1 \
+    || { echo "$name failed:"; tail -30 "$WORK/$name.log"; return 1; }
+  grep -o "metrics: .*" "$WORK/$name.log" | tail -1 || true
+}
+
+$PY -m telugu_s2s.data.token_bundle unpack "$BUNDLE" --root "$WORK/build"
+echo "unpacked in $(($(date +%s) - start))s"
+first=$((TOTAL * 20 / 100))
+stage text "$first" experiment=s2s_text_tiny model.net.cfg.num_layers="$LAYERS" \
+  data.batch_size=32 data.num_workers=$((WORKERS / 3)) &
+text=$!
+stage hearing "$first" experiment=s2s_hear_tiny data.batch_size=128 \
+  data.num_workers=$((WORKERS / 2)) &
+hearing=$!
+wait $text
+wait $hearing
+stage listen_speak $((TOTAL * 22 / 100)) experiment=s2s_listen_speak_tiny \
+  model.net.cfg.num_layers="$LAYERS" model.init_from="$WORK/stages/text" \
+  model.hearing_from="$WORK/stages/hearing" data.batch_size=64 data.num_workers="$WORKERS"
+# duplex gets what is left, less the time its start, test and export take
+stage duplex $(($(left) - 45)) experiment=s2s_duplex_tiny model.net.cfg.num_layers="$LAYERS" \
+  model.init_from="$WORK/stages/listen_speak" data.batch_size=16 data.num_workers="$WORKERS"
+echo "done in $(($(date +%s) - start))s"
