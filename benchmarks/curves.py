@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/curves.py NAME RUN [RUN ...] [--metrics val/reply_ce val/topic_acc]
 
-RUN is a run folder (`logs/<stage>/runs/<time>`, trained with `logger=csv`); several runs
+`--prefix train/` reads the training metrics instead of the validation ones (a GPU lease's
+runs validate nothing: recipes/gpu_s2s_base.sh). RUN is a run folder (`logs/<stage>/runs/<time>`, trained with `logger=csv`); several runs
 are one curve, in order (a resumed or warm-started run goes on where the last one stopped,
 and a step logged twice keeps the later value). Writes benchmarks/results/curves/NAME.json
 and a plot beside it.
@@ -21,8 +22,8 @@ from telugu_s2s.paths import REPO_ROOT
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "curves"
 
 
-def read_validation(run: Path) -> dict[str, dict[int, float]]:
-    """metric -> {step: value} for every `val/` column of a run's CSV logs."""
+def read_validation(run: Path, prefix: str = "val/") -> dict[str, dict[int, float]]:
+    """metric -> {step: value} for every `prefix` column of a run's CSV logs."""
     files = sorted(run.glob("csv/version_*/metrics.csv"))
     if not files:
         raise FileNotFoundError(f"{run}: no csv/version_*/metrics.csv (train with logger=csv)")
@@ -31,21 +32,21 @@ def read_validation(run: Path) -> dict[str, dict[int, float]]:
         with path.open() as handle:
             for row in csv.DictReader(handle):
                 for key, value in row.items():
-                    if key.startswith("val/") and value not in ("", None):
+                    if key.startswith(prefix) and value not in ("", None):
                         curves.setdefault(key, {})[int(row["step"])] = float(value)
     return curves
 
 
-def join_runs(runs: list[Path]) -> dict[str, list[tuple[int, float]]]:
+def join_runs(runs: list[Path], prefix: str = "val/") -> dict[str, list[tuple[int, float]]]:
     """Runs one after the other. A run that goes on counting from the previous run's steps
     (resumed with ckpt_path) keeps that run's shift; one that starts again (a warm start
     with init_from) is shifted to go on after the last step so far."""
     joined: dict[str, list[tuple[int, float]]] = {}
     shift, previous_last = 0, None  # previous_last: the previous run's own last step
     for run in runs:
-        curves = read_validation(run)
+        curves = read_validation(run, prefix)
         if not curves:
-            raise ValueError(f"{run}: no validation metrics logged")
+            raise ValueError(f"{run}: no {prefix} metrics logged")
         first = min(min(points) for points in curves.values())
         if previous_last is not None and first <= previous_last:  # counting from 0 again
             shift += previous_last + 1
@@ -76,10 +77,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", help="the stage's name: the output files are NAME.json/png")
     parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--metrics", nargs="*", default=None, help="default: every val/ metric")
+    parser.add_argument("--metrics", nargs="*", default=None, help="default: every PREFIX metric")
+    parser.add_argument("--prefix", default="val/", help="val/ or train/")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    curves = join_runs(args.runs)
+    curves = join_runs(args.runs, args.prefix)
     if args.metrics:
         missing = sorted(set(args.metrics) - set(curves))
         if missing:

@@ -8,7 +8,8 @@
 # its learning rate follows the clock (lit/s2s_module.warmup_cosine); no validation runs,
 # each stage is tested on the bundle's test dialogs with its final weights. The exports land
 # in WORK/stages/{text,hearing,listen_speak,duplex}; each stage's log in WORK/<stage>.log.
-# A lease is short: runs are not resumable (no checkpoints are written).
+# A lease is short: runs are not resumable (no checkpoints are written). With DUPLEX_FROM=<an
+# S2S export> only the duplex stage runs, from that export, for the whole budget.
 set -euo pipefail
 BUNDLE=$1 WORK=$2 TOTAL=${3:-500}
 PY=${PYTHON:-python3}
@@ -26,7 +27,7 @@ stage() {  # stage NAME SECONDS OVERRIDES...
   shift 2
   echo "$(date +%T) $name: ${seconds}s"
   $PY train.py "$@" ++trainer.max_time="$(clock "$seconds")" export_dir="$WORK/stages/$name" \
-    paths.dataset_dir="$WORK/build/dataset" paths.log_dir="$WORK/logs" \
+    paths.dataset_dir="$WORK/build/dataset" paths.log_dir="$WORK/logs" hydra.run.dir="$WORK/logs/$name" \
     trainer.accelerator="$ACCELERATOR" matmul_precision=high num_threads=null \
     trainer.max_steps=-1 trainer.min_epochs=0 trainer.max_epochs=1000 ++trainer.limit_val_batches=0 \
     ++trainer.enable_checkpointing=false '~callbacks.model_checkpoint' '~callbacks.last_checkpoint' \
@@ -37,6 +38,11 @@ stage() {  # stage NAME SECONDS OVERRIDES...
 
 $PY -m telugu_s2s.data.token_bundle unpack "$BUNDLE" --root "$WORK/build"
 echo "unpacked in $(($(date +%s) - start))s"
+if [ -n "${DUPLEX_FROM:-}" ]; then  # more duplex steps for an S2S export (the bundle needs no variants)
+  stage duplex $(($(left) - 45)) experiment=s2s_duplex_tiny model.net.cfg.num_layers="$LAYERS" \
+    model.init_from="$DUPLEX_FROM" data.batch_size=16 data.num_workers="$WORKERS"
+  exit
+fi
 first=$((TOTAL * 20 / 100))
 stage text "$first" experiment=s2s_text_tiny model.net.cfg.num_layers="$LAYERS" \
   data.batch_size=32 data.num_workers=$((WORKERS / 3)) &
