@@ -8,6 +8,8 @@
 # its learning rate follows the clock (lit/s2s_module.warmup_cosine); no validation runs,
 # each stage is tested on the bundle's test dialogs with its final weights. The exports land
 # in WORK/stages/{text,hearing,listen_speak,duplex}; each stage's log in WORK/<stage>.log.
+# The duplex export is also written to WORK/export in files of at most 15 MiB (what a lease
+# brings back): `cat model.safetensors.part* > model.safetensors` beside its config.json.
 # A lease is short: runs are not resumable (no checkpoints are written). With DUPLEX_FROM=<an
 # S2S export> only the duplex stage runs, from that export, for the whole budget.
 set -euo pipefail
@@ -38,9 +40,16 @@ stage() {  # stage NAME SECONDS OVERRIDES...
 
 $PY -m telugu_s2s.data.token_bundle unpack "$BUNDLE" --root "$WORK/build"
 echo "unpacked in $(($(date +%s) - start))s"
+split_export() {
+  mkdir -p "$WORK/export"
+  split -b 15M -d "$WORK/stages/duplex/model.safetensors" "$WORK/export/model.safetensors.part"
+  cp "$WORK/stages/duplex/config.json" "$WORK/export/"
+  echo "done in $(($(date +%s) - start))s: $(ls "$WORK/export" | tr '\n' ' ')"
+}
 if [ -n "${DUPLEX_FROM:-}" ]; then  # more duplex steps for an S2S export (the bundle needs no variants)
   stage duplex $(($(left) - 45)) experiment=s2s_duplex_tiny model.net.cfg.num_layers="$LAYERS" \
     model.init_from="$DUPLEX_FROM" data.batch_size=16 data.num_workers="$WORKERS"
+  split_export
   exit
 fi
 first=$((TOTAL * 20 / 100))
@@ -58,4 +67,4 @@ stage listen_speak $((TOTAL * 22 / 100)) experiment=s2s_listen_speak_tiny \
 # duplex gets what is left, less the time its start, test and export take
 stage duplex $(($(left) - 45)) experiment=s2s_duplex_tiny model.net.cfg.num_layers="$LAYERS" \
   model.init_from="$WORK/stages/listen_speak" data.batch_size=16 data.num_workers="$WORKERS"
-echo "done in $(($(date +%s) - start))s"
+split_export

@@ -101,7 +101,7 @@ class ProtocolConfig:
     compare_styles: bool = True  # run the other_style sessions
     min_speech_frames: int = 6  # a reply whose non-silent part is shorter is embedded whole
     max_turns: int | None = None  # only the first turns of each dialog (quick checks); None = all
-    temperature: float = 0.8  # the server's sampling; 0 = greedy
+    temperature: float = 0.35  # the server's sampling; 0 = greedy
     top_k: int = 50
     seed: int = 0  # rendering i samples with seed + i
     speaker_guidance: float = 2.0  # classifier-free guidance on the speaker, as served (1 = off)

@@ -61,7 +61,7 @@ class TurnRecord:
 class SlotConfig:
     speaker: str
     style: str = "formal"  # one of STYLES (the server resolves preferences like "auto")
-    temperature: float = 0.8
+    temperature: float = 0.35
     top_k: int = 50
     context: list[TurnRecord] = field(default_factory=list)  # oldest first, at most 10
 

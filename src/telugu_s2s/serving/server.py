@@ -62,7 +62,7 @@ class ServerSettings:
     default_speaker: str = "priya"
     default_mode: str = "stream"
     default_style: str = "auto"
-    temperature: float = 0.8
+    temperature: float = 0.35
     top_k: int = 50
     auth_token: str | None = None  # when set: Authorization header or a first `auth` message
     public_metrics: bool = False  # /stats and /metrics answer without the token
