@@ -3,6 +3,7 @@
 mode forces nothing, so the model itself must start speaking once the user stops.
 
     .venv/bin/python benchmarks/turn_taking.py [--clips 12] [--wait 8] [--s2s-dir checkpoints/s2s]
+        [--noise-dbfs -50 --name turn_taking_noise]
 
 Each held-out utterance (harness.user_clips: sentences outside the corpus, in held-out
 voices) goes to a fresh session of the served engine, followed
@@ -33,9 +34,16 @@ from telugu_s2s.serving.engine_api import SlotConfig
 FRAME = 1280
 
 
-def answer(engine: ModelEngine, clip: np.ndarray, wait_s: float) -> dict:
-    """One session: the utterance, then silence; when (if at all) the model starts speaking."""
+def answer(
+    engine: ModelEngine, clip: np.ndarray, wait_s: float, noise_dbfs: float | None = None
+) -> dict:
+    """One session: the utterance, then silence; when (if at all) the model starts speaking.
+    With `noise_dbfs`, white noise at that RMS level runs under the whole session (a
+    microphone's floor: digital silence never reaches a live server)."""
     audio = np.concatenate([clip, silence(wait_s)])
+    if noise_dbfs is not None:
+        rng = np.random.default_rng(0)
+        audio = audio + (10 ** (noise_dbfs / 20) * rng.standard_normal(audio.size)).astype(np.float32)
     user_frames = -(-clip.size // FRAME)
     slot = engine.join(SlotConfig("priya"))
     speaking, heard, said = [], [], []
@@ -61,17 +69,20 @@ def main() -> None:
     parser.add_argument("--wait", type=float, default=8.0)
     parser.add_argument("--s2s-dir", default=None)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--noise-dbfs", type=float, default=None, help="a noise floor, e.g. -50")
+    parser.add_argument("--name", default="turn_taking", help="the result's file name")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     engine = ModelEngine("checkpoints", s2s_dir=args.s2s_dir, max_slots=1, seed=0,
                          **engine_settings())  # fmt: skip
-    sessions = [answer(engine, clip, args.wait) for clip in user_clips(args.clips)]
+    sessions = [answer(engine, clip, args.wait, args.noise_dbfs) for clip in user_clips(args.clips)]
     delays = [s["delay_ms"] for s in sessions if s["delay_ms"] is not None]
     answered = sum(s["answered"] for s in sessions)
     print(f"answered {answered}/{len(sessions)}; delay {percentiles(delays)}")
-    write_result("turn_taking", {
+    write_result(args.name, {
         "what": "share of held-out utterances the served model answers in stream mode, unforced",
         "s2s_dir": args.s2s_dir or "checkpoints/s2s", "wait_s": args.wait,
+        "noise_dbfs": args.noise_dbfs,
         "answered": answered / len(sessions), "delay_ms": percentiles(delays),
         "sessions": sessions, "machine": machine(args.threads),
     })  # fmt: skip

@@ -388,8 +388,9 @@ def test_hold_keeps_a_slot_silent_until_released(checkpoints):
 
 def test_the_streams_silence_reaches_the_model_as_its_own_silence(tmp_path):
     """A running encoder settles on other codes in silence than the fresh-state frame the
-    token timelines put between utterances: the engine hands the model the latter. (The
-    committed codec: a random one gives noise the codes of silence.)"""
+    token timelines put between utterances, and a noise floor encodes as neither: the
+    engine hands the model the latter. (The committed codec: a random one gives noise the
+    codes of silence.)"""
     from telugu_s2s.data.tokens import stream_silence
 
     export_checkpoints(tmp_path)
@@ -404,9 +405,13 @@ def test_the_streams_silence_reaches_the_model_as_its_own_silence(tmp_path):
     engine.generator.step = lambda codes, *a, **k: (
         seen.append(codes[0].clone()) or step(codes, *a, **k)
     )
-    slot = engine.join(SlotConfig("ravi", temperature=0.0))
-    for frame in frames_of(np.concatenate([user_audio(1, 6), np.zeros(12 * FRAME, np.float32)])):
-        engine.step({slot: frame})
+    floor = 0.001 * np.random.default_rng(0).standard_normal(12 * FRAME).astype(np.float32)
+    for quiet in (np.zeros(12 * FRAME, np.float32), floor):  # digital silence, a noise floor
+        seen.clear()
+        slot = engine.join(SlotConfig("ravi", temperature=0.0))
+        for frame in frames_of(np.concatenate([user_audio(1, 6), quiet])):
+            engine.step({slot: frame})
+        engine.leave(slot)
+        assert not any(torch.equal(codes, model_silence) for codes in seen[:6])  # speech stays
+        assert all(torch.equal(codes, model_silence) for codes in seen[6 + 4 :])  # silence
     engine.close()
-    assert not any(torch.equal(codes, model_silence) for codes in seen[:6])  # speech stays
-    assert all(torch.equal(codes, model_silence) for codes in seen[6 + 4 :])  # settled silence

@@ -29,8 +29,10 @@ Rules this file decides (the model has no explicit "turn" signal):
   of digital silence encoded from a fresh codec state between utterances. A live stream's
   silence encodes otherwise: about 3 frames after speech the encoder settles on other
   codes (`stream_silence`). The model never saw those, took the user for still speaking
-  and never took its turn (0 of 12 held-out utterances answered): user frames that are
-  the stream's silence reach the model as its own silence codes.
+  and never took its turn (0 of 12 held-out utterances answered). A microphone's noise
+  floor, even at -60 dBFS, never encodes as either. So user frames that are the stream's
+  silence, or quieter than `voiced_rms` (not voiced, as for turns), reach the model as its
+  own silence codes (`benchmarks/turn_taking.py --noise-dbfs`).
 - silence: `silence(slot)` forces the slot's assistant silent (text BLANK, silence codes)
   until the user's next utterance ends: some voiced frames, then `release_quiet_frames`
   quiet ones. The model's own wish to speak cannot be observed while its output is forced,
@@ -272,6 +274,7 @@ class ModelEngine:
             torch.from_numpy(audio[:, None]).to(self.device), self.num_codebooks
         )  # (B, K, 1)
         quiet = (user_codes[:, :, 0] == self.stream_silence).all(1)  # (B,)
+        quiet |= torch.from_numpy(user_rms < self.voiced_rms).to(quiet.device)
         user_codes[quiet, :, 0] = self.model.silence_codes  # the silence the model knows
         t1 = self._clock()
         self._memory_ms = 0.0
