@@ -1,5 +1,5 @@
 """A token bundle: the S2S stages' training inputs with no audio in them, for a machine that
-has no dataset build (a rented GPU). About 60 MB for the 6,000-dialog build, against 7 GB.
+has no dataset build (a rented GPU). 31 MB for the 6,000-dialog build, against 7 GB.
 
     python -m telugu_s2s.data.token_bundle pack   --out bundle     (here, after `make data`)
     python -m telugu_s2s.data.token_bundle unpack bundle --root /tmp/build   (there)
@@ -7,8 +7,8 @@ has no dataset build (a rented GPU). About 60 MB for the 6,000-dialog build, aga
 `pack` keeps each split's text and label columns that training reads, the first K
 codebooks of the codec's cached tokens (and of the training variants,
 `data/token_variants.py`), `dialogs.jsonl` and the build's plan, all xz-compressed. The
-evaluation splits can be cut to their first dialogs: a lease's run only checks them. `unpack` writes `<root>/dataset` (a DatasetDict
-without the audio column) and `<root>/tokens/<codec digest>/`, which the datamodule reads
+evaluation splits can be cut to their first dialogs: a lease's run only checks them.
+`unpack` writes `<root>/dataset` (a DatasetDict without the audio column) and `<root>/tokens/<codec digest>/`, which the datamodule reads
 as it reads a full build: token timelines and utterance tasks never decode audio.
 """
 
@@ -30,7 +30,7 @@ from telugu_s2s.data.tokens import TokenCache, dataset_fingerprint
 
 PLAN_FILE = "telugu_s2s.json"
 MANIFEST = "bundle.json"
-# What only the evaluation and the judge read: the dialogs' plan keeps them.
+# Columns that no training stage reads (the evaluation runs on a full build).
 DROPPED_COLUMNS = ("audio", "id", "valid_replies", "memory", "word_char_len")
 TRAIN_SPLIT = "train"
 
@@ -83,8 +83,8 @@ def pack(
         codes = saved["codes"]
         kept = rows.remove_columns([c for c in DROPPED_COLUMNS if c in rows.column_names])
         if split != TRAIN_SPLIT and eval_dialogs is not None:
-            first = list(dict.fromkeys(kept["dialog_id"]))[:eval_dialogs]
-            keep = [i for i, d in enumerate(kept["dialog_id"]) if d in set(first)]
+            first = set(list(dict.fromkeys(kept["dialog_id"]))[:eval_dialogs])
+            keep = [i for i, d in enumerate(kept["dialog_id"]) if d in first]
             kept, codes = kept.select(keep), [codes[i] for i in keep]
             chosen.update(first)
         table = {"features": kept.features.to_dict(), "columns": kept.to_dict()}

@@ -17,7 +17,6 @@ import torch
 from tqdm import tqdm
 
 from telugu_s2s.checkpoint import WEIGHTS_FILE, atomic_write, load_pretrained
-from telugu_s2s.modules.streaming import module_device
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +33,6 @@ def file_digest(path: str | Path, length: int = 16) -> str:
 def silence_codes(codec) -> torch.Tensor:
     """The codes of one frame of digital silence, (K,)."""
     return codec.encode(torch.zeros(1, 1, codec.frame_size))[0, :, 0].long()
-
-
-@torch.inference_mode()
-def stream_silence(codec, settle_frames: int = 8) -> torch.Tensor:
-    """The codes (K,) that a running encoder settles on in digital silence (about 3 frames
-    after speech): not `silence_codes`, the fresh state's first frame, which token
-    timelines put between utterances."""
-    zeros = torch.zeros(1, 1, settle_frames * codec.frame_size, device=module_device(codec))
-    return codec.encode(zeros)[0, :, -1].long()
 
 
 def dataset_fingerprint(dataset_dir: Path, hf_split) -> str:

@@ -28,11 +28,11 @@ Rules this file decides (the model has no explicit "turn" signal):
 - the user's silence: the token timelines the model learns from put the codes of one frame
   of digital silence encoded from a fresh codec state between utterances. A live stream's
   silence encodes otherwise: about 3 frames after speech the encoder settles on other
-  codes (`stream_silence`). The model never saw those, took the user for still speaking
-  and never took its turn (0 of 12 held-out utterances answered). A microphone's noise
-  floor, even at -60 dBFS, never encodes as either. So user frames that are the stream's
-  silence, or quieter than `voiced_rms` (not voiced, as for turns), reach the model as its
-  own silence codes (`benchmarks/turn_taking.py --noise-dbfs`).
+  codes, and a microphone's noise floor, even at -60 dBFS, encodes as neither. The model
+  never saw those, took the user for still speaking and never took its turn (0 of 12
+  held-out utterances answered). So every user frame quieter than `voiced_rms` (not
+  voiced, as for turns) reaches the model as its own silence codes
+  (`benchmarks/turn_taking.py [--noise-dbfs]`: 12 of 12).
 - silence: `silence(slot)` forces the slot's assistant silent (text BLANK, silence codes)
   until the user's next utterance ends: some voiced frames, then `release_quiet_frames`
   quiet ones. The model's own wish to speak cannot be observed while its output is forced,
@@ -57,7 +57,6 @@ from torch import Tensor
 
 from telugu_s2s.data.corpus import EMOTIONS, TOPICS
 from telugu_s2s.data.text import BLANK, EOS, PAD, TextTokenizer, ctc_collapse
-from telugu_s2s.data.tokens import stream_silence
 from telugu_s2s.models.context_memory import TurnMemoryState
 from telugu_s2s.models.s2s_generation import S2SGenerator
 from telugu_s2s.serving.batch_rows import SessionRows
@@ -104,7 +103,6 @@ class ModelEngine:
                 log.warning("the S2S model was trained with other silence codes: not its codec?")
             self.model.set_silence_codes(silence)
         self.silence_code0 = int(silence[0])
-        self.stream_silence = stream_silence(self.codec)[: self.num_codebooks]  # (K,)
         self.slots: dict[int, SlotState] = {}
         self.rows: list[int] = []  # the slot of each batch row, in row order
         self._memory_ms = self._memory_started = 0.0
@@ -273,8 +271,7 @@ class ModelEngine:
         user_codes = self.codec.encode_step(
             torch.from_numpy(audio[:, None]).to(self.device), self.num_codebooks
         )  # (B, K, 1)
-        quiet = (user_codes[:, :, 0] == self.stream_silence).all(1)  # (B,)
-        quiet |= torch.from_numpy(user_rms < self.voiced_rms).to(quiet.device)
+        quiet = torch.from_numpy(user_rms < self.voiced_rms).to(user_codes.device)  # (B,)
         user_codes[quiet, :, 0] = self.model.silence_codes  # the silence the model knows
         t1 = self._clock()
         self._memory_ms = 0.0
