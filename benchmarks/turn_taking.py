@@ -43,7 +43,9 @@ def answer(
     audio = np.concatenate([clip, silence(wait_s)])
     if noise_dbfs is not None:
         rng = np.random.default_rng(0)
-        audio = audio + (10 ** (noise_dbfs / 20) * rng.standard_normal(audio.size)).astype(np.float32)
+        audio = audio + (10 ** (noise_dbfs / 20) * rng.standard_normal(audio.size)).astype(
+            np.float32
+        )
     user_frames = -(-clip.size // FRAME)
     slot = engine.join(SlotConfig("priya"))
     speaking, heard, said = [], [], []
