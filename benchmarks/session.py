@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--mode", default="stream", choices=["stream", "turn"])
     parser.add_argument("--speaker", default="priya")
-    parser.add_argument("--voice", default="user_07", help="a held-out user voice")
+    parser.add_argument("--voice", default="heldout_henrique", help="a held-out user voice")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--dataset", type=Path, default=REPO_ROOT / "data/build/dataset")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks/results/session.json")
