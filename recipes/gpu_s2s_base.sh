@@ -11,7 +11,8 @@
 # The duplex export is also written to WORK/export in files of at most 15 MiB (what a lease
 # brings back): `cat model.safetensors.part* > model.safetensors` beside its config.json.
 # A lease is short: runs are not resumable (no checkpoints are written). With DUPLEX_FROM=<an
-# S2S export> only the duplex stage runs, from that export, for the whole budget.
+# S2S export> only the duplex stage runs, from that export, for the whole budget. DRY_RUN=1
+# prints each stage's `train.py` overrides instead of running anything (the tests compose them).
 set -euo pipefail
 BUNDLE=$1 WORK=$2 TOTAL=${3:-500}
 PY=${PYTHON:-python3}
@@ -25,22 +26,28 @@ mkdir -p "$WORK"
 left() { echo $((TOTAL - ($(date +%s) - start))); }
 clock() { printf '00:00:%02d:%02d' $(($1 / 60)) $(($1 % 60)); }
 stage() {  # stage NAME SECONDS OVERRIDES...
-  local name=$1 seconds=$2
+  local name=$1 seconds=$(($2 > 30 ? $2 : 30))
   shift 2
+  local overrides=("$@" ++trainer.max_time="$(clock "$seconds")" export_dir="$WORK/stages/$name"
+    paths.dataset_dir="$WORK/build/dataset" paths.log_dir="$WORK/logs" hydra.run.dir="$WORK/logs/$name"
+    trainer.accelerator="$ACCELERATOR" matmul_precision=high num_threads=null
+    trainer.max_steps=-1 trainer.min_epochs=0 trainer.max_epochs=1000 ++trainer.limit_val_batches=0
+    ++trainer.enable_checkpointing=false '~callbacks.model_checkpoint' '~callbacks.last_checkpoint'
+    optimized_metric=null trainer.enable_progress_bar=false logger=csv)
+  if [ -n "${DRY_RUN:-}" ]; then
+    echo "train.py ${overrides[*]}"
+    return
+  fi
   echo "$(date +%T) $name: ${seconds}s"
-  $PY train.py "$@" ++trainer.max_time="$(clock "$seconds")" export_dir="$WORK/stages/$name" \
-    paths.dataset_dir="$WORK/build/dataset" paths.log_dir="$WORK/logs" hydra.run.dir="$WORK/logs/$name" \
-    trainer.accelerator="$ACCELERATOR" matmul_precision=high num_threads=null \
-    trainer.max_steps=-1 trainer.min_epochs=0 trainer.max_epochs=1000 ++trainer.limit_val_batches=0 \
-    ++trainer.enable_checkpointing=false '~callbacks.model_checkpoint' '~callbacks.last_checkpoint' \
-    optimized_metric=null trainer.enable_progress_bar=false logger=csv >"$WORK/$name.log" 2>&1 \
+  $PY train.py "${overrides[@]}" >"$WORK/$name.log" 2>&1 \
     || { echo "$name failed:"; tail -30 "$WORK/$name.log"; return 1; }
   grep -o "metrics: .*" "$WORK/$name.log" | tail -1 || true
 }
 
-$PY -m telugu_s2s.data.token_bundle unpack "$BUNDLE" --root "$WORK/build"
+[ -n "${DRY_RUN:-}" ] || $PY -m telugu_s2s.data.token_bundle unpack "$BUNDLE" --root "$WORK/build"
 echo "unpacked in $(($(date +%s) - start))s"
 split_export() {
+  [ -z "${DRY_RUN:-}" ] || return 0
   mkdir -p "$WORK/export"
   split -b 15M -d "$WORK/stages/duplex/model.safetensors" "$WORK/export/model.safetensors.part"
   cp "$WORK/stages/duplex/config.json" "$WORK/export/"

@@ -1,5 +1,6 @@
 """Each corpus recipe on a tiny fixture laid out like the real download: the rows, splits,
-speakers and audio it writes, in the dataset schema the training stages read."""
+speakers and audio it writes, in the dataset schema the training stages read; and the GPU
+S2S recipe's stages compose."""
 
 from __future__ import annotations
 
@@ -146,3 +147,32 @@ def test_bad_input_gets_a_clear_error(tmp_path, capsys):
         write_dataset([Utterance("a", "", "s", b""), Utterance("b", TEXT, "s", b"not audio")],
                       tmp_path / "o", "x")  # fmt: skip
     assert not (tmp_path / "o").exists()
+
+
+def test_the_gpu_recipe_composes_every_stage(tmp_path):
+    """recipes/gpu_s2s_base.sh (DRY_RUN): each stage's overrides compose, bounded by time alone,
+    at base size, with no checkpoint callbacks, the exports chained stage to stage."""
+    import subprocess
+
+    from telugu_s2s.paths import REPO_ROOT
+    from telugu_s2s.train import compose_train_config
+
+    script = REPO_ROOT / "recipes" / "gpu_s2s_base.sh"
+    out = subprocess.run(
+        ["bash", str(script), "BUNDLE", str(tmp_path / "work"), "470"], capture_output=True,
+        text=True, check=True, env={"DRY_RUN": "1", "PATH": "/usr/bin:/bin"}, cwd=REPO_ROOT,
+    ).stdout  # fmt: skip
+    stages = {}
+    for line in out.splitlines():
+        if line.startswith("train.py "):
+            cfg = compose_train_config(line.split()[1:], tmp_path / "run")
+            stages[cfg.export_dir.rsplit("/", 1)[-1]] = cfg
+    assert sorted(stages) == ["duplex", "hearing", "listen_speak", "text"]
+    for name, cfg in stages.items():
+        assert cfg.trainer.max_steps == -1 and cfg.trainer.max_time.startswith("00:00:")
+        assert cfg.trainer.accelerator == "gpu" and "model_checkpoint" not in cfg.callbacks
+        if name != "hearing":
+            assert cfg.model.net.cfg.num_layers == 6
+    assert stages["listen_speak"].model.init_from == stages["text"].export_dir
+    assert stages["listen_speak"].model.hearing_from == stages["hearing"].export_dir
+    assert stages["duplex"].model.init_from == stages["listen_speak"].export_dir
