@@ -22,8 +22,9 @@ from telugu_s2s.data.datasets import load_split
 from telugu_s2s.data.recall_windows import recall_window
 from telugu_s2s.data.text import BLANK, PAD, TextTokenizer
 from telugu_s2s.data.text_dialogs import TextDialogConfig, TextDialogs, load_dialogs
-from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig
+from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig, collate_timelines
 from telugu_s2s.data.voices import ASSISTANT_VOICES
+from telugu_s2s.lit.s2s_module import retrieval_losses
 from telugu_s2s.models.code_hearing import CodeHearing
 from telugu_s2s.models.s2s import S2SConfig, S2SModel
 from telugu_s2s.models.s2s_text import UserTextInput, text_hidden, text_inputs
@@ -186,6 +187,29 @@ def test_recall_windows_put_the_fact_outside_the_attention_window(tiny_dataset) 
                 found += 1
     dialogs_with_recall = sum(bool(f) for f in facts.values())
     assert dialogs_with_recall > 0 and found >= dialogs_with_recall // 2
+    # The batch names, for each recall reply, the slot of the turn that holds its fact.
+    marked = 0
+    for i in range(len(ds)):
+        item = ds[i]
+        slots = collate_timelines([item])["fact_slot"][0].tolist()
+        order = [t["turn_index"] for t in item["turns"]]
+        for n, t in enumerate(item["turns"]):
+            fact = facts[item["dialog_id"]].get(t["turn_index"])
+            expected = order.index(fact) if fact in order[:n] else -1
+            assert slots[n] == expected
+            marked += expected >= 0
+    assert marked >= found
+
+
+def test_the_retrieval_loss_reads_the_memorys_weight_on_the_fact_turn() -> None:
+    weights = torch.zeros(2, 6, 3)  # (B, F, N)
+    weights[0, 3:5, 1] = torch.tensor([0.5, 0.25])  # item 0: turn 2 recalls turn 1, frames 3-4
+    weights[1, :, 0] = 1.0
+    span = torch.tensor([[[0, 1], [1, 2], [3, 5]], [[0, 2], [2, 4], [0, 0]]])  # (B, N, 2)
+    fact = torch.tensor([[-1, -1, 1], [-1, -1, -1]])  # (B, N)
+    out = retrieval_losses(weights, span, fact)
+    assert out["fact_weight"].item() == pytest.approx(0.375)
+    assert out["retrieval_nll"].item() == pytest.approx(-(np.log(0.5) + np.log(0.25)) / 2)
 
 
 def test_warm_start_reports_what_it_skipped(tmp_path) -> None:

@@ -196,6 +196,7 @@ class DialogTimelines(_RowsDataset):
                 "interrupted": barge, "barge_in_at": next_user if barge else None,
                 "topic": row["topic"], "sentiment": row["sentiment"], "emotion": row["emotion"],
                 "turn_index": turn, "has_dependency": bool(row["depends_on"]),
+                "fact_turn": min(row["depends_on"]) if row["depends_on"] else -1,
                 "user_text": self.meta_text(u_row), "assistant_text": self.meta_text(a_row),
             })  # fmt: skip
             cursor = a_start + a_len + int(self._uniform(rng, cfg.pause_after_assistant) * sr)
@@ -305,6 +306,8 @@ def collate_timelines(items: list[dict]) -> dict:
         "emotion": torch.zeros(batch_size, n_turns, dtype=torch.long),
         "turn_index": torch.zeros(batch_size, n_turns, dtype=torch.long),
         "has_dependency": torch.zeros(batch_size, n_turns, dtype=torch.bool),
+        # the earlier turn of the same item that holds the fact a recall reply needs, else -1
+        "fact_slot": torch.full((batch_size, n_turns), -1, dtype=torch.long),  # (B, N)
         "dialog_id": [it["dialog_id"] for it in items],
         "texts": [[(t["user_text"], t["assistant_text"]) for t in it["turns"]] for it in items],
     }
@@ -325,7 +328,10 @@ def collate_timelines(items: list[dict]) -> dict:
     for b, it in enumerate(items):
         out["user_text"][b, : it["num_frames"]] = it["user_text"]
         out["assistant_text"][b, : it["num_frames"]] = it["assistant_text"]
+        order = [turn["turn_index"] for turn in it["turns"]]
         for n, turn in enumerate(it["turns"]):
+            if turn.get("fact_turn", -1) in order[:n]:
+                out["fact_slot"][b, n] = order.index(turn["fact_turn"])
             out["turn_mask"][b, n] = True
             out["user_span"][b, n] = torch.tensor(turn["user_span"])
             out["assistant_span"][b, n] = torch.tensor(turn["assistant_span"])

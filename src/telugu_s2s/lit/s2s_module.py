@@ -79,6 +79,21 @@ def hearing_cer(hypotheses: list[str], transcripts: list[torch.Tensor]) -> torch
     return torch.tensor(sum(scores) / max(len(scores), 1))
 
 
+def retrieval_losses(
+    weights: torch.Tensor, assistant_span: torch.Tensor, fact_slot: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Over the frames of every recall reply (fact_slot (B, N) >= 0; assistant_span (B, N, 2)):
+    the memory's weight (weights (B, F, N)) on the turn that holds the fact, and its NLL."""
+    picks = []
+    for b, n in (fact_slot >= 0).nonzero().tolist():
+        a0, a1 = assistant_span[b, n].tolist()
+        picks.append(weights[b, a0:a1, fact_slot[b, n]])  # (frames of the reply,)
+    on_fact = torch.cat(picks)
+    if not on_fact.numel():
+        return {}
+    return {"retrieval_nll": -on_fact.clamp_min(1e-4).log().mean(), "fact_weight": on_fact.mean()}
+
+
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean CE over targets != IGNORE_INDEX (logits (..., C), target (...)); 0 when none."""
     if (target != IGNORE_INDEX).sum() == 0:
@@ -104,6 +119,7 @@ class S2SModule(L.LightningModule):
         analysis_weight: float = 0.5,
         use_memory: bool = True,
         memory_grad: bool = False,
+        retrieval_weight: float = 0.0,  # the memory's weight on a recall reply's fact turn
         init_from: str | None = None,  # the previous stage's export folder
         user_embedding_from: str | None = None,  # a codec export: its code vectors start
         # the user code embeddings (models/warm_start.init_code_embedding)
@@ -190,12 +206,20 @@ class S2SModule(L.LightningModule):
                 hearing["hearing_cer"] = hearing_cer(
                     net.hearing.decode(out.hearing_log_probs, batch["num_frames"]), transcripts
                 )
+        retrieval, fact_slot = {}, batch.get("fact_slot")  # (B, N); none in hand-made batches
+        if (
+            out.memory_weights is not None
+            and fact_slot is not None
+            and bool((fact_slot >= 0).any())
+        ):
+            retrieval = retrieval_losses(out.memory_weights, batch["assistant_span"], fact_slot)
         loss = (
             hp.text_weight * text + hp.semantic_weight * semantic + hp.acoustic_weight * acoustic
             + hp.user_text_weight * user_text + hp.analysis_weight * analysis.pop("analysis")
             + hp.hearing_weight * hearing.get("hearing_ctc", 0.0)
+            + hp.retrieval_weight * retrieval.get("retrieval_nll", 0.0)
         )  # fmt: skip
-        return {**hearing,
+        return {**hearing, **retrieval,
             "loss": loss, "text_ce": text, "semantic_ce": semantic, "acoustic_ce": acoustic,
             "audio_ce": semantic + acoustic, "user_text_ce": user_text, **analysis,
             # The same CEs on characters only (BLANK targets, i.e. silence, left out).
