@@ -73,6 +73,33 @@ def test_evaluation_splits_are_cut_to_their_first_dialogs(
         assert torch.equal(light.codes[j], heavy.codes[full_keys.index(key)][:4])
 
 
+def test_a_duplex_only_bundle_holds_no_training_text_and_no_variants(
+    tiny_dataset, random_codec_dir, tmp_path
+):  # fmt: skip
+    import json
+    import lzma
+
+    from telugu_s2s.data.datasets import _RowsDataset, load_split
+    from telugu_s2s.data.token_variants import encode_variants
+    from telugu_s2s.data.tokens import TokenCache
+
+    _setup("s2s", tiny_dataset, random_codec_dir)
+    cache = TokenCache(tiny_dataset, random_codec_dir)
+    rows = _RowsDataset(load_split(tiny_dataset, "train"), 16000, seed=0, train=False)
+    variants = encode_variants(cache, "train", rows, count=3)
+    try:  # the shared build keeps no variants after this test
+        full = pack(tiny_dataset, random_codec_dir, tmp_path / "full")
+        lean = pack(tiny_dataset, random_codec_dir, tmp_path / "lean", duplex_only=True)
+    finally:
+        variants.unlink()
+    assert full["splits"]["train"]["variants"] == 3 and lean["splits"]["train"]["variants"] == 0
+    dialogs = lzma.decompress((tmp_path / "lean" / "dialogs.jsonl.xz").read_bytes()).decode()
+    assert {json.loads(line)["split"] for line in dialogs.splitlines()} == {"validation", "test"}
+    dataset_dir = unpack(tmp_path / "lean", tmp_path / "build", random_codec_dir)
+    timelines = _setup("s2s", dataset_dir, random_codec_dir).datasets["train"]
+    assert len(timelines) == len(_setup("s2s", tiny_dataset, random_codec_dir).datasets["train"])
+
+
 def test_unpacking_with_another_codec_fails(bundle_build, tmp_path, tiny_dataset, random_codec_dir):
     from telugu_s2s.checkpoint import save_pretrained
     from telugu_s2s.models.codec import CodecConfig, CodecModel

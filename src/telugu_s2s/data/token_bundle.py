@@ -8,6 +8,8 @@ has no dataset build (a rented GPU). 31 MB for the 6,000-dialog build, against 7
 codebooks of the codec's cached tokens (and of the training variants,
 `data/token_variants.py`), `dialogs.jsonl` and the build's plan, all xz-compressed. The
 evaluation splits can be cut to their first dialogs: a lease's run only checks them.
+`duplex_only` leaves out what only the text stage and the ear read (the training dialogs'
+text and the variants): 24 MB, for more duplex steps from an export (`DUPLEX_FROM=`).
 `unpack` writes `<root>/dataset` (a DatasetDict without the audio column) and `<root>/tokens/<codec digest>/`, which the datamodule reads
 as it reads a full build: token timelines and utterance tasks never decode audio.
 """
@@ -57,7 +59,7 @@ def _unpack_codes(path: Path) -> list[torch.Tensor]:
 def pack(
     dataset_dir: str | Path, codec_dir: str | Path, out: str | Path,
     splits: tuple[str, ...] = ("train", "validation", "test"), num_codebooks: int = 4,
-    eval_dialogs: int | None = None,
+    eval_dialogs: int | None = None, duplex_only: bool = False,
 ) -> dict:  # fmt: skip
     """Write the bundle of `splits` to `out`, the evaluation splits cut to their first
     `eval_dialogs` dialogs; returns its manifest."""
@@ -92,7 +94,7 @@ def pack(
         _write_xz(out / f"{split}.codes.npz.xz", _pack_codes(codes, num_codebooks))
         entry = {"rows": len(kept), "dataset_fingerprint": fingerprint, "variants": 0}
         variants = variants_path(cache, split)
-        if split == TRAIN_SPLIT and variants.exists():
+        if split == TRAIN_SPLIT and variants.exists() and not duplex_only:
             held = torch.load(variants, weights_only=True)
             if held.get("dataset_fingerprint") == fingerprint:
                 _write_xz(
@@ -108,7 +110,9 @@ def pack(
 
     def packed(dialog: dict) -> bool:
         split = dialog.get("split")
-        if split == TRAIN_SPLIT or eval_dialogs is None:
+        if split == TRAIN_SPLIT:
+            return split in splits and not duplex_only
+        if eval_dialogs is None:
             return split in splits
         return dialog.get("dialog_id") in chosen
 
@@ -171,6 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--splits", nargs="+", default=["train", "validation", "test"])
     p.add_argument("--num-codebooks", type=int, default=4)
     p.add_argument("--eval-dialogs", type=int, default=None, help="cut evaluation splits")
+    p.add_argument("--duplex-only", action="store_true", help="no training text, no variants")
     u = verbs.add_parser("unpack", help="bundle -> <root>/dataset and its token caches")
     u.add_argument("bundle")
     u.add_argument("--root", required=True)
@@ -179,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.verb == "pack":
         manifest = pack(
             args.dataset_dir, args.codec_dir, args.out, tuple(args.splits), args.num_codebooks,
-            args.eval_dialogs,
+            args.eval_dialogs, args.duplex_only,
         )  # fmt: skip
         size = sum(f.stat().st_size for f in Path(args.out).iterdir())
         print(json.dumps(manifest["splits"]), f"{size / 1e6:.1f} MB in {args.out}")
