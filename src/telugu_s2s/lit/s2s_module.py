@@ -6,6 +6,9 @@ the timeline, then the real pass lets frame f retrieve the turns whose user part
 ended before f (a per-frame memory mask), as the server does turn by turn. With
 `memory_grad` the first pass keeps its graph, so a recall reply's loss also teaches how a
 turn is summarised (the fact must be in the pooled turn), not only how it is retrieved.
+`retrieval_weight` also teaches where to look: the NLL of the memory's weight on the turn
+that holds a recall reply's fact (the batch's `fact_slot`), without which retrieval stayed
+at chance.
 
 Staged training (docs/training_s2s.md): `init_from` starts the network from the previous
 stage's export (every tensor of matching name and shape; the rest is logged), and
