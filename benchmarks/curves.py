@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/curves.py NAME RUN [RUN ...] [--metrics val/reply_ce val/topic_acc]
 
 `--prefix train/` reads the training metrics instead of the validation ones (a GPU lease's
-runs validate nothing: recipes/gpu_s2s_base.sh). RUN is a run folder (`logs/<stage>/runs/<time>`, trained with `logger=csv`); several runs
+runs validate nothing: recipes/gpu_s2s_base.sh). RUN is a run folder
+(`logs/<stage>/runs/<time>`, trained with `logger=csv`); several runs
 are one curve, in order (a resumed or warm-started run goes on where the last one stopped,
 and a step logged twice keeps the later value). Writes benchmarks/results/curves/NAME.json
 and a plot beside it.
@@ -22,7 +23,7 @@ from telugu_s2s.paths import REPO_ROOT
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "curves"
 
 
-def read_validation(run: Path, prefix: str = "val/") -> dict[str, dict[int, float]]:
+def read_metrics(run: Path, prefix: str = "val/") -> dict[str, dict[int, float]]:
     """metric -> {step: value} for every `prefix` column of a run's CSV logs."""
     files = sorted(run.glob("csv/version_*/metrics.csv"))
     if not files:
@@ -44,7 +45,7 @@ def join_runs(runs: list[Path], prefix: str = "val/") -> dict[str, list[tuple[in
     joined: dict[str, list[tuple[int, float]]] = {}
     shift, previous_last = 0, None  # previous_last: the previous run's own last step
     for run in runs:
-        curves = read_validation(run, prefix)
+        curves = read_metrics(run, prefix)
         if not curves:
             raise ValueError(f"{run}: no {prefix} metrics logged")
         first = min(min(points) for points in curves.values())

@@ -10,8 +10,9 @@ codebooks of the codec's cached tokens (and of the training variants,
 evaluation splits can be cut to their first dialogs: a lease's run only checks them.
 `duplex_only` leaves out what only the text stage and the ear read (the training dialogs'
 text and the variants): 24 MB, for more duplex steps from an export (`DUPLEX_FROM=`).
-`unpack` writes `<root>/dataset` (a DatasetDict without the audio column) and `<root>/tokens/<codec digest>/`, which the datamodule reads
-as it reads a full build: token timelines and utterance tasks never decode audio.
+`unpack` writes `<root>/dataset` (a DatasetDict without the audio column) and
+`<root>/tokens/<codec digest>/`, which the datamodule reads as it reads a full build: token
+timelines and utterance tasks never decode audio.
 """
 
 from __future__ import annotations
@@ -133,6 +134,12 @@ def unpack(bundle: str | Path, root: str | Path, codec_dir: str | Path) -> Path:
     bundle, root = Path(bundle), Path(root)
     manifest = json.loads((bundle / MANIFEST).read_text())
     dataset_dir = root / "dataset"
+    cache = TokenCache(dataset_dir, codec_dir)  # checked before anything is written
+    if cache.codec_digest != manifest["codec_digest"]:
+        raise ValueError(
+            f"the bundle's tokens come from codec {manifest['codec_digest']}, "
+            f"not from {codec_dir} ({cache.codec_digest})"
+        )
     splits = {}
     for split in manifest["splits"]:
         table = json.loads(lzma.decompress((bundle / f"{split}.rows.json.xz").read_bytes()))
@@ -144,12 +151,6 @@ def unpack(bundle: str | Path, root: str | Path, codec_dir: str | Path) -> Path:
     )
     if (bundle / PLAN_FILE).exists():
         shutil.copy(bundle / PLAN_FILE, dataset_dir / PLAN_FILE)
-    cache = TokenCache(dataset_dir, codec_dir)
-    if cache.codec_digest != manifest["codec_digest"]:
-        raise ValueError(
-            f"the bundle's tokens come from codec {manifest['codec_digest']}, "
-            f"not from {codec_dir} ({cache.codec_digest})"
-        )
     cache.root.mkdir(parents=True, exist_ok=True)
     for split, entry in manifest["splits"].items():
         fingerprint = entry["dataset_fingerprint"]

@@ -267,11 +267,11 @@ class ModelEngine:
         self.stepped_rows.append(len(rows))
         t0 = self._clock()
         audio = np.stack([np.asarray(frames[slot], np.float32) for slot in slots])  # (B, T)
-        user_rms = np.sqrt(np.mean(audio**2, axis=1))  # (B,)
+        voiced = np.sqrt(np.mean(audio**2, axis=1)) > self.voiced_rms  # (B,) as for turns
         user_codes = self.codec.encode_step(
             torch.from_numpy(audio[:, None]).to(self.device), self.num_codebooks
         )  # (B, K, 1)
-        quiet = torch.from_numpy(user_rms < self.voiced_rms).to(user_codes.device)  # (B,)
+        quiet = torch.from_numpy(~voiced).to(user_codes.device)  # (B,)
         user_codes[quiet, :, 0] = self.model.silence_codes  # the silence the model knows
         t1 = self._clock()
         self._memory_ms = 0.0
@@ -290,13 +290,12 @@ class ModelEngine:
         results = {}
         for i, slot in enumerate(slots):
             state = self.slots[slot]
-            voiced = bool(user_rms[i] > self.voiced_rms)
             active = text[i] not in _SPECIAL_TEXT or (
                 code0[i] != self.silence_code0 and reply_rms[i] > self.speaking_rms
             )
             speaking = False
             if state.silenced:
-                self._track_release(slot, state, voiced)
+                self._track_release(slot, state, bool(voiced[i]))
             elif state.held:
                 state.since_active = 1 << 30
             else:
@@ -304,7 +303,7 @@ class ModelEngine:
                 speaking = valid[i] and state.since_active <= self.hangover_frames
             piece = self._text(text[i]) if speaking else ""
             state.hidden.append(hidden[i].clone())
-            state.voiced.append(voiced)
+            state.voiced.append(bool(voiced[i]))
             state.speaking.append(speaking)
             state.texts.append(piece)
             if len(state.hidden) > self.max_turn_frames:  # a window without turns: keep the last
