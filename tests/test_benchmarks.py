@@ -64,3 +64,53 @@ def test_turn_taking_measures_when_the_model_starts_speaking() -> None:
     assert 2 * 80 <= result["delay_ms"] <= 4 * 80
     silent = turn_taking.answer(FakeEngine(reply_after_frames=1000), speech, 2.0)
     assert not silent["answered"] and silent["delay_ms"] is None
+
+
+def test_text_replies_scores_what_the_text_stage_says(tiny_dataset, tmp_path) -> None:
+    """The benchmark's streamed greedy reply equals the whole-sequence recompute, and every
+    turn of every dialog is scored against its valid replies."""
+    import text_replies
+    import torch
+    from omegaconf import OmegaConf
+
+    from telugu_s2s.data.text import BLANK, TextTokenizer
+    from telugu_s2s.data.text_dialogs import TextDialogConfig, TextDialogs, load_dialogs
+    from telugu_s2s.models.s2s_text import text_hidden, text_inputs
+    from telugu_s2s.train import train
+
+    from .conftest import compose_train
+
+    cfg = compose_train(
+        ["experiment=s2s_text_tiny", "trainer=debug", f"paths.dataset_dir={tiny_dataset}",
+         f"export_dir={tmp_path / 'export'}", "trainer.max_steps=3", "trainer.max_time=null",
+         "++trainer.val_check_interval=null", "data.limit_eval_items=2", "test=false"],
+        tmp_path / "run",
+    )  # fmt: skip
+    train(cfg)
+    (checkpoint,) = (tmp_path / "run").rglob("last.ckpt")
+    (checkpoint.parent.parent / ".hydra").mkdir(exist_ok=True)
+    OmegaConf.save(cfg, checkpoint.parent.parent / ".hydra" / "config.yaml")
+    module, step = text_replies.load_text_stage(checkpoint)
+    with torch.no_grad():  # never silent, so that the replies compared below hold characters
+        module.net.text_head.bias[BLANK] = -1e4
+    dialogs = load_dialogs(tiny_dataset, "validation")[:2]
+    figures = text_replies.reply_figures(module, dialogs, temperature=0.0, top_k=50)
+    items = TextDialogs(dialogs, TextDialogConfig(), train=False)
+    assert step == 3 and figures["turns"] == sum(len(items[i]["turns"]) for i in range(2))
+    assert 0.0 <= figures["reply_valid_cer"] <= figures["reply_voiced_cer"] + 1e-9
+
+    item, net = items[0], module.net  # the first reply, greedy, recomputed from frame 0 each step
+    start, end = item["turns"][0]["assistant_span"]
+    end = min(end + text_replies.TAIL_FRAMES, item["num_frames"])
+    text, user = item["assistant_text"][None].clone(), item["user_text"][None]
+    text[:, start:] = BLANK
+    speaker = module.speakers[torch.tensor([item["speaker_id"]])]
+    with torch.no_grad():
+        for frame in range(start, end):
+            hidden = text_hidden(
+                net, module.user_input, user[:, : frame + 1],
+                text_inputs(net, text)[:, : frame + 1], speaker, torch.tensor([item["style_id"]]),
+            )  # fmt: skip
+            text[0, frame] = net.text_head(hidden[0, -1]).argmax()
+    said = TextTokenizer().collapse_frames(text[0, start:end].tolist())
+    assert len(said) >= end - start - 1 and figures["examples"][0]["reply"] == said

@@ -89,3 +89,22 @@ def test_multirun_sweeps_two_jobs(tiny_dataset, tmp_path):
         if "model.lr" in line
     }
     assert lrs == {"- model.lr=0.001", "- model.lr=0.0003"}
+
+
+def test_a_resume_whose_checkpoint_already_spent_max_time_fails_before_training(tmp_path):
+    from omegaconf import OmegaConf
+
+    from telugu_s2s.train import check_resume_time
+
+    checkpoint = tmp_path / "last.ckpt"
+    torch.save({"callbacks": {"Timer": {"time_elapsed": {"train": 2 * 3600.0}}}}, checkpoint)
+
+    def cfg(max_time):
+        return OmegaConf.create({"ckpt_path": str(checkpoint), "trainer": {"max_time": max_time}})
+
+    with pytest.raises(ValueError, match="already trained for 2.00 h"):
+        check_resume_time(cfg("00:01:25:00"))
+    with pytest.raises(ValueError, match="raise trainer.max_time"):
+        check_resume_time(cfg({"hours": 1, "minutes": 59}))
+    check_resume_time(cfg("00:03:00:00"))  # room left: no error
+    check_resume_time(cfg(None))

@@ -60,8 +60,37 @@ def set_threads(cfg: DictConfig) -> None:
         torch.set_float32_matmul_precision(cfg.matmul_precision)
 
 
+def _seconds(max_time) -> float | None:
+    """`trainer.max_time` ("DD:HH:MM:SS" or a dict of timedelta fields) in seconds."""
+    if not max_time:
+        return None
+    if isinstance(max_time, str):
+        days, hours, minutes, seconds = (int(part) for part in max_time.split(":"))
+        return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    from datetime import timedelta
+
+    return timedelta(**dict(max_time)).total_seconds()
+
+
+def check_resume_time(cfg: DictConfig) -> None:
+    """Lightning's Timer counts the time of the run a checkpoint resumes: a `max_time`
+    below it would stop the resumed run before its first step, silently."""
+    limit = _seconds(cfg.trainer.get("max_time"))
+    if not cfg.get("ckpt_path") or limit is None:
+        return
+    state = torch.load(cfg.ckpt_path, map_location="cpu", weights_only=False)
+    timer = next((v for k, v in state.get("callbacks", {}).items() if k.startswith("Timer")), None)
+    spent = float(timer["time_elapsed"]["train"]) if timer else 0.0
+    if spent >= limit:
+        raise ValueError(
+            f"{cfg.ckpt_path} has already trained for {spent / 3600:.2f} h, and the resumed "
+            f"run counts that time too: raise trainer.max_time above it (now {limit / 3600:.2f} h)"
+        )
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit (and test) one stage; returns every logged metric as a float."""
+    check_resume_time(cfg)
     L.seed_everything(cfg.seed, workers=True)
     set_threads(cfg)
     log.info("stage=%s: instantiating datamodule <%s>", cfg.stage_name, cfg.data._target_)

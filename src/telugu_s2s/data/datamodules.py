@@ -34,6 +34,7 @@ from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig, collate_ti
 from telugu_s2s.data.token_variants import load_variants
 from telugu_s2s.data.tokens import TokenCache
 from telugu_s2s.data.utterance_tasks import UtteranceTaskConfig, UtteranceTasks
+from telugu_s2s.data.voice_variety import with_voice_variety
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class TeluguDataModule(L.LightningDataModule):
         bucket_by_length: bool = False,
         text_dialogs: dict | None = None,  # task=s2s_text: TextDialogConfig fields
         utterance_tasks: dict | None = None,  # task=s2s_listen_speak: UtteranceTaskConfig fields
+        voice_variety_dir: str | None = None,  # task=asr: rows in random voices, added to train
     ):
         super().__init__()
         if task not in TASKS:
@@ -97,6 +99,8 @@ class TeluguDataModule(L.LightningDataModule):
                 from telugu_s2s.data.augment import channel_augment
 
                 augment = partial(channel_augment, sample_rate=hp.sample_rate)
+            if train and hp.voice_variety_dir:
+                rows = with_voice_variety(rows, hp.voice_variety_dir)
             ds = TranscribedUtterances(
                 rows, hp.sample_rate, hp.max_seconds, hp.seed, train, augment=augment
             )

@@ -65,12 +65,13 @@ class Espeak:
     _instance: Espeak | None = None
     _pid: int | None = None
     _lock = threading.Lock()
+    _data_path: str | None = None  # None: the data folder bundled with espeakng-loader
 
     def __init__(self) -> None:
         import espeakng_loader
 
         self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
-        data = espeakng_loader.get_data_path().encode()
+        data = (self._data_path or espeakng_loader.get_data_path()).encode()
         self._lib.espeak_Initialize.restype = ctypes.c_int
         rate = self._lib.espeak_Initialize(
             _AUDIO_OUTPUT_SYNCHRONOUS, 0, ctypes.c_char_p(data), _INITIALIZE_DONT_EXIT
@@ -93,6 +94,17 @@ class Espeak:
             if cls._instance is None or cls._pid != os.getpid():
                 cls._instance, cls._pid = cls(), os.getpid()
             return cls._instance
+
+    @classmethod
+    def use_data_path(cls, path: str | None) -> None:
+        """Read voices and dictionaries from `path` (None: the bundled folder) from now on,
+        in this process (e.g. the random variants of `data/voice_variety.py`)."""
+        with cls._lock:
+            if path == cls._data_path:
+                return
+            if cls._instance is not None and cls._pid == os.getpid():
+                cls._instance._lib.espeak_Terminate()
+            cls._instance, cls._data_path = None, path
 
     def _on_audio(self, wav, num_samples, events) -> int:
         if num_samples > 0:
