@@ -19,6 +19,10 @@ PY=${PYTHON:-python3}
 ACCELERATOR=${ACCELERATOR:-gpu}
 WORKERS=${WORKERS:-12}
 LAYERS=${LAYERS:-6}     # the base model: 6 temporal layers, the tiny one has 4
+# The text stage bounds what every later stage says (benchmarks/text_replies.py: given the
+# user's exact words, the CPU text stage's replies sit at a CER of 0.70 from the nearest
+# valid reply). Its share of SECONDS (percent, beside the ear) and its batch are knobs.
+TEXT_SHARE=${TEXT_SHARE:-20} TEXT_BATCH=${TEXT_BATCH:-32} TEXT_LR=${TEXT_LR:-1e-3}
 start=$(date +%s)
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 mkdir -p "$WORK"
@@ -59,9 +63,9 @@ if [ -n "${DUPLEX_FROM:-}" ]; then  # more duplex steps for an S2S export (the b
   split_export
   exit
 fi
-first=$((TOTAL * 20 / 100))
+first=$((TOTAL * TEXT_SHARE / 100))
 stage text "$first" experiment=s2s_text_tiny model.net.cfg.num_layers="$LAYERS" \
-  data.batch_size=32 data.num_workers=$((WORKERS / 3)) &
+  data.batch_size="$TEXT_BATCH" model.lr="$TEXT_LR" data.num_workers=$((WORKERS / 3)) &
 text=$!
 stage hearing "$first" experiment=s2s_hear_tiny data.batch_size=128 \
   data.num_workers=$((WORKERS / 2)) &
