@@ -64,15 +64,31 @@ def _sample(logits: torch.Tensor, temperature: float, top_k: int, gen: torch.Gen
     return int(index[pick])
 
 
+def _frame_logits(module, hidden: torch.Tensor, text, user, frame: int) -> torch.Tensor:
+    """The text logits (V,) of `frame` from its hidden state (1, 1, D), through the stage's
+    copy head when it has one (log-probabilities then)."""
+    from telugu_s2s.models.s2s_text import text_inputs
+
+    logits = module.net.text_head(hidden)  # (1, 1, V)
+    if getattr(module, "copy_head", None) is not None:
+        prev = text_inputs(module.net, text)[:, frame : frame + 1]  # (1, 1)
+        logits = module.copy_head.mix(
+            logits, hidden, prev, user[:, : frame + 1], torch.tensor([frame])
+        )  # fmt: skip
+    return logits[0, 0]
+
+
 @torch.no_grad()
-def reply_figures(module, dialogs, temperature: float, top_k: int, seed: int = 0) -> dict:
+def reply_figures(
+    module, dialogs, temperature: float, top_k: int, seed: int = 0, examples: int = 6
+) -> dict:
     from telugu_s2s.models.s2s_text import text_hidden, text_inputs
 
     net, tokenizer = module.net, TextTokenizer()
     styles = {i: s for s, i in STYLE_IDS.items()}
     items = TextDialogs(dialogs, TextDialogConfig(), train=False)
     gen = torch.Generator().manual_seed(seed)
-    valid, voiced, examples = ErrorRate(), ErrorRate(), []
+    valid, voiced, shown = ErrorRate(), ErrorRate(), []
     for index, dialog in enumerate(dialogs):
         item = items[index]
         speaker = module.speakers[torch.tensor([item["speaker_id"]])]  # (1, S)
@@ -90,7 +106,8 @@ def reply_figures(module, dialogs, temperature: float, top_k: int, seed: int = 0
                     speaker, style,
                 )  # fmt: skip
                 for frame in range(start, end):
-                    token = _sample(net.text_head(hidden[0, -1]), temperature, top_k, gen)
+                    logits = _frame_logits(module, hidden[:, -1:], text, user, frame)
+                    token = _sample(logits, temperature, top_k, gen)
                     text[0, frame] = token
                     if frame + 1 < end:
                         hidden = text_hidden(
@@ -105,11 +122,11 @@ def reply_figures(module, dialogs, temperature: float, top_k: int, seed: int = 0
             nearest = min(options, key=lambda reply: cer(said, reply))
             valid.add(said, nearest)
             voiced.add(said, placed["assistant_text"])
-            if len(examples) < 6:
-                examples.append({"user": placed["user_text"], "reply": said, "nearest": nearest})
+            if len(shown) < examples:
+                shown.append({"user": placed["user_text"], "reply": said, "nearest": nearest})
     return {
         "turns": valid.pairs, "reply_valid_cer": round(valid.value, 4),
-        "reply_voiced_cer": round(voiced.value, 4), "examples": examples,
+        "reply_voiced_cer": round(voiced.value, 4), "examples": shown,
     }  # fmt: skip
 
 
