@@ -32,10 +32,14 @@ data: install
 data-small: install
 	$(PYTHON) -m telugu_s2s.data.synth generated.dialogs=300 dialogs_per_topic=1 output_dir=data/build/dataset_small
 
-# The judge (recognizer). With a codec in checkpoints/ it also hears that codec's round trips;
+# The judge (recognizer), on the training rows and 24,000 more in 300 random espeak-ng voices
+# (data/voice_variety.py, about 2 minutes). With a codec in checkpoints/ it also hears that codec's round trips;
 # without one (a fresh start) it trains on clean and channel-augmented speech only.
 train-asr: data
+	@test -f data/build/voice_variety/rows/dataset_info.json || \
+	  $(PYTHON) -m telugu_s2s.data.voice_variety --count 24000 --voices 300
 	$(PYTHON) train.py experiment=asr_tiny export_dir=$(CURDIR)/checkpoints/asr \
+	  data.voice_variety_dir=$(CURDIR)/data/build/voice_variety \
 	  $(if $(wildcard checkpoints/codec/model.safetensors),,model.codec_round_trip_prob=0)
 # Codec v2, the served codec: the judge distils the words into its first codebook.
 train-codec: data

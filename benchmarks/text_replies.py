@@ -9,7 +9,9 @@ out as in training, `TextDialogs` in evaluation mode), the network is teacher-fo
 each reply's first frame, then samples the assistant's text frame by frame as the server
 samples it (temperature, top-k), while the user stream stays silent. The reply is scored
 against the nearest of the turn's valid replies in the item's style, as the evaluation
-scores the reply audio, and against the voiced one.
+scores the reply audio, and against the voiced one. `words_repeated`: of the user's words
+(4 characters or more) that the nearest valid reply repeats (a name, a place, a dish), the
+share that the reply repeats.
 
 The stage's `UserTextInput` is not exported, so this reads Lightning checkpoints; the
 network's config comes from the run's `.hydra/config.yaml`. Writes
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -33,6 +36,11 @@ from telugu_s2s.paths import REPO_ROOT
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 TAIL_FRAMES = 8  # the reply may run this much past the reference's length
+
+
+def content_words(text: str) -> set[str]:
+    """Words of 4 characters or more, punctuation dropped: names, places, dishes."""
+    return {w for w in re.sub(r"[.,?!'-]", " ", text).split() if len(w) >= 4}
 
 
 def load_text_stage(checkpoint: Path):
@@ -64,16 +72,18 @@ def _sample(logits: torch.Tensor, temperature: float, top_k: int, gen: torch.Gen
     return int(index[pick])
 
 
-def _frame_logits(module, hidden: torch.Tensor, text, user, frame: int) -> torch.Tensor:
-    """The text logits (V,) of `frame` from its hidden state (1, 1, D), through the stage's
-    copy head when it has one (log-probabilities then)."""
+def _frame_logits(module, hiddens: torch.Tensor, text, user, frame: int) -> torch.Tensor:
+    """The text logits (V,) of `frame` from the hidden states of frames 0..frame (1, f, D),
+    through the stage's copy head when it has one (log-probabilities then)."""
     from telugu_s2s.models.s2s_text import text_inputs
 
+    hidden = hiddens[:, -1:]  # (1, 1, D)
     logits = module.net.text_head(hidden)  # (1, 1, V)
     if getattr(module, "copy_head", None) is not None:
         prev = text_inputs(module.net, text)[:, frame : frame + 1]  # (1, 1)
+        heard = user[:, : frame + 1]
         logits = module.copy_head.mix(
-            logits, hidden, prev, user[:, : frame + 1], torch.tensor([frame])
+            logits, hidden, prev, heard, torch.tensor([frame]), module.copy_head.keys(hiddens, heard)
         )  # fmt: skip
     return logits[0, 0]
 
@@ -89,6 +99,7 @@ def reply_figures(
     items = TextDialogs(dialogs, TextDialogConfig(), train=False)
     gen = torch.Generator().manual_seed(seed)
     valid, voiced, shown = ErrorRate(), ErrorRate(), []
+    to_repeat = repeated = 0  # the user's words that the nearest valid reply repeats
     for index, dialog in enumerate(dialogs):
         item = items[index]
         speaker = module.speakers[torch.tensor([item["speaker_id"]])]  # (1, S)
@@ -106,14 +117,15 @@ def reply_figures(
                     speaker, style,
                 )  # fmt: skip
                 for frame in range(start, end):
-                    logits = _frame_logits(module, hidden[:, -1:], text, user, frame)
+                    logits = _frame_logits(module, hidden, text, user, frame)
                     token = _sample(logits, temperature, top_k, gen)
                     text[0, frame] = token
                     if frame + 1 < end:
-                        hidden = text_hidden(
+                        step = text_hidden(
                             net, module.user_input, user[:, frame + 1 : frame + 2],
                             text[:, frame : frame + 1], speaker, style,
                         )  # fmt: skip
+                        hidden = torch.cat([hidden, step], dim=1)  # (1, frame + 2, D)
             said = tokenizer.collapse_frames(text[0, start:end].tolist())
             turn = dialog.turns[placed["turn_index"]]
             options = (turn.valid_replies or {}).get(styles[item["style_id"]]) or [
@@ -121,12 +133,18 @@ def reply_figures(
             ]
             nearest = min(options, key=lambda reply: cer(said, reply))
             valid.add(said, nearest)
+            wanted = content_words(placed["user_text"]) & content_words(nearest)
+            to_repeat, repeated = (
+                to_repeat + len(wanted),
+                repeated + len(wanted & content_words(said)),
+            )
             voiced.add(said, placed["assistant_text"])
             if len(shown) < examples:
                 shown.append({"user": placed["user_text"], "reply": said, "nearest": nearest})
     return {
         "turns": valid.pairs, "reply_valid_cer": round(valid.value, 4),
-        "reply_voiced_cer": round(voiced.value, 4), "examples": shown,
+        "reply_voiced_cer": round(voiced.value, 4), "words_to_repeat": to_repeat,
+        "words_repeated": round(repeated / max(to_repeat, 1), 4), "examples": shown,
     }  # fmt: skip
 
 

@@ -24,7 +24,8 @@ def test_it_copies_only_what_the_user_said_within_its_window():
     torch.manual_seed(0)
     head = CopyHead(CopyHeadConfig(dim=32, vocab_size=V, window=4))
     hidden, prev, user = _inputs()
-    copy, gate = head.copy_distribution(hidden, prev, user, torch.arange(10))
+    keys = head.keys(hidden, user)
+    copy, gate = head.copy_distribution(hidden, prev, user, torch.arange(10), keys)
     said = {50, 51, 52}
     support = {int(i) for i in torch.nonzero(copy[0].sum(0))[:, 0]}
     assert support == said
@@ -38,7 +39,7 @@ def test_mixing_gives_log_probabilities_and_leaves_the_text_head_alone_with_noth
     head = CopyHead(CopyHeadConfig(dim=32, vocab_size=V, window=4))
     hidden, prev, user = _inputs()
     logits = torch.randn(2, 10, V)
-    mixed = head.mix(logits, hidden, prev, user, torch.arange(10))
+    mixed = head.mix(logits, hidden, prev, user, torch.arange(10), head.keys(hidden, user))
     torch.testing.assert_close(mixed.exp().sum(-1), torch.ones(2, 10))
     torch.testing.assert_close(mixed[1], logits[1].log_softmax(-1), atol=1e-5, rtol=0)
     assert not torch.allclose(mixed[0, 3], logits[0, 3].log_softmax(-1))
@@ -49,11 +50,12 @@ def test_one_frame_alone_equals_that_frame_of_the_whole_sequence():
     head = CopyHead(CopyHeadConfig(dim=32, vocab_size=V, window=6))
     hidden, prev, user = _inputs(1)
     logits = torch.randn(2, 10, V)
-    whole = head.mix(logits, hidden, prev, user, torch.arange(10))
+    whole = head.mix(logits, hidden, prev, user, torch.arange(10), head.keys(hidden, user))
     for t in range(10):
+        keys = head.keys(hidden[:, : t + 1], user[:, : t + 1])  # what a stream has so far
         alone = head.mix(
             logits[:, t : t + 1], hidden[:, t : t + 1], prev[:, t : t + 1], user[:, : t + 1],
-            torch.tensor([t]),
+            torch.tensor([t]), keys,
         )  # fmt: skip
         torch.testing.assert_close(alone[:, 0], whole[:, t])
 

@@ -76,7 +76,8 @@ class S2STextModule(S2SModule):
         )  # fmt: skip
         logits = net.text_head(hidden)  # (B, F, V)
         if self.copy_head is not None:  # log-probabilities, which the CE takes as logits
-            logits = self.copy_head.mix(logits, hidden, prev, batch["user_text"], frames)
+            keys = self.copy_head.keys(hidden, batch["user_text"])  # every frame a user frame
+            logits = self.copy_head.mix(logits, hidden, prev, batch["user_text"], frames, keys)
         ignored = (text == PAD) | (frames[None] >= batch["num_frames"][:, None])  # (B, F)
         target = text.masked_fill(ignored, IGNORE_INDEX)
         text_ce = cross_entropy(logits, target)

@@ -5,9 +5,12 @@ takes from the user's turn (names, places, dishes; `benchmarks/text_replies.py`)
 "మహేష్" a frame-level softmax must have learnt every name; a pointer needs to know only
 where in the user's words it is. At frame t the head attends over the user's characters
 of the last `window` frames:
-- the key of user frame j is its character with the one before it, [E(c_j-1); E(c_j)];
+- the key of user frame j is its temporal state with its character and the one before
+  it, [h_j; E(c_j-1); E(c_j)]: h_j says what the word is (a name after "నేను"), the
+  characters where in it the frame is;
 - the query is the temporal state h_t with the assistant's character of frame t - 1.
-So "the character after the one I just said" is one dot product away. The attention's
+So "the first character of the user's name" and "the character after the one I just
+said" are each one dot product away. The attention's
 weights, summed per character id, are a copy distribution; a gate mixes it with the text
 head's softmax. `mix` returns log-probabilities, which stand in for the text logits (CE
 and sampling alike).
@@ -39,21 +42,27 @@ class CopyHead(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embedding = nn.Embedding(cfg.vocab_size + 1, cfg.embed_dim)  # + TEXT_START
-        self.key = nn.Linear(2 * cfg.embed_dim, cfg.attention_dim)
+        self.key = nn.Linear(cfg.dim + 2 * cfg.embed_dim, cfg.attention_dim)
         self.query = nn.Linear(cfg.dim + cfg.embed_dim, cfg.attention_dim)
         self.gate = nn.Linear(cfg.dim, 1)
         nn.init.constant_(self.gate.bias, -2.0)  # starts mostly generating: sigmoid(-2) = 0.12
 
+    def keys(self, user_hidden: Tensor, user_text: Tensor) -> Tensor:
+        """Keys (B, S, A) of user frames: hidden states (B, S, D), characters (B, S)."""
+        previous = F.pad(user_text, (1, 0), value=BLANK)[:, :-1]  # (B, S): c_{j-1}
+        chars = torch.cat([self.embedding(previous), self.embedding(user_text)], -1)
+        return self.key(torch.cat([user_hidden, chars], -1))
+
     def copy_distribution(
-        self, hidden: Tensor, prev_text: Tensor, user_text: Tensor, positions: Tensor
-    ) -> Tensor:
+        self, hidden: Tensor, prev_text: Tensor, user_text: Tensor, positions: Tensor,
+        keys: Tensor,
+    ) -> tuple[Tensor, Tensor]:  # fmt: skip
         """Copy probabilities (B, T, V) and the gate (B, T, 1).
 
         hidden (B, T, D) and prev_text (B, T): frames `positions` (T,) of the user stream
-        user_text (B, S), S > max(positions); frame t sees user frames j <= t within the window.
+        user_text (B, S) with its `keys` (B, S, A), S > max(positions); frame t sees user
+        frames j <= t within the window.
         """
-        previous = F.pad(user_text, (1, 0), value=BLANK)[:, :-1]  # (B, S): c_{j-1}
-        keys = self.key(torch.cat([self.embedding(previous), self.embedding(user_text)], -1))
         queries = self.query(torch.cat([hidden, self.embedding(prev_text)], -1))  # (B, T, A)
         scores = queries @ keys.transpose(1, 2) / math.sqrt(keys.shape[-1])  # (B, T, S)
         frames = torch.arange(user_text.shape[1], device=user_text.device)  # (S,)
@@ -71,9 +80,9 @@ class CopyHead(nn.Module):
 
     def mix(
         self, logits: Tensor, hidden: Tensor, prev_text: Tensor, user_text: Tensor,
-        positions: Tensor,
+        positions: Tensor, keys: Tensor,
     ) -> Tensor:  # fmt: skip
         """The text head's logits (B, T, V) -> log-probabilities with copying mixed in."""
-        copy, gate = self.copy_distribution(hidden, prev_text, user_text, positions)
+        copy, gate = self.copy_distribution(hidden, prev_text, user_text, positions, keys)
         mixed = (1 - gate) * logits.float().softmax(-1) + gate * copy
         return mixed.clamp_min(1e-9).log()
