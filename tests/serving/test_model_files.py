@@ -18,6 +18,8 @@ SRC = Path(checkpoint.__file__).resolve().parent
 PICKLE_LOADS = {
     "callbacks.py": "Lightning's own training checkpoint of this run (hyperparameters are pickled)",
     "export.py": "a local run's Lightning checkpoint, named on the command line (pickled too)",
+    "train.py": "the local checkpoint a run resumes (ckpt_path): its Timer's spent time",
+    "s2s_text_module.py": "a local text-stage run's checkpoint to start from (init_checkpoint)",
 }
 
 

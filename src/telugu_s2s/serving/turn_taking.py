@@ -254,7 +254,7 @@ class TurnTaking:
         analysis = await self.hub.worker.call(self.engine.end_turn, self.slot, heard_frames)
         analysis = analysis or TurnAnalysis()
         record = TurnRecord(
-            index=self.context.next_index, user_text="".join(self._user_text),
+            index=self.context.next_index, user_text=" ".join("".join(self._user_text).split()),
             assistant_text="".join(reply.texts[:heard_frames]) if reply is not None else "",
             interrupted=interrupted, sentiment=float(analysis.sentiment), topic=analysis.topic,
             emotion=analysis.emotion, emotions=dict(analysis.emotions),
