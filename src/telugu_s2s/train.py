@@ -75,8 +75,10 @@ def _seconds(max_time) -> float | None:
 def check_resume_time(cfg: DictConfig) -> None:
     """Lightning's Timer counts the time of the run a checkpoint resumes: a `max_time`
     below it would stop the resumed run before its first step, silently."""
+    if not cfg.get("ckpt_path"):
+        return
     limit = _seconds(cfg.trainer.get("max_time"))
-    if not cfg.get("ckpt_path") or limit is None:
+    if limit is None:
         return
     state = torch.load(cfg.ckpt_path, map_location="cpu", weights_only=False)
     timer = next((v for k, v in state.get("callbacks", {}).items() if k.startswith("Timer")), None)

@@ -9,7 +9,7 @@ training voices' spread (not fitted to any held-out voice), so every variant is 
 vocal tract. The variants live in a private copy of espeak-ng's data folder (links to
 the bundled files, plus the new `voices/!v/*`), which `Espeak.use_data_path` selects.
 
-`python -m telugu_s2s.data.voice_variety --count 8000` renders that many training-split
+`python -m telugu_s2s.data.voice_variety --count 24000` renders that many training-split
 rows' texts, each in one of `--voices` random variants at a random rate, pitch and
 formant scale, into `data/build/voice_variety` (an HF dataset with the rows' columns).
 The recognizer stage adds it to its training rows with `data.voice_variety_dir`.
@@ -135,8 +135,8 @@ def build(
     dataset_dir: str | Path, output_dir: str | Path, count: int, voices: int = 300,
     seed: int = 0, workers: int = 1, max_seconds: float = 12.0,
 ):  # fmt: skip
-    """Render `count` training rows' texts in random variants; writes an HF dataset."""
-
+    """Render `count` training rows' texts in random variants; writes an HF dataset (with
+    the private espeak-ng folder it was spoken from)."""
     from telugu_s2s.data.datasets import load_split
     from telugu_s2s.data.espeak import Espeak
 
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset-dir", default="data/build/dataset")
     p.add_argument("--out", default=str(DEFAULT_OUTPUT))
-    p.add_argument("--count", type=int, default=8000)
+    p.add_argument("--count", type=int, default=24000)
     p.add_argument("--voices", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1)
