@@ -72,18 +72,17 @@ def _sample(logits: torch.Tensor, temperature: float, top_k: int, gen: torch.Gen
     return int(index[pick])
 
 
-def _frame_logits(module, hiddens: torch.Tensor, text, user, frame: int) -> torch.Tensor:
-    """The text logits (V,) of `frame` from the hidden states of frames 0..frame (1, f, D),
-    through the stage's copy head when it has one (log-probabilities then)."""
+def _frame_logits(module, hidden: torch.Tensor, keys, text, user, frame: int) -> torch.Tensor:
+    """The text logits (V,) of `frame` from its hidden state (1, 1, D), through the stage's
+    copy head when it has one (log-probabilities then; `keys` (1, frame + 1, A) of the user
+    frames so far)."""
     from telugu_s2s.models.s2s_text import text_inputs
 
-    hidden = hiddens[:, -1:]  # (1, 1, D)
     logits = module.net.text_head(hidden)  # (1, 1, V)
-    if getattr(module, "copy_head", None) is not None:
+    if keys is not None:
         prev = text_inputs(module.net, text)[:, frame : frame + 1]  # (1, 1)
-        heard = user[:, : frame + 1]
         logits = module.copy_head.mix(
-            logits, hidden, prev, heard, torch.tensor([frame]), module.copy_head.keys(hiddens, heard)
+            logits, hidden, prev, user[:, : frame + 1], torch.tensor([frame]), keys
         )  # fmt: skip
     return logits[0, 0]
 
@@ -116,16 +115,20 @@ def reply_figures(
                     net, module.user_input, user[:, : start + 1], prev[:, : start + 1],
                     speaker, style,
                 )  # fmt: skip
+                copy = getattr(module, "copy_head", None)
+                keys = copy.keys(hidden, user[:, : start + 1]) if copy is not None else None
                 for frame in range(start, end):
-                    logits = _frame_logits(module, hidden, text, user, frame)
+                    logits = _frame_logits(module, hidden[:, -1:], keys, text, user, frame)
                     token = _sample(logits, temperature, top_k, gen)
                     text[0, frame] = token
                     if frame + 1 < end:
-                        step = text_hidden(
+                        hidden = text_hidden(
                             net, module.user_input, user[:, frame + 1 : frame + 2],
                             text[:, frame : frame + 1], speaker, style,
                         )  # fmt: skip
-                        hidden = torch.cat([hidden, step], dim=1)  # (1, frame + 2, D)
+                        if keys is not None:  # the new frame's key (it reads c_{j-1} too)
+                            new = copy.keys(hidden, user[:, frame + 1 : frame + 2], user[:, frame])
+                            keys = torch.cat([keys, new], dim=1)
             said = tokenizer.collapse_frames(text[0, start:end].tolist())
             turn = dialog.turns[placed["turn_index"]]
             options = (turn.valid_replies or {}).get(styles[item["style_id"]]) or [

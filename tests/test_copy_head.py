@@ -7,6 +7,7 @@ import torch
 
 from telugu_s2s.data.text import BLANK
 from telugu_s2s.models.copy_head import CopyHead, CopyHeadConfig
+from telugu_s2s.paths import CHECKPOINT_DIR
 
 V = 140
 
@@ -51,8 +52,12 @@ def test_one_frame_alone_equals_that_frame_of_the_whole_sequence():
     hidden, prev, user = _inputs(1)
     logits = torch.randn(2, 10, V)
     whole = head.mix(logits, hidden, prev, user, torch.arange(10), head.keys(hidden, user))
+    keys = head.keys(hidden[:, :1], user[:, :1])
     for t in range(10):
-        keys = head.keys(hidden[:, : t + 1], user[:, : t + 1])  # what a stream has so far
+        if t:  # a stream adds each frame's key as it comes, with the character before it
+            new = head.keys(hidden[:, t : t + 1], user[:, t : t + 1], before=user[:, t - 1])
+            keys = torch.cat([keys, new], dim=1)
+        torch.testing.assert_close(keys, head.keys(hidden[:, : t + 1], user[:, : t + 1]))
         alone = head.mix(
             logits[:, t : t + 1], hidden[:, t : t + 1], prev[:, t : t + 1], user[:, : t + 1],
             torch.tensor([t]), keys,
@@ -66,10 +71,11 @@ def test_the_text_stage_trains_with_it_from_a_text_stage_checkpoint(tmp_path):
 
     cfg = S2SConfig(num_codebooks=2, codebook_size=16, d_model=32, num_layers=1, num_heads=2,
                     context_frames=8, depth_d_model=16, depth_layers=1, depth_heads=2)  # fmt: skip
-    plain = S2STextModule(S2SModel(cfg), "checkpoints/speaker")
+    speakers = str(CHECKPOINT_DIR / "speaker")
+    plain = S2STextModule(S2SModel(cfg), speakers)
     torch.save({"state_dict": plain.state_dict()}, tmp_path / "last.ckpt")
     module = S2STextModule(
-        S2SModel(cfg), "checkpoints/speaker", copy_head=True, init_checkpoint=str(tmp_path / "last.ckpt")
+        S2SModel(cfg), speakers, copy_head=True, init_checkpoint=str(tmp_path / "last.ckpt")
     )  # fmt: skip
     torch.testing.assert_close(
         module.user_input.embedding.weight, plain.user_input.embedding.weight

@@ -80,7 +80,8 @@ def check_resume_time(cfg: DictConfig) -> None:
     limit = _seconds(cfg.trainer.get("max_time"))
     if limit is None:
         return
-    state = torch.load(cfg.ckpt_path, map_location="cpu", weights_only=False)
+    # Memory-mapped: only the callbacks' state is read here; the fit loads the tensors.
+    state = torch.load(cfg.ckpt_path, map_location="cpu", weights_only=False, mmap=True)
     timer = next((v for k, v in state.get("callbacks", {}).items() if k.startswith("Timer")), None)
     spent = float(timer["time_elapsed"]["train"]) if timer else 0.0
     if spent >= limit:

@@ -153,10 +153,10 @@ def build(
     picked = rng.choice(eligible, size=min(count, eligible.size), replace=False)
     data_path = variety_data_dir(work, voices, seed)
     specs = variety_voices(voices, seed)
-    texts = rows.select(picked.tolist())["text"]
+    source = rows.select(picked.tolist())
     jobs = [
         (i, text, specs[int(rng.integers(voices))], str(work / "audio"), str(output_dir / "audio"))
-        for i, text in enumerate(texts)
+        for i, text in enumerate(source["text"])
     ]
     if workers <= 1:
         Espeak.use_data_path(str(data_path))
@@ -164,7 +164,6 @@ def build(
     else:
         with mp.get_context("spawn").Pool(workers, _init_worker, (str(data_path),)) as pool:
             rendered = pool.map(_render_one, jobs, chunksize=32)
-    source = rows.select(picked.tolist())
 
     def _revoice(row: dict, index: int) -> dict:
         r = rendered[index]

@@ -22,16 +22,15 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from telugu_s2s.data.text import BLANK, PAD
+from telugu_s2s.data.text import BLANK, PAD, VOCAB_SIZE
 
 
 @dataclass
 class CopyHeadConfig:
     dim: int = 256  # the temporal transformer's width
-    vocab_size: int = 140
+    vocab_size: int = VOCAB_SIZE
     embed_dim: int = 64
     attention_dim: int = 64
     window: int = 125  # frames: the attention window of the tiny model
@@ -47,9 +46,11 @@ class CopyHead(nn.Module):
         self.gate = nn.Linear(cfg.dim, 1)
         nn.init.constant_(self.gate.bias, -2.0)  # starts mostly generating: sigmoid(-2) = 0.12
 
-    def keys(self, user_hidden: Tensor, user_text: Tensor) -> Tensor:
-        """Keys (B, S, A) of user frames: hidden states (B, S, D), characters (B, S)."""
-        previous = F.pad(user_text, (1, 0), value=BLANK)[:, :-1]  # (B, S): c_{j-1}
+    def keys(self, user_hidden: Tensor, user_text: Tensor, before: Tensor | None = None) -> Tensor:
+        """Keys (B, S, A) of user frames: hidden states (B, S, D), characters (B, S), and the
+        character of the frame before the first (B,) (BLANK if None: the stream's start)."""
+        start = torch.full_like(user_text[:, :1], BLANK) if before is None else before[:, None]
+        previous = torch.cat([start, user_text[:, :-1]], dim=1)  # (B, S): c_{j-1}
         chars = torch.cat([self.embedding(previous), self.embedding(user_text)], -1)
         return self.key(torch.cat([user_hidden, chars], -1))
 
@@ -71,11 +72,12 @@ class CopyHead(nn.Module):
         visible = (lag >= 0) & (lag < self.cfg.window)  # (T, S)
         mask = visible[None] & spoken[:, None]  # (B, T, S)
         weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
-        weights = torch.nan_to_num(weights) * mask.any(-1, keepdim=True)  # nothing to copy: 0
+        anything = mask.any(-1, keepdim=True)  # (B, T, 1): something to copy
+        weights = torch.nan_to_num(weights) * anything
         ids = user_text[:, None].expand(-1, hidden.shape[1], -1)  # (B, T, S)
         copy = torch.zeros(*hidden.shape[:2], self.cfg.vocab_size, device=hidden.device)
         copy = copy.scatter_add(-1, ids, weights.to(copy.dtype))  # (B, T, V)
-        gate = torch.sigmoid(self.gate(hidden)) * mask.any(-1, keepdim=True)  # (B, T, 1)
+        gate = torch.sigmoid(self.gate(hidden)) * anything  # (B, T, 1)
         return copy, gate
 
     def mix(
