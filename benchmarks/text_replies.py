@@ -24,6 +24,7 @@ import argparse
 import json
 import re
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -58,9 +59,15 @@ def load_text_stage(checkpoint: Path):
         raise ValueError(f"{checkpoint} is not a text-stage run ({cfg.model._target_})")
     with open_dict(cfg):
         cfg.model.init_from = None  # the weights come from the checkpoint
+        cfg.model.init_checkpoint = None
+        if cfg.model.pop("copy_head", False):  # session 9 kept it beside the network
+            cfg.model.net.cfg.copy_head = True
     module = hydra.utils.instantiate(cfg.model)
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    module.load_state_dict(state["state_dict"])
+    tensors = state["state_dict"]
+    module.load_state_dict(
+        {("net." + k if k.startswith("copy_head.") else k): v for k, v in tensors.items()}
+    )
     return module.eval(), int(state["global_step"])
 
 
@@ -72,19 +79,15 @@ def _sample(logits: torch.Tensor, temperature: float, top_k: int, gen: torch.Gen
     return int(index[pick])
 
 
-def _frame_logits(module, hidden: torch.Tensor, keys, text, user, frame: int) -> torch.Tensor:
-    """The text logits (V,) of `frame` from its hidden state (1, 1, D), through the stage's
-    copy head when it has one (log-probabilities then; `keys` (1, frame + 1, A) of the user
-    frames so far)."""
-    from telugu_s2s.models.s2s_text import text_inputs
+def _text_log_probs(net, hidden: torch.Tensor, prev: torch.Tensor, user: torch.Tensor):
+    """The text logits (1, T, V) of T frames' states (1, T, D), through the network's copy
+    head when it has one (log-probabilities then, streaming: call it on every frame)."""
+    from telugu_s2s.models.copy_head import spread_frames
 
-    logits = module.net.text_head(hidden)  # (1, 1, V)
-    if keys is not None:
-        prev = text_inputs(module.net, text)[:, frame : frame + 1]  # (1, 1)
-        logits = module.copy_head.mix(
-            logits, hidden, prev, user[:, : frame + 1], torch.tensor([frame]), keys
-        )  # fmt: skip
-    return logits[0, 0]
+    logits = net.text_head(hidden)
+    if net.copy_head is None:
+        return logits
+    return net.copy_head(logits, hidden, prev, spread_frames(user, net.cfg.hearing_sub_frames))
 
 
 @torch.no_grad()
@@ -109,26 +112,29 @@ def reply_figures(
             end = min(end + TAIL_FRAMES, user.shape[1])
             text = item["assistant_text"][None].clone()  # (1, F)
             text[:, start:] = BLANK
-            with net.temporal.streaming(1):
+            copy = net.copy_head
+            with (
+                net.temporal.streaming(1),
+                copy.streaming(1) if copy is not None else nullcontext(),
+            ):
                 prev = text_inputs(net, text)  # (1, F): frame t sees the text of t - 1
                 hidden = text_hidden(
                     net, module.user_input, user[:, : start + 1], prev[:, : start + 1],
                     speaker, style,
                 )  # fmt: skip
-                copy = getattr(module, "copy_head", None)
-                keys = copy.keys(hidden, user[:, : start + 1]) if copy is not None else None
+                logits = _text_log_probs(net, hidden, prev[:, : start + 1], user[:, : start + 1])
                 for frame in range(start, end):
-                    logits = _frame_logits(module, hidden[:, -1:], keys, text, user, frame)
-                    token = _sample(logits, temperature, top_k, gen)
+                    token = _sample(logits[0, -1], temperature, top_k, gen)
                     text[0, frame] = token
                     if frame + 1 < end:
+                        step = slice(frame + 1, frame + 2)
                         hidden = text_hidden(
-                            net, module.user_input, user[:, frame + 1 : frame + 2],
-                            text[:, frame : frame + 1], speaker, style,
+                            net, module.user_input, user[:, step], text[:, frame : frame + 1],
+                            speaker, style,
                         )  # fmt: skip
-                        if keys is not None:  # the new frame's key (it reads c_{j-1} too)
-                            new = copy.keys(hidden, user[:, frame + 1 : frame + 2], user[:, frame])
-                            keys = torch.cat([keys, new], dim=1)
+                        logits = _text_log_probs(
+                            net, hidden, text[:, frame : frame + 1], user[:, step]
+                        )  # fmt: skip
             said = tokenizer.collapse_frames(text[0, start:end].tolist())
             turn = dialog.turns[placed["turn_index"]]
             options = (turn.valid_replies or {}).get(styles[item["style_id"]]) or [

@@ -30,6 +30,8 @@ TINY = S2SConfig(
 )  # fmt: skip
 # The same with an ear (models/code_hearing.py) feeding the temporal input.
 TINY_EAR = replace(TINY, hearing_layers=2, hearing_hidden=8, hearing_embed_dim=8)
+# And with the copy head over what the ear heard (models/copy_head.py).
+TINY_COPY = replace(TINY_EAR, copy_head=True)
 K, CARD, V, D = TINY.num_codebooks, TINY.codebook_size, TINY.text_vocab_size, TINY.d_model
 
 
@@ -38,6 +40,8 @@ def make(cfg: S2SConfig = TINY) -> S2SModel:
     model = S2SModel(cfg).eval()
     with torch.no_grad():  # open the memory gate so that the memory visibly matters
         model.memory.gate.fill_(2.0)
+        if model.copy_head is not None:  # and the copy head's
+            model.copy_head.gate.bias.fill_(1.0)
     return model
 
 
@@ -82,7 +86,7 @@ def test_targets_follow_the_documented_alignment() -> None:
     ]
 
 
-@pytest.mark.parametrize("cfg", [TINY, TINY_EAR], ids=["head", "ear"])
+@pytest.mark.parametrize("cfg", [TINY, TINY_EAR, TINY_COPY], ids=["head", "ear", "copy"])
 def test_the_future_does_not_leak(cfg: S2SConfig) -> None:
     model = make(cfg)
     inputs = session(10, seed=1)
@@ -104,6 +108,9 @@ def test_the_future_does_not_leak(cfg: S2SConfig) -> None:
         with torch.no_grad():  # the ear's output handed in (as training does) changes nothing
             given = model(**inputs, heard=model.hearing(inputs["user_codes"]))
         torch.testing.assert_close(given.text_logits, out.text_logits, atol=0, rtol=0)
+    if cfg.copy_head:  # the ear heard something to copy, and it moved the text's distribution
+        plain = model.text_head(out.hidden).log_softmax(-1)
+        assert not torch.allclose(out.text_logits, plain, atol=1e-3)
     # Codebooks >= 1 of frame 4 sit at delayed position 6: what precedes them there may change.
     torch.testing.assert_close(
         out.code_logits[..., :6, :], out_changed.code_logits[..., :6, :], atol=0, rtol=0
@@ -115,7 +122,7 @@ def teacher_frame(inputs: dict[str, Tensor], t: int) -> tuple[Tensor, Tensor, Te
     return inputs["user_codes"][:, :, t], inputs["assistant_text"][:, t], delayed[:, :, t]
 
 
-@pytest.mark.parametrize("cfg", [TINY, TINY_EAR], ids=["head", "ear"])
+@pytest.mark.parametrize("cfg", [TINY, TINY_EAR, TINY_COPY], ids=["head", "ear", "copy"])
 def test_stepping_equals_forward_for_sessions_that_start_at_different_times(
     cfg: S2SConfig,
 ) -> None:

@@ -111,24 +111,27 @@ def config(name: str, memory: np.ndarray) -> SlotConfig:
 
 def test_the_ears_transcript_pieces_join_into_its_offline_transcript(tmp_path):
     """With an ear, each frame's user text is the new characters of its CTC ids (repeats
-    merge across frames); a session that skips a tick keeps its own ear state."""
+    merge across frames); a session that skips a tick keeps its own ear and copy-head state
+    (the copy head copies what the ear heard): it says what it says alone."""
     ear = S2SConfig(**{**S2S.__dict__, "hearing_layers": 1, "hearing_hidden": 16,
-                       "hearing_embed_dim": 16})  # fmt: skip
+                       "hearing_embed_dim": 16, "copy_head": True})  # fmt: skip
     export_checkpoints(tmp_path, ear)
     model = load_pretrained(tmp_path / "s2s")
     with torch.no_grad():  # a louder head: the random ear's characters change frame by frame
         model.hearing.head.weight.normal_(std=2.0)
+        model.copy_head.gate.bias.fill_(2.0)  # and what it heard is mostly what is said
     save_pretrained(model, tmp_path / "s2s")
     engine = ModelEngine(tmp_path, max_slots=2)
     audio = {name: frames_of(user_audio(seed, 10)) for name, seed in (("a", 1), ("b", 2))}
     slots = {name: engine.join(SlotConfig("ravi", temperature=0.0)) for name in audio}
-    pieces: dict[str, list[str]] = {name: [] for name in audio}
+    results: dict[str, list[StepResult]] = {name: [] for name in audio}
     for tick in range(11):
         frames = {slots["a"]: audio["a"][tick]} if tick < 10 else {}
         if tick != 4:  # b skips tick 4 and catches up at the end
             frames[slots["b"]] = audio["b"][tick - (tick > 4)]
         for slot, result in engine.step(frames).items():
-            pieces["a" if slot == slots["a"] else "b"].append(result.user_text)
+            results["a" if slot == slots["a"] else "b"].append(result)
+    pieces = {name: [r.user_text for r in steps] for name, steps in results.items()}
     codec, model = load_pretrained(tmp_path / "codec"), load_pretrained(tmp_path / "s2s")
     for name, clips in audio.items():  # offline, on fresh copies of the served models
         with torch.no_grad():
@@ -137,6 +140,11 @@ def test_the_ears_transcript_pieces_join_into_its_offline_transcript(tmp_path):
             log_probs = model.hearing(codes).log_probs
         frames = torch.tensor([codes.shape[-1]])
         assert " ".join("".join(pieces[name]).split()) == model.hearing.decode(log_probs, frames)[0]
+        alone = ModelEngine(tmp_path, max_slots=1)
+        slot = alone.join(SlotConfig("ravi", temperature=0.0))
+        said = [alone.step({slot: clip})[slot].assistant_text for clip in clips]
+        assert said == [r.assistant_text for r in results[name]], name
+        alone.close()
     assert all(len("".join(p)) >= 2 for p in pieces.values())  # it did hear something
     engine.close()
 

@@ -18,7 +18,7 @@ import torch
 from telugu_s2s.data.text import PAD
 from telugu_s2s.lit.s2s_module import S2SModule, cross_entropy, spoken_only
 from telugu_s2s.models.context_memory import ContextMemory
-from telugu_s2s.models.copy_head import CopyHead, CopyHeadConfig
+from telugu_s2s.models.copy_head import spread_frames
 from telugu_s2s.models.s2s import IGNORE_INDEX, S2SModel
 from telugu_s2s.models.s2s_text import UserTextInput, text_hidden, text_inputs
 
@@ -35,7 +35,6 @@ class S2STextModule(S2SModule):
         analysis_weight: float = 0.5,
         init_from: str | None = None,
         user_lm_weight: float = 0.0,
-        copy_head: bool = False,
         init_checkpoint: str | None = None,
     ):
         super().__init__(
@@ -51,14 +50,14 @@ class S2STextModule(S2SModule):
         self.user_lm_head = (
             torch.nn.Linear(net.cfg.d_model, net.cfg.text_vocab_size) if user_lm_weight else None
         )
-        # An experiment of this stage (models/copy_head.py), not exported yet.
-        self.copy_head = (
-            CopyHead(CopyHeadConfig(net.cfg.d_model, net.cfg.text_vocab_size, window=net.cfg.context_frames))
-            if copy_head else None
-        )  # fmt: skip
         if init_checkpoint:  # a text-stage run's checkpoint, scaffolding included
             state = torch.load(init_checkpoint, map_location="cpu", weights_only=False)
-            report = self.load_state_dict(state["state_dict"], strict=False)
+            # Session 9's copy head sat beside the network; it is the network's now.
+            tensors = {
+                ("net." + k if k.startswith("copy_head.") else k): v
+                for k, v in state["state_dict"].items()
+            }
+            report = self.load_state_dict(tensors, strict=False)
             if report.unexpected_keys:
                 raise ValueError(f"{init_checkpoint}: unknown tensors {report.unexpected_keys}")
 
@@ -75,9 +74,9 @@ class S2STextModule(S2SModule):
             batch["style_id"],
         )  # fmt: skip
         logits = net.text_head(hidden)  # (B, F, V)
-        if self.copy_head is not None:  # log-probabilities, which the CE takes as logits
-            keys = self.copy_head.keys(hidden, batch["user_text"])  # every frame a user frame
-            logits = self.copy_head.mix(logits, hidden, prev, batch["user_text"], frames, keys)
+        if net.copy_head is not None:  # log-probabilities, which the CE takes as logits
+            source = spread_frames(batch["user_text"], net.cfg.hearing_sub_frames)  # (B, F * R)
+            logits = net.copy_head(logits, hidden, prev, source)
         ignored = (text == PAD) | (frames[None] >= batch["num_frames"][:, None])  # (B, F)
         target = text.masked_fill(ignored, IGNORE_INDEX)
         text_ce = cross_entropy(logits, target)

@@ -25,7 +25,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from telugu_s2s.data.text import BLANK, VOCAB_SIZE, ctc_transcript
+from telugu_s2s.data.text import BLANK, PAD, VOCAB_SIZE, ctc_transcript
 from telugu_s2s.modules.streaming import StreamingModule, StreamingState
 
 
@@ -48,6 +48,7 @@ class CodeHearingConfig:
 @dataclass
 class CodeHearingState(StreamingState):
     hidden: Tensor  # (B, layers, H) GRU state, batch-first so that `reset` can mask items
+    last_id: Tensor  # (B,) the greedy id of the last sub-frame (PAD when fresh)
 
 
 @dataclass
@@ -78,7 +79,8 @@ class CodeHearing(StreamingModule[CodeHearingState]):
     def init_state(self, batch_size: int) -> CodeHearingState:
         device = self.embedding.weight.device
         hidden = torch.zeros(batch_size, self.cfg.layers, self.cfg.hidden, device=device)
-        return CodeHearingState(batch_size=batch_size, hidden=hidden)
+        last_id = torch.full((batch_size,), PAD, dtype=torch.long, device=device)
+        return CodeHearingState(batch_size=batch_size, hidden=hidden, last_id=last_id)
 
     def forward(self, codes: Tensor) -> HearingOutput:
         """codes (B, K, F) long; inside `streaming(B)` any F continues the stream."""
@@ -98,6 +100,19 @@ class CodeHearing(StreamingModule[CodeHearingState]):
         log_probs = self.head(self.dropout(y)).log_softmax(-1)  # (B, F*R, V)
         features = rearrange(y, "b (f r) h -> b f (r h)", r=self.cfg.sub_frames)
         return HearingOutput(features=features, log_probs=log_probs)
+
+    def emissions(self, log_probs: Tensor) -> Tensor:
+        """The greedy CTC characters (B, S) of log-probs (B, S, V): each character on the
+        sub-frame that emits it, BLANK elsewhere (repeats collapse, also across calls
+        inside `streaming()`). What the copy head may copy from."""
+        ids = log_probs.argmax(-1)  # (B, S)
+        if self.is_streaming:
+            before = self.state.last_id
+            self.state.last_id = ids[:, -1]
+        else:
+            before = torch.full_like(ids[:, 0], PAD)
+        previous = torch.cat([before[:, None], ids[:, :-1]], dim=1)  # (B, S)
+        return torch.where(ids != previous, ids, BLANK)
 
     def ctc_loss(self, log_probs: Tensor, frames: Tensor, targets: list[Tensor]) -> Tensor:
         """CTC over each item's first `frames` (B,) frames against its character ids."""

@@ -3,17 +3,23 @@
 Given the user's exact words, the text stage repeated 6% of the words that a valid reply
 takes from the user's turn (names, places, dishes; `benchmarks/text_replies.py`). To copy
 "మహేష్" a frame-level softmax must have learnt every name; a pointer needs to know only
-where in the user's words it is. At frame t the head attends over the user's characters
-of the last `window` frames:
-- the key of user frame j is its temporal state with its character and the one before
-  it, [h_j; E(c_j-1); E(c_j)]: h_j says what the word is (a name after "నేను"), the
-  characters where in it the frame is;
-- the query is the temporal state h_t with the assistant's character of frame t - 1.
+where in the user's words it is.
+
+The source is a stream of the user's characters, R positions per frame, each position a
+character or nothing (BLANK/PAD): the ear's greedy CTC emissions in the S2S model
+(`CodeHearing.emissions`, R = its sub-frames), the user's text frames in the text stage.
+At frame t the head attends over the characters of frames t - window + 1 .. t:
+- the key of a character is the temporal state of its frame with the character and the
+  one said before it, [h_j; E(c_prev); E(c)]: h_j says what the word is (a name after
+  "నేను"), the characters where in it the position is;
+- the query is the state h_t with the assistant's character of frame t - 1.
 So "the first character of the user's name" and "the character after the one I just
-said" are each one dot product away. The attention's
-weights, summed per character id, are a copy distribution; a gate mixes it with the text
-head's softmax. `mix` returns log-probabilities, which stand in for the text logits (CE
-and sampling alike).
+said" are each one dot product away. The attention's weights, summed per character id,
+are a copy distribution; a gate mixes it into the text head's softmax. The output is
+log-probabilities, which stand in for the text logits (CE and sampling alike).
+
+Streaming: inside `streaming(B)` each call continues the stream; the state keeps the keys
+and characters of the last `window` frames, so chunked output equals the offline output.
 """
 
 from __future__ import annotations
@@ -22,9 +28,12 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
+from einops import repeat
 from torch import Tensor, nn
 
 from telugu_s2s.data.text import BLANK, PAD, VOCAB_SIZE
+from telugu_s2s.modules.streaming import StreamingModule, StreamingState, module_device
 
 
 @dataclass
@@ -33,10 +42,35 @@ class CopyHeadConfig:
     vocab_size: int = VOCAB_SIZE
     embed_dim: int = 64
     attention_dim: int = 64
-    window: int = 125  # frames: the attention window of the tiny model
+    window: int = 125  # frames: the temporal attention window of the tiny model
+    sub_frames: int = 1  # source positions per frame (the ear's CTC steps)
 
 
-class CopyHead(nn.Module):
+@dataclass
+class CopyHeadState(StreamingState):
+    keys: Tensor  # (B, W * R, A) keys of the last `window` frames' positions, oldest first
+    chars: Tensor  # (B, W * R) their characters; PAD (a fresh stream) copies nothing
+    last_char: Tensor  # (B,) the last character said before them, PAD if none
+
+
+def spoken(chars: Tensor) -> Tensor:
+    """(...) char ids -> bool: a character was said there (not BLANK or PAD)."""
+    return (chars != BLANK) & (chars != PAD)
+
+
+def spread_frames(chars: Tensor, sub_frames: int) -> Tensor:
+    """One character per frame (B, F) -> the copy source (B, F * R): each frame's character
+    on its first position, BLANK on the others."""
+    out = torch.full(
+        (chars.shape[0], chars.shape[1], sub_frames), BLANK, dtype=chars.dtype, device=chars.device
+    )
+    out[..., 0] = chars
+    return out.flatten(1)
+
+
+class CopyHead(StreamingModule[CopyHeadState]):
+    config_class = CopyHeadConfig
+
     def __init__(self, cfg: CopyHeadConfig):
         super().__init__()
         self.cfg = cfg
@@ -46,45 +80,71 @@ class CopyHead(nn.Module):
         self.gate = nn.Linear(cfg.dim, 1)
         nn.init.constant_(self.gate.bias, -2.0)  # starts mostly generating: sigmoid(-2) = 0.12
 
-    def keys(self, user_hidden: Tensor, user_text: Tensor, before: Tensor | None = None) -> Tensor:
-        """Keys (B, S, A) of user frames: hidden states (B, S, D), characters (B, S), and the
-        character of the frame before the first (B,) (BLANK if None: the stream's start)."""
-        start = torch.full_like(user_text[:, :1], BLANK) if before is None else before[:, None]
-        previous = torch.cat([start, user_text[:, :-1]], dim=1)  # (B, S): c_{j-1}
-        chars = torch.cat([self.embedding(previous), self.embedding(user_text)], -1)
-        return self.key(torch.cat([user_hidden, chars], -1))
+    def init_state(self, batch_size: int) -> CopyHeadState:
+        cfg, device = self.cfg, module_device(self)
+        positions = cfg.window * cfg.sub_frames
+        return CopyHeadState(
+            batch_size,
+            keys=torch.zeros(batch_size, positions, cfg.attention_dim, device=device),
+            chars=torch.full((batch_size, positions), PAD, dtype=torch.long, device=device),
+            last_char=torch.full((batch_size,), PAD, dtype=torch.long, device=device),
+        )
 
-    def copy_distribution(
-        self, hidden: Tensor, prev_text: Tensor, user_text: Tensor, positions: Tensor,
-        keys: Tensor,
-    ) -> tuple[Tensor, Tensor]:  # fmt: skip
-        """Copy probabilities (B, T, V) and the gate (B, T, 1).
+    def keys(self, hidden: Tensor, chars: Tensor, before: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys (B, T * R, A) of the source positions of T frames, and the last character
+        said up to their end (B,). hidden (B, T, D); chars (B, T * R); before (B,): the
+        last character said before these frames (PAD if none)."""
+        said = spoken(chars)  # (B, S)
+        position = torch.arange(chars.shape[1], device=chars.device).expand_as(chars)
+        last = torch.where(said, position, -1).cummax(dim=1).values  # (B, S): said at or before
+        previous = F.pad(last[:, :-1], (1, 0), value=-1)  # (B, S): said strictly before
+        prev_chars = torch.where(
+            previous >= 0, chars.gather(1, previous.clamp_min(0)), before[:, None]
+        )
+        frame_states = repeat(hidden, "b t d -> b (t r) d", r=self.cfg.sub_frames)
+        features = torch.cat([frame_states, self.embedding(prev_chars), self.embedding(chars)], -1)
+        final = last[:, -1]  # (B,)
+        last_char = torch.where(
+            final >= 0, chars.gather(1, final.clamp_min(0)[:, None])[:, 0], before
+        )
+        return self.key(features), last_char
 
-        hidden (B, T, D) and prev_text (B, T): frames `positions` (T,) of the user stream
-        user_text (B, S) with its `keys` (B, S, A), S > max(positions); frame t sees user
-        frames j <= t within the window.
-        """
-        queries = self.query(torch.cat([hidden, self.embedding(prev_text)], -1))  # (B, T, A)
-        scores = queries @ keys.transpose(1, 2) / math.sqrt(keys.shape[-1])  # (B, T, S)
-        frames = torch.arange(user_text.shape[1], device=user_text.device)  # (S,)
-        lag = positions[:, None] - frames[None]  # (T, S)
-        spoken = (user_text != BLANK) & (user_text != PAD)  # (B, S)
-        visible = (lag >= 0) & (lag < self.cfg.window)  # (T, S)
-        mask = visible[None] & spoken[:, None]  # (B, T, S)
-        weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
-        anything = mask.any(-1, keepdim=True)  # (B, T, 1): something to copy
-        weights = torch.nan_to_num(weights) * anything
-        ids = user_text[:, None].expand(-1, hidden.shape[1], -1)  # (B, T, S)
-        copy = torch.zeros(*hidden.shape[:2], self.cfg.vocab_size, device=hidden.device)
-        copy = copy.scatter_add(-1, ids, weights.to(copy.dtype))  # (B, T, V)
-        gate = torch.sigmoid(self.gate(hidden)) * anything  # (B, T, 1)
-        return copy, gate
-
-    def mix(
-        self, logits: Tensor, hidden: Tensor, prev_text: Tensor, user_text: Tensor,
-        positions: Tensor, keys: Tensor,
-    ) -> Tensor:  # fmt: skip
-        """The text head's logits (B, T, V) -> log-probabilities with copying mixed in."""
-        copy, gate = self.copy_distribution(hidden, prev_text, user_text, positions, keys)
+    def forward(self, logits: Tensor, hidden: Tensor, prev_text: Tensor, chars: Tensor) -> Tensor:
+        """The text head's logits (B, T, V), the temporal states (B, T, D), the assistant's
+        previous characters (B, T) and the source (B, T * R) of the same T frames ->
+        log-probabilities (B, T, V) with copying mixed in."""
+        B, T = hidden.shape[:2]
+        if self.is_streaming:
+            state, kept = self.state, self.cfg.window * self.cfg.sub_frames
+            keys, state.last_char = self.keys(hidden, chars, state.last_char)
+            keys, chars = torch.cat([state.keys, keys], 1), torch.cat([state.chars, chars], 1)
+            state.keys, state.chars = keys[:, -kept:], chars[:, -kept:]
+            first_frame = self.cfg.window  # the buffer holds the `window` frames before
+        else:
+            keys, _ = self.keys(hidden, chars, torch.full((B,), PAD, device=chars.device))
+            first_frame = 0
+        frames = first_frame + torch.arange(T, device=hidden.device)  # (T,) query frames
+        copy, gate = self.copy_distribution(hidden, prev_text, keys, chars, frames)
         mixed = (1 - gate) * logits.float().softmax(-1) + gate * copy
         return mixed.clamp_min(1e-9).log()
+
+    def copy_distribution(
+        self, hidden: Tensor, prev_text: Tensor, keys: Tensor, chars: Tensor, frames: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Copy probabilities (B, T, V) and the gate (B, T, 1) of query frames `frames` (T,)
+        over source positions (B, S) whose position s belongs to frame s // R."""
+        cfg = self.cfg
+        queries = self.query(torch.cat([hidden, self.embedding(prev_text)], -1))  # (B, T, A)
+        scores = queries @ keys.transpose(1, 2) / math.sqrt(cfg.attention_dim)  # (B, T, S)
+        source_frames = torch.arange(chars.shape[1], device=chars.device) // cfg.sub_frames
+        lag = frames[:, None] - source_frames[None]  # (T, S)
+        visible = (lag >= 0) & (lag < cfg.window)
+        mask = visible[None] & spoken(chars)[:, None]  # (B, T, S)
+        weights = scores.float().masked_fill(~mask, float("-inf")).softmax(dim=-1)
+        anything = mask.any(-1, keepdim=True)  # (B, T, 1): something to copy
+        weights = torch.nan_to_num(weights) * anything
+        ids = chars[:, None].expand(-1, hidden.shape[1], -1)  # (B, T, S)
+        copy = hidden.new_zeros(*hidden.shape[:2], cfg.vocab_size, dtype=torch.float32)
+        copy = copy.scatter_add(-1, ids, weights)  # (B, T, V)
+        gate = torch.sigmoid(self.gate(hidden).float()) * anything  # (B, T, 1)
+        return copy, gate

@@ -45,6 +45,7 @@ from telugu_s2s.models.context_memory import (
     ContextMemoryConfig,
     TurnAnalysis,
 )
+from telugu_s2s.models.copy_head import CopyHead, CopyHeadConfig
 from telugu_s2s.models.s2s_streams import (
     IGNORE_INDEX,
     ForcedFrame,
@@ -100,6 +101,9 @@ class S2SConfig:
     hearing_hidden: int = 256
     hearing_embed_dim: int = 192
     hearing_sub_frames: int = 2
+    # The copy head (models/copy_head.py): the text may repeat the characters the ear heard
+    # in the attention window (a name, a place). Needs the ear.
+    copy_head: bool = False
 
     def temporal_config(self) -> TransformerConfig:
         return TransformerConfig(
@@ -121,6 +125,12 @@ class S2SConfig:
             embed_dim=self.hearing_embed_dim, sub_frames=self.hearing_sub_frames,
             hidden=self.hearing_hidden, layers=self.hearing_layers, dropout=self.dropout,
             vocab_size=self.text_vocab_size,
+        )  # fmt: skip
+
+    def copy_head_config(self) -> CopyHeadConfig:
+        return CopyHeadConfig(
+            dim=self.d_model, vocab_size=self.text_vocab_size, window=self.context_frames,
+            sub_frames=self.hearing_sub_frames,
         )  # fmt: skip
 
     def memory_config(self) -> ContextMemoryConfig:
@@ -198,6 +208,8 @@ class S2SModel(StreamingModule[S2SState]):
                 nn.init.normal_(module.weight, std=0.02)
                 if getattr(module, "bias", None) is not None:
                     nn.init.zeros_(module.bias)
+        # After the shared init: the head starts its gate mostly closed.
+        self.copy_head = CopyHead(cfg.copy_head_config()) if cfg.copy_head else None
 
     # Shared pieces of the offline and streaming passes.
 
@@ -244,6 +256,16 @@ class S2SModel(StreamingModule[S2SState]):
         x, weights = self.memory(x, memory, memory_mask)  # (B, T, D), (B, T, M)
         return self.temporal(x), weights
 
+    def _text_logits(self, h: Tensor, prev_text: Tensor, hearing_log_probs: Tensor | None):
+        """The text head's logits (B, T, V), or with the copy head its log-probabilities, of
+        states h (B, T, D) given the previous text (B, T) and the ear's output (B, T * R, V)."""
+        logits = self.text_head(h)
+        if self.copy_head is None:
+            return logits
+        if hearing_log_probs is None:
+            raise ValueError("the copy head copies what the ear heard: set hearing_layers > 0")
+        return self.copy_head(logits, h, prev_text, self.hearing.emissions(hearing_log_probs))
+
     def _depth_code_input(self, code: Tensor, k: int) -> Tensor:
         """Delayed code of codebook k (..., ) -> the depth input embedding of codebook k + 1."""
         return self.depth_code_embedding(code + k * (self.cfg.codebook_size + 1))
@@ -275,11 +297,9 @@ class S2SModel(StreamingModule[S2SState]):
         cfg = self.cfg
         B, K, _ = user_codes.shape
         delayed = delay_codes(assistant_codes, cfg.acoustic_delay, self.code_start)  # (B, K, F)
+        prev_text = shift_right(assistant_text, self.text_start)  # (B, F)
         x, hearing_log_probs = self._temporal_input(
-            user_codes,
-            shift_right(assistant_text, self.text_start),
-            shift_right(delayed, self.code_start),
-            heard,
+            user_codes, prev_text, shift_right(delayed, self.code_start), heard
         )  # (B, F, D), (B, F * R, V) | None
         h, weights = self._contextualise(
             x, self.condition(speaker_emb, style_id, B), memory, memory_mask
@@ -294,7 +314,7 @@ class S2SModel(StreamingModule[S2SState]):
         depth_out = self.depth(z)  # (B*F, K, Dd)
         code_logits = torch.einsum("nkd,kdc->nkc", depth_out, self.code_heads)  # (B*F, K, card)
         return S2SOutput(
-            text_logits=self.text_head(h),
+            text_logits=self._text_logits(h, prev_text, hearing_log_probs),
             code_logits=rearrange(code_logits, "(b f) k c -> b k f c", b=B),
             user_text_logits=self.user_text_head(h),
             hidden=h,
@@ -405,7 +425,8 @@ class S2SModel(StreamingModule[S2SState]):
             tokens = sample(logits, stream)  # (B,)
             return tokens if forced is None else torch.where(forced.mask, forced_tokens, tokens)
 
-        text_logits = self.text_head(h)  # (B, V)
+        one_frame = self._text_logits(h[:, None], state.prev_text[:, None], hearing_log_probs)
+        text_logits = one_frame[:, 0]  # (B, V)
         text = choose(text_logits, 0, None if forced is None else forced.text)
         self.depth.reset_streaming()  # a fresh depth sequence every frame
         depth_in = rearrange(self.depth_in(h), "b (k d) -> b k d", k=K)  # (B, K, Dd)

@@ -43,7 +43,7 @@ def shift_right(tokens: Tensor, fill: int) -> Tensor:
 
 @dataclass
 class S2SOutput:
-    text_logits: Tensor  # (B, F, V): assistant_text[:, t]
+    text_logits: Tensor  # (B, F, V): assistant_text[:, t] (log-probs with a copy head)
     code_logits: Tensor  # (B, K, F, card): delay_codes(assistant_codes)[:, k, t]
     user_text_logits: Tensor  # (B, F, V): user_text[:, t - user_text_delay]
     hidden: Tensor  # (B, F, D) temporal transformer output, for `turn_embedding`
@@ -74,7 +74,7 @@ class S2SStepOutput:
     frame_codes: Tensor  # (B, K) the complete codes of frame t - d
     frame_valid: Tensor  # (B,) bool: False during an item's first d frames
     user_text_token: Tensor  # (B,) greedy user transcript token for frame t - u
-    text_logits: Tensor  # (B, V)
+    text_logits: Tensor  # (B, V) (log-probs with a copy head)
     code_logits: Tensor  # (B, K, card), each given the tokens chosen for codebooks < k
     user_text_logits: Tensor  # (B, V)
     hidden: Tensor  # (B, D)
