@@ -7,7 +7,13 @@ import torch
 
 from telugu_s2s.data.text import BLANK, PAD, ctc_transcript
 from telugu_s2s.models.code_hearing import CodeHearing, CodeHearingConfig
-from telugu_s2s.models.copy_head import CopyHead, CopyHeadConfig, spread_frames
+from telugu_s2s.models.copy_head import (
+    CopyHead,
+    CopyHeadConfig,
+    CopyMemory,
+    spread_frames,
+    turn_characters,
+)
 from telugu_s2s.paths import CHECKPOINT_DIR
 
 V = 140
@@ -76,7 +82,9 @@ def test_a_stream_in_chunks_equals_the_whole_sequence_and_a_reset_starts_afresh(
         chunks = []
         with head.streaming(2):
             for a, b in ((0, 1), (1, 4), (4, 5), (5, 11), (11, 14)):
-                chunks.append(head(logits[:, a:b], hidden[:, a:b], prev[:, a:b], source[:, a * R : b * R]))
+                chunks.append(
+                    head(logits[:, a:b], hidden[:, a:b], prev[:, a:b], source[:, a * R : b * R])
+                )
             torch.testing.assert_close(torch.cat(chunks, 1), whole, atol=1e-5, rtol=0)
             head.reset_streaming(torch.tensor([True, False]))  # item 0 starts a new stream
             fresh = head(logits[:, :3], hidden[:, :3], prev[:, :3], source[:, : 3 * R])
@@ -114,7 +122,9 @@ def test_the_text_stage_trains_the_networks_head_from_a_session_9_checkpoint(tmp
                     context_frames=8, depth_d_model=16, depth_layers=1, depth_heads=2)  # fmt: skip
     speakers = str(CHECKPOINT_DIR / "speaker")
     old = S2STextModule(S2SModel(replace(cfg, copy_head=True)), speakers)
-    state = {(k[4:] if k.startswith("net.copy_head.") else k): v for k, v in old.state_dict().items()}
+    state = {
+        (k[4:] if k.startswith("net.copy_head.") else k): v for k, v in old.state_dict().items()
+    }
     torch.save({"state_dict": state}, tmp_path / "last.ckpt")
     module = S2STextModule(
         S2SModel(replace(cfg, copy_head=True)), speakers, init_checkpoint=str(tmp_path / "last.ckpt")
@@ -132,3 +142,36 @@ def test_the_text_stage_trains_the_networks_head_from_a_session_9_checkpoint(tmp
     losses = module._losses(batch)
     losses["loss"].backward()
     assert torch.isfinite(losses["loss"]) and module.net.copy_head.key.weight.grad.abs().sum() > 0
+
+
+def test_from_the_memory_it_copies_the_retrieved_turns_text_only():
+    torch.manual_seed(0)
+    head = CopyHead(CopyHeadConfig(dim=32, vocab_size=V, window=4, memory=True))
+    hidden, prev, user = _inputs()
+    turns = torch.randn(2, 3, 32)
+    texts = torch.tensor([[60, 61, PAD], [70, 71, 72], [80, PAD, PAD]])  # three turns' text
+    chars = texts[None].expand(2, -1, -1)  # (B, M, L)
+    weights = torch.zeros(2, 10, 3)
+    weights[:, :, 1] = 0.75  # the retrieval kept turns 1 and 2, turn 1 the more
+    weights[:, :, 2] = 0.25
+    memory = CopyMemory(head.memory_keys(turns, chars), chars.flatten(1), weights)
+    keys, _ = head.keys(hidden, user, torch.full((2,), PAD))
+    copy, _ = head.copy_distribution(hidden, prev, keys, user, torch.arange(10), memory)
+    support = {int(i) for i in torch.nonzero(copy[1].sum(0))[:, 0]}
+    assert support == {70, 71, 72, 80}  # item 1's user said nothing: only retrieved turns
+    assert {50, 51, 52} < {int(i) for i in torch.nonzero(copy[0].sum(0))[:, 0]}
+    torch.testing.assert_close(copy.sum(-1), torch.ones(2, 10))
+    assert copy[1, :, 80].max() < copy[1, :, 70:73].sum(-1).min()  # turn 1 weighs more
+    with torch.no_grad():  # a turn's keys depend on that turn alone, not on where it sits
+        order = torch.tensor([1, 0, 2])
+        moved = head.memory_keys(turns[:, order], chars[:, order])
+    torch.testing.assert_close(moved.view(2, 3, 3, -1)[:, 0], memory.keys.view(2, 3, 3, -1)[:, 1])
+
+
+def test_turn_characters_are_each_turns_words_in_order():
+    text = torch.tensor([[BLANK, 5, 6, BLANK, 7, 8, 9, PAD]])
+    spans = torch.tensor([[[0, 4], [4, 8], [0, 0]]])
+    assert turn_characters(text, spans, 4).tolist() == [
+        [[5, 6, PAD, PAD], [7, 8, 9, PAD], [PAD, PAD, PAD, PAD]]
+    ]
+    assert turn_characters(text, spans, 2)[0, 1].tolist() == [7, 8]  # cut at its length

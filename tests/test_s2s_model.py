@@ -32,6 +32,8 @@ TINY = S2SConfig(
 TINY_EAR = replace(TINY, hearing_layers=2, hearing_hidden=8, hearing_embed_dim=8)
 # And with the copy head over what the ear heard (models/copy_head.py).
 TINY_COPY = replace(TINY_EAR, copy_head=True)
+# And from the context memory's turns' text too.
+TINY_RECALL = replace(TINY_COPY, copy_memory=True, copy_memory_chars=5)
 K, CARD, V, D = TINY.num_codebooks, TINY.codebook_size, TINY.text_vocab_size, TINY.d_model
 
 
@@ -59,6 +61,7 @@ def session(frames: int, seed: int) -> dict[str, Tensor]:
         "style_id": torch.tensor([seed % 3]),
         "memory": memory,
         "memory_mask": mask,
+        "memory_chars": torch.randint(4, V, (1, 10, 5), generator=g),  # each turn's text
     }
 
 
@@ -122,7 +125,9 @@ def teacher_frame(inputs: dict[str, Tensor], t: int) -> tuple[Tensor, Tensor, Te
     return inputs["user_codes"][:, :, t], inputs["assistant_text"][:, t], delayed[:, :, t]
 
 
-@pytest.mark.parametrize("cfg", [TINY, TINY_EAR, TINY_COPY], ids=["head", "ear", "copy"])
+@pytest.mark.parametrize(
+    "cfg", [TINY, TINY_EAR, TINY_COPY, TINY_RECALL], ids=["head", "ear", "copy", "recall"]
+)
 def test_stepping_equals_forward_for_sessions_that_start_at_different_times(
     cfg: S2SConfig,
 ) -> None:
@@ -144,7 +149,7 @@ def test_stepping_equals_forward_for_sessions_that_start_at_different_times(
                 user, text, codes = (torch.cat(parts) for parts in zip(*frames, strict=True))
                 batched = {
                     k: torch.cat([a[k], other[k]])
-                    for k in ("speaker_emb", "style_id", "memory", "memory_mask")
+                    for k in ("speaker_emb", "style_id", "memory", "memory_mask", "memory_chars")
                 }
                 forced = ForcedFrame(mask=torch.ones(2, dtype=torch.bool), text=text, codes=codes)
                 steps.append(model.step(user, **batched, forced=forced))
@@ -170,7 +175,11 @@ def test_stepping_equals_forward_for_sessions_that_start_at_different_times(
     # The memory matters here: without it the same steps give other logits.
     with torch.no_grad():
         no_memory = model(**{**a, "memory": None, "memory_mask": None})
+        other_text = model(**{**a, "memory_chars": (a["memory_chars"] + 1) % V})
     assert not torch.allclose(no_memory.text_logits, expected_a.text_logits, atol=1e-3)
+    # And with a copy head over the memory, so does the memory turns' text.
+    changed = not torch.allclose(other_text.text_logits, expected_a.text_logits, atol=1e-4)
+    assert changed == cfg.copy_memory
 
 
 def test_generator_outputs_the_undelayed_frames() -> None:

@@ -323,6 +323,20 @@ def test_each_stage_starts_from_the_previous_export(tiny_dataset, random_codec_d
         previous = export
 
 
+def test_the_duplex_stage_trains_a_copy_head_over_the_ear_and_the_memory(
+    tiny_dataset, random_codec_dir, tmp_path
+) -> None:
+    cfg = stage_config("s2s_duplex_tiny", tiny_dataset, random_codec_dir, tmp_path)
+    cfg.model.net.cfg.copy_head = cfg.model.net.cfg.copy_memory = True
+    cfg.model.init_from = None
+    metrics = train(cfg)
+    assert torch.isfinite(torch.tensor(list(metrics.values()))).all(), metrics
+    model = load_pretrained(Path(cfg.export_dir))
+    assert model.copy_head is not None and model.copy_head.memory_key is not None
+    tensors = load_file(str(Path(cfg.export_dir) / "model.safetensors"))
+    assert {"copy_head.memory_key.weight", "copy_head.gate.bias"} <= set(tensors)
+
+
 def test_memory_grad_lets_the_recall_loss_reach_the_remembered_turn() -> None:
     """With `memory_grad`, the loss of frames after a turn also trains how that turn is
     summarised: the first turn's user codes get a gradient through the memory as well."""

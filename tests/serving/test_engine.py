@@ -17,6 +17,7 @@ import torch
 from telugu_s2s.checkpoint import load_pretrained, save_pretrained
 from telugu_s2s.client import S2SClient
 from telugu_s2s.data.corpus import EMOTIONS, TOPICS
+from telugu_s2s.data.text import PAD, TextTokenizer
 from telugu_s2s.models.codec import CodecConfig, CodecModel
 from telugu_s2s.models.s2s import S2SConfig, S2SModel
 from telugu_s2s.paths import REPO_ROOT
@@ -146,6 +147,39 @@ def test_the_ears_transcript_pieces_join_into_its_offline_transcript(tmp_path):
         assert said == [r.assistant_text for r in results[name]], name
         alone.close()
     assert all(len("".join(p)) >= 2 for p in pieces.values())  # it did hear something
+    engine.close()
+
+
+def test_a_turns_heard_words_enter_the_copy_memory_and_come_back_from_the_store(tmp_path):
+    """With a copy head over the memory, a finished turn adds its words as the ear heard
+    them; a session restored from the store reads the stored text into the same place."""
+    recall = S2SConfig(**{**S2S.__dict__, "hearing_layers": 1, "hearing_hidden": 16,
+                          "hearing_embed_dim": 16, "copy_head": True, "copy_memory": True,
+                          "copy_memory_chars": 24})  # fmt: skip
+    export_checkpoints(tmp_path, recall)
+    model = load_pretrained(tmp_path / "s2s")
+    with torch.no_grad():  # a louder ear: the random one otherwise hears nothing
+        model.hearing.head.weight.normal_(std=2.0)
+    save_pretrained(model, tmp_path / "s2s")
+    engine = ModelEngine(tmp_path, max_slots=2, release_quiet_frames=3)
+    slot = engine.join(SlotConfig("priya", temperature=0.0))
+    engine.silence(slot)
+    speech, quiet = frames_of(user_audio(5, 6)), frames_of(np.zeros(3 * FRAME, np.float32))
+    heard = "".join(engine.step({slot: f})[slot].user_text for f in speech + quiet * 2)
+    analysis = engine.end_turn(slot)
+    gen, row = engine.generator, engine.row(slot)
+    words = " ".join(heard.split())[:24]
+    assert words and TextTokenizer().decode(gen.memory_chars[row, -1].tolist()) == words
+    assert (gen.memory_chars[row, :-1] == PAD).all()
+    store = SessionStore(":memory:")
+    store.create("s1", Preferences())
+    store.save_turn(
+        "s1", TurnRecord(index=1, user_text=words, memory=analysis.memory), Aggregates()
+    )
+    other = engine.join(SlotConfig("priya", context=store.load("s1").turns))
+    torch.testing.assert_close(gen.memory_chars[engine.row(other)], gen.memory_chars[row])
+    keys = gen.memory_char_keys.view(2, 10, 24, -1)
+    torch.testing.assert_close(keys[engine.row(other), -1], keys[row, -1])
     engine.close()
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from telugu_s2s.checkpoint import load_pretrained
+from telugu_s2s.data.text import ctc_transcript
 from telugu_s2s.models.s2s import S2SModel
 from telugu_s2s.models.s2s_generation import S2SGenerator
 from telugu_s2s.modules.streaming import module_device
@@ -139,12 +140,15 @@ def run_sessions(
         for t in range(T):
             if t in ends:
                 turns, which = torch.zeros(B, D), torch.zeros(B, dtype=torch.bool)  # (B, D), (B,)
+                words = [""] * B  # what the ear heard in each turn, for a copy head's memory
                 for b, span in ends[t]:
                     start, end = scripts[b].turn_spans[span]
                     turns[b] = hidden[b, start:end].mean(dim=0)
                     pooled[b].append(turns[b].clone())
                     which[b] = scripts[b].use_memory
-                gen.append_turn(turns.to(gen.device, gen.memory.dtype), which)
+                    if gen.copies_memory:
+                        words[b] = ctc_transcript(user_text[b, start:end].flatten().tolist())
+                gen.append_turn(turns.to(gen.device, gen.memory.dtype), which, words)
             gen.force_silence(~silent[:, t], silent=False)
             gen.force_silence(silent[:, t], silent=True)
             out = gen.step(user[:, :, t])

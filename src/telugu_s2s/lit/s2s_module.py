@@ -31,6 +31,7 @@ from telugu_s2s.data.text import BLANK, EOS, PAD, TextTokenizer
 from telugu_s2s.data.voices import ASSISTANT_VOICES
 from telugu_s2s.evaluation.cer import cer
 from telugu_s2s.models.context_memory import ContextMemory
+from telugu_s2s.models.copy_head import turn_characters
 from telugu_s2s.models.s2s import IGNORE_INDEX, S2SModel
 from telugu_s2s.models.warm_start import init_code_embedding, load_matching_weights
 
@@ -181,7 +182,12 @@ class S2SModule(L.LightningModule):
             memory_mask = turn_memory_mask(
                 batch["user_span"], batch["turn_mask"], frames
             )  # (B, F, N)
-        out = net(*args, memory=memory, memory_mask=memory_mask, heard=heard)
+        chars = None
+        if memory is not None and net.cfg.copy_memory:  # the turns' words, for the copy head
+            chars = turn_characters(
+                batch["user_text"], batch["user_span"], net.cfg.copy_memory_chars
+            )  # (B, N, L)
+        out = net(*args, memory=memory, memory_mask=memory_mask, heard=heard, memory_chars=chars)
         return out, spans
 
     def _losses(self, batch: dict) -> dict[str, torch.Tensor]:

@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from telugu_s2s.data.text import PAD
 from telugu_s2s.labels import EMOTIONS, TOPICS
+from telugu_s2s.models.copy_head import text_characters
 
 
 @dataclass
@@ -178,23 +180,27 @@ class ContextMemory(nn.Module):
 
 @dataclass
 class TurnMemoryState:
-    """One session's window of turn embeddings, oldest first, for the server and its store."""
+    """One session's window of turn embeddings, oldest first, for the server and its store,
+    with each turn's user text (what a copy head may copy from the memory; "" if unknown)."""
 
     max_turns: int = 10
     turns: list[Tensor] = field(default_factory=list)  # each (D,)
+    texts: list[str] = field(default_factory=list)  # one per turn
 
     def __post_init__(self) -> None:
         self.turns = self.turns[-self.max_turns :] if self.turns else []
+        self.texts = (list(self.texts) + [""] * len(self.turns))[: len(self.turns)]
 
     def __len__(self) -> int:
         return len(self.turns)
 
-    def append(self, embedding: Tensor) -> None:
-        """Store a pooled turn (D,); the oldest one is evicted beyond `max_turns`."""
+    def append(self, embedding: Tensor, text: str = "") -> None:
+        """Store a pooled turn (D,) and its text; the oldest is evicted beyond `max_turns`."""
         if embedding.dim() != 1:
             raise ValueError(f"a turn embedding is (D,), got {tuple(embedding.shape)}")
         self.turns.append(embedding.detach().to("cpu", torch.float32).clone())
-        del self.turns[: -self.max_turns]
+        self.texts.append(text)
+        del self.turns[: -self.max_turns], self.texts[: -self.max_turns]
 
     def as_row(
         self, dim: int, device: torch.device | None = None, dtype: torch.dtype | None = None
@@ -208,6 +214,13 @@ class TurnMemoryState:
             mask[-n:] = True
         return memory, mask
 
+    def chars_row(self, length: int, device: torch.device | None = None) -> Tensor:
+        """The turns' texts in the same layout: (max_turns, length) char ids, PAD after each."""
+        chars = torch.full((self.max_turns, length), PAD, dtype=torch.long)
+        if self.texts:
+            chars[-len(self.texts) :] = text_characters(self.texts, length)
+        return chars.to(device)
+
     def to_tensors(self) -> list[Tensor]:
         """Serialisable form: the turn embeddings, oldest first (CPU float32)."""
         return [t.clone() for t in self.turns]
@@ -217,8 +230,11 @@ class TurnMemoryState:
         return torch.stack(self.turns) if self.turns else torch.zeros(0, dim)
 
     @classmethod
-    def from_tensors(cls, tensors: list[Tensor] | Tensor, max_turns: int = 10) -> TurnMemoryState:
+    def from_tensors(
+        cls, tensors: list[Tensor] | Tensor, max_turns: int = 10, texts: list[str] | None = None
+    ) -> TurnMemoryState:
         state = cls(max_turns=max_turns)
-        for turn in tensors if isinstance(tensors, list) else tensors.unbind(0):  # (D,) each
-            state.append(turn)
+        turns = tensors if isinstance(tensors, list) else list(tensors.unbind(0))  # (D,) each
+        for turn, text in zip(turns, texts or [""] * len(turns), strict=True):
+            state.append(turn, text)
         return state

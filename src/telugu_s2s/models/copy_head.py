@@ -18,6 +18,15 @@ said" are each one dot product away. The attention's weights, summed per charact
 are a copy distribution; a gate mixes it into the text head's softmax. The output is
 log-probabilities, which stand in for the text logits (CE and sampling alike).
 
+With `memory` it also points at the characters of the context memory's turns, beyond the
+window (a name said a minute ago). The source is each turn's text (`turn_characters`):
+the user's words in training, the stored transcript on the server. No frame states are
+stored with a turn, so a character's key is the turn's pooled embedding, the character,
+and a bidirectional GRU's reading of it in the turn's text. The retrieval weight of its
+turn multiplies a character's attention weight (its log is added to the score): the head
+copies from the turns that the retrieval picked, which its loss trains to be a recall's
+fact turn.
+
 Streaming: inside `streaming(B)` each call continues the stream; the state keeps the keys
 and characters of the last `window` frames, so chunked output equals the offline output.
 """
@@ -32,7 +41,7 @@ import torch.nn.functional as F
 from einops import repeat
 from torch import Tensor, nn
 
-from telugu_s2s.data.text import BLANK, PAD, VOCAB_SIZE
+from telugu_s2s.data.text import BLANK, EOS, PAD, VOCAB_SIZE, TextTokenizer
 from telugu_s2s.modules.streaming import StreamingModule, StreamingState, module_device
 
 
@@ -44,6 +53,16 @@ class CopyHeadConfig:
     attention_dim: int = 64
     window: int = 125  # frames: the temporal attention window of the tiny model
     sub_frames: int = 1  # source positions per frame (the ear's CTC steps)
+    memory: bool = False  # also copy from the context memory's turns
+
+
+@dataclass
+class CopyMemory:
+    """The context memory's turns as a copy source for T query frames."""
+
+    keys: Tensor  # (B, M * L, A) from `CopyHead.memory_keys`
+    chars: Tensor  # (B, M * L) L characters per turn, PAD after its text
+    weights: Tensor  # (B, T, M) the context memory's retrieval weights (0: not retrieved)
 
 
 @dataclass
@@ -55,7 +74,7 @@ class CopyHeadState(StreamingState):
 
 def spoken(chars: Tensor) -> Tensor:
     """(...) char ids -> bool: a character was said there (not BLANK or PAD)."""
-    return (chars != BLANK) & (chars != PAD)
+    return (chars != BLANK) & (chars != PAD) & (chars != EOS)
 
 
 def spread_frames(chars: Tensor, sub_frames: int) -> Tensor:
@@ -68,6 +87,26 @@ def spread_frames(chars: Tensor, sub_frames: int) -> Tensor:
     return out.flatten(1)
 
 
+def text_characters(texts: list[str], length: int) -> Tensor:
+    """Texts -> (N, length) char ids, each cut at `length` and PAD after it."""
+    chars = torch.full((len(texts), length), PAD, dtype=torch.long)
+    for row, text in enumerate(texts):
+        ids = TextTokenizer().encode(text)[:length]
+        chars[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return chars
+
+
+def turn_characters(text: Tensor, spans: Tensor, length: int) -> Tensor:
+    """The characters said in each turn: a frame text stream (B, F) and the turns' frame
+    spans (B, N, 2) [start, end) -> (B, N, length), in order, PAD after the turn's text."""
+    frames = torch.arange(text.shape[1], device=text.device)  # (F,)
+    inside = (frames >= spans[..., :1]) & (frames < spans[..., 1:]) & spoken(text)[:, None]
+    order = inside.long().argsort(dim=-1, descending=True, stable=True)[..., :length]  # (B, N, L)
+    chars = text[:, None].expand(-1, spans.shape[1], -1).gather(-1, order)
+    chars = chars.masked_fill(~inside.gather(-1, order), PAD)
+    return F.pad(chars, (0, length - chars.shape[-1]), value=PAD)
+
+
 class CopyHead(StreamingModule[CopyHeadState]):
     config_class = CopyHeadConfig
 
@@ -78,6 +117,15 @@ class CopyHead(StreamingModule[CopyHeadState]):
         self.key = nn.Linear(cfg.dim + 2 * cfg.embed_dim, cfg.attention_dim)
         self.query = nn.Linear(cfg.dim + cfg.embed_dim, cfg.attention_dim)
         self.gate = nn.Linear(cfg.dim, 1)
+        # Memory turns keep no frame states: a small recurrent reader of the turn's text
+        # gives each character its context (which word, where in it), as h_j does above.
+        self.memory_reader = (
+            nn.GRU(cfg.embed_dim, cfg.embed_dim, batch_first=True, bidirectional=True)
+            if cfg.memory else None
+        )  # fmt: skip
+        self.memory_key = (
+            nn.Linear(cfg.dim + 3 * cfg.embed_dim, cfg.attention_dim) if cfg.memory else None
+        )
         nn.init.constant_(self.gate.bias, -2.0)  # starts mostly generating: sigmoid(-2) = 0.12
 
     def init_state(self, batch_size: int) -> CopyHeadState:
@@ -109,10 +157,25 @@ class CopyHead(StreamingModule[CopyHeadState]):
         )
         return self.key(features), last_char
 
-    def forward(self, logits: Tensor, hidden: Tensor, prev_text: Tensor, chars: Tensor) -> Tensor:
+    def memory_keys(self, turns: Tensor, chars: Tensor) -> Tensor:
+        """Keys (B, M * L, A) of the memory turns' characters: turns (B, M, D) pooled, chars
+        (B, M, L) their text, read in context by `memory_reader`."""
+        if self.memory_reader is None or self.memory_key is None:
+            raise ValueError("this copy head was built without `memory`")
+        B, M, L = chars.shape
+        embedded = self.embedding(chars)  # (B, M, L, E)
+        read, _ = self.memory_reader(embedded.flatten(0, 1))  # (B * M, L, 2E)
+        turn = turns[:, :, None].expand(-1, -1, L, -1)  # (B, M, L, D)
+        features = torch.cat([turn.to(read), read.view(B, M, L, read.shape[-1]), embedded], -1)
+        return self.memory_key(features).flatten(1, 2)
+
+    def forward(
+        self, logits: Tensor, hidden: Tensor, prev_text: Tensor, chars: Tensor,
+        memory: CopyMemory | None = None,
+    ) -> Tensor:  # fmt: skip
         """The text head's logits (B, T, V), the temporal states (B, T, D), the assistant's
         previous characters (B, T) and the source (B, T * R) of the same T frames ->
-        log-probabilities (B, T, V) with copying mixed in."""
+        log-probabilities (B, T, V) with copying mixed in; `memory`: the memory's turns."""
         B, T = hidden.shape[:2]
         if self.is_streaming:
             state, kept = self.state, self.cfg.window * self.cfg.sub_frames
@@ -124,23 +187,34 @@ class CopyHead(StreamingModule[CopyHeadState]):
             keys, _ = self.keys(hidden, chars, torch.full((B,), PAD, device=chars.device))
             first_frame = 0
         frames = first_frame + torch.arange(T, device=hidden.device)  # (T,) query frames
-        copy, gate = self.copy_distribution(hidden, prev_text, keys, chars, frames)
+        copy, gate = self.copy_distribution(hidden, prev_text, keys, chars, frames, memory)
         mixed = (1 - gate) * logits.float().softmax(-1) + gate * copy
         return mixed.clamp_min(1e-9).log()
 
     def copy_distribution(
-        self, hidden: Tensor, prev_text: Tensor, keys: Tensor, chars: Tensor, frames: Tensor
-    ) -> tuple[Tensor, Tensor]:
+        self, hidden: Tensor, prev_text: Tensor, keys: Tensor, chars: Tensor, frames: Tensor,
+        memory: CopyMemory | None = None,
+    ) -> tuple[Tensor, Tensor]:  # fmt: skip
         """Copy probabilities (B, T, V) and the gate (B, T, 1) of query frames `frames` (T,)
-        over source positions (B, S) whose position s belongs to frame s // R."""
+        over source positions (B, S) whose position s belongs to frame s // R, and over the
+        memory's characters."""
         cfg = self.cfg
         queries = self.query(torch.cat([hidden, self.embedding(prev_text)], -1))  # (B, T, A)
-        scores = queries @ keys.transpose(1, 2) / math.sqrt(cfg.attention_dim)  # (B, T, S)
+        scores = (queries @ keys.transpose(1, 2)).float() / math.sqrt(cfg.attention_dim)
         source_frames = torch.arange(chars.shape[1], device=chars.device) // cfg.sub_frames
         lag = frames[:, None] - source_frames[None]  # (T, S)
         visible = (lag >= 0) & (lag < cfg.window)
         mask = visible[None] & spoken(chars)[:, None]  # (B, T, S)
-        weights = scores.float().masked_fill(~mask, float("-inf")).softmax(dim=-1)
+        if memory is not None:  # a turn's weight times the character's attention within it
+            length = memory.chars.shape[1] // memory.weights.shape[-1]  # L
+            turn_weights = memory.weights.float().repeat_interleave(length, dim=-1)  # (B, T, M*L)
+            memory_scores = (queries @ memory.keys.transpose(1, 2)).float() / math.sqrt(
+                cfg.attention_dim
+            ) + turn_weights.clamp_min(1e-9).log()
+            scores = torch.cat([scores, memory_scores], -1)  # (B, T, S + M * L)
+            mask = torch.cat([mask, (turn_weights > 0) & spoken(memory.chars)[:, None]], -1)
+            chars = torch.cat([chars, memory.chars], 1)
+        weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
         anything = mask.any(-1, keepdim=True)  # (B, T, 1): something to copy
         weights = torch.nan_to_num(weights) * anything
         ids = chars[:, None].expand(-1, hidden.shape[1], -1)  # (B, T, S)

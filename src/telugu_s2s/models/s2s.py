@@ -23,29 +23,24 @@ Streaming: inside `model.streaming(B)`, `model.step(...)` generates one frame pe
 for B independent sessions; `models.s2s_generation.S2SGenerator` wraps it for a server
 (slots, sampling).
 
-This module holds the config and the network; the layout helpers (`delay_codes`,
-`shift_right`, IGNORE_INDEX), the pass outputs and the streaming state are in
-`models.s2s_streams` and re-exported here. `S2SConfig` stays here: exports record
-`telugu_s2s.models.s2s.S2SConfig` as their config class.
+This module holds the network; its config is in `models.s2s_config`, and the layout
+helpers (`delay_codes`, `shift_right`, IGNORE_INDEX), the pass outputs and the streaming
+state are in `models.s2s_streams`, all re-exported here (older exports and the hydra
+configs name `telugu_s2s.models.s2s.S2SConfig`).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from telugu_s2s.data.text import PAD, VOCAB_SIZE
-from telugu_s2s.models.code_hearing import CodeHearing, CodeHearingConfig, HearingOutput
-from telugu_s2s.models.context_memory import (
-    ContextMemory,
-    ContextMemoryConfig,
-    TurnAnalysis,
-)
-from telugu_s2s.models.copy_head import CopyHead, CopyHeadConfig
+from telugu_s2s.data.text import PAD
+from telugu_s2s.models.code_hearing import CodeHearing, HearingOutput
+from telugu_s2s.models.context_memory import ContextMemory, TurnAnalysis
+from telugu_s2s.models.copy_head import CopyHead, CopyMemory
+from telugu_s2s.models.s2s_config import S2SConfig as S2SConfig  # re-exported
 from telugu_s2s.models.s2s_streams import (
     IGNORE_INDEX,
     ForcedFrame,
@@ -60,93 +55,7 @@ from telugu_s2s.models.s2s_streams import (
 )
 from telugu_s2s.models.s2s_streams import undelay_codes as undelay_codes  # re-exported
 from telugu_s2s.modules.streaming import StreamingModule, module_device
-from telugu_s2s.modules.transformer import StreamingTransformer, TransformerConfig
-
-
-@dataclass
-class S2SConfig:
-    """Defaults are the tiny CPU model; `S2SConfig.base()` is the one-GPU size."""
-
-    num_codebooks: int = 8
-    codebook_size: int = 1024
-    text_vocab_size: int = VOCAB_SIZE
-    acoustic_delay: int = 1
-    user_text_delay: int = 2
-    # Temporal transformer (one step per 80 ms frame).
-    d_model: int = 256
-    num_layers: int = 6
-    num_heads: int = 4
-    context_frames: int = 250  # attention window: 20 s, the longest training timeline
-    # Depth transformer (K steps within a frame).
-    depth_d_model: int = 128
-    depth_layers: int = 2
-    depth_heads: int = 4
-    dropout: float = 0.0
-    rope_base: float = 10000.0
-    attention_backend: str = "auto"  # auto | sdpa | flash
-    # Conditioning (docs/conditioning.md); style ids are the indices of `styles`.
-    speaker_dim: int = 192
-    styles: tuple[str, ...] = ("default", "formal", "casual")
-    speaker_dropout: float = 0.1  # training only: the learned null speaker instead
-    speaker_fingerprint: str = ""  # of the speaker encoder whose bank was used in training
-    codec_fingerprint: str = ""  # codes_fingerprint() of the codec whose tokens it learned
-    # Context memory.
-    memory_turns: int = 10
-    memory_top_k: int = 3
-    memory_attention_dim: int = 128
-    memory_gate_init: float = 0.0  # sigmoid(gate): how open the memory's residual starts
-    # The ear (models/code_hearing.py): a causal CTC recognizer over the user's codes whose
-    # hidden states join the temporal input. 0 layers: none, the transformer hears alone.
-    hearing_layers: int = 0
-    hearing_hidden: int = 256
-    hearing_embed_dim: int = 192
-    hearing_sub_frames: int = 2
-    # The copy head (models/copy_head.py): the text may repeat the characters the ear heard
-    # in the attention window (a name, a place). Needs the ear.
-    copy_head: bool = False
-
-    def temporal_config(self) -> TransformerConfig:
-        return TransformerConfig(
-            d_model=self.d_model, num_layers=self.num_layers, num_heads=self.num_heads,
-            context=self.context_frames, rope_base=self.rope_base, dropout=self.dropout,
-            attention_backend=self.attention_backend,
-        )  # fmt: skip
-
-    def depth_config(self) -> TransformerConfig:
-        return TransformerConfig(
-            d_model=self.depth_d_model, num_layers=self.depth_layers, num_heads=self.depth_heads,
-            context=self.num_codebooks, rope_base=self.rope_base, dropout=self.dropout,
-            attention_backend=self.attention_backend,
-        )  # fmt: skip
-
-    def hearing_config(self) -> CodeHearingConfig:
-        return CodeHearingConfig(
-            num_codebooks=self.num_codebooks, codebook_size=self.codebook_size,
-            embed_dim=self.hearing_embed_dim, sub_frames=self.hearing_sub_frames,
-            hidden=self.hearing_hidden, layers=self.hearing_layers, dropout=self.dropout,
-            vocab_size=self.text_vocab_size,
-        )  # fmt: skip
-
-    def copy_head_config(self) -> CopyHeadConfig:
-        return CopyHeadConfig(
-            dim=self.d_model, vocab_size=self.text_vocab_size, window=self.context_frames,
-            sub_frames=self.hearing_sub_frames,
-        )  # fmt: skip
-
-    def memory_config(self) -> ContextMemoryConfig:
-        return ContextMemoryConfig(
-            dim=self.d_model, attention_dim=self.memory_attention_dim,
-            max_turns=self.memory_turns, top_k=self.memory_top_k, gate_init=self.memory_gate_init,
-        )  # fmt: skip
-
-    @classmethod
-    def base(cls) -> S2SConfig:
-        """One GPU: 768-wide, 12 layers, a 60 s window, 2048-entry codebooks (the base codec)."""
-        return cls(
-            codebook_size=2048, acoustic_delay=2, d_model=768, num_layers=12, num_heads=12,
-            context_frames=750, depth_d_model=384, depth_layers=4, depth_heads=6, dropout=0.1,
-            memory_attention_dim=256,
-        )  # fmt: skip
+from telugu_s2s.modules.transformer import StreamingTransformer
 
 
 class S2SModel(StreamingModule[S2SState]):
@@ -256,15 +165,28 @@ class S2SModel(StreamingModule[S2SState]):
         x, weights = self.memory(x, memory, memory_mask)  # (B, T, D), (B, T, M)
         return self.temporal(x), weights
 
-    def _text_logits(self, h: Tensor, prev_text: Tensor, hearing_log_probs: Tensor | None):
+    def _text_logits(
+        self, h: Tensor, prev_text: Tensor, hearing_log_probs: Tensor | None,
+        memory: Tensor | None = None, memory_weights: Tensor | None = None,
+        memory_chars: Tensor | None = None, memory_char_keys: Tensor | None = None,
+    ) -> Tensor:  # fmt: skip
         """The text head's logits (B, T, V), or with the copy head its log-probabilities, of
-        states h (B, T, D) given the previous text (B, T) and the ear's output (B, T * R, V)."""
+        states h (B, T, D) given the previous text (B, T) and the ear's output (B, T * R, V);
+        with `copy_memory`, also the memory (B, M, D), its retrieval weights (B, T, M) and its
+        turns' text (B, M, L) (`memory_char_keys`: their keys, when the caller keeps them)."""
         logits = self.text_head(h)
         if self.copy_head is None:
             return logits
         if hearing_log_probs is None:
             raise ValueError("the copy head copies what the ear heard: set hearing_layers > 0")
-        return self.copy_head(logits, h, prev_text, self.hearing.emissions(hearing_log_probs))
+        turns = None
+        if self.cfg.copy_memory and memory is not None and memory_chars is not None:
+            keys = memory_char_keys
+            if keys is None:
+                keys = self.copy_head.memory_keys(memory, memory_chars)
+            turns = CopyMemory(keys, memory_chars.flatten(1), memory_weights)
+        heard = self.hearing.emissions(hearing_log_probs)
+        return self.copy_head(logits, h, prev_text, heard, turns)
 
     def _depth_code_input(self, code: Tensor, k: int) -> Tensor:
         """Delayed code of codebook k (..., ) -> the depth input embedding of codebook k + 1."""
@@ -282,13 +204,15 @@ class S2SModel(StreamingModule[S2SState]):
         memory: Tensor | None = None,
         memory_mask: Tensor | None = None,
         heard: HearingOutput | None = None,
+        memory_chars: Tensor | None = None,
     ) -> S2SOutput:
         """Teacher-forced logits for every stream (alignment: the module docstring).
 
         user_codes, assistant_codes (B, K, F) undelayed; assistant_text (B, F) char ids;
         speaker_emb (B, 192) unit-norm (None: null speaker); style_id (B,);
         memory (B, M, D) pooled past turns with memory_mask (B, M) or per frame (B, F, M);
-        heard: `self.hearing(user_codes)` when the caller already ran the ear on them.
+        heard: `self.hearing(user_codes)` when the caller already ran the ear on them;
+        memory_chars (B, M, L): the memory turns' text, for the copy head (`copy_memory`).
         """
         if self.is_streaming:
             raise RuntimeError(
@@ -314,7 +238,9 @@ class S2SModel(StreamingModule[S2SState]):
         depth_out = self.depth(z)  # (B*F, K, Dd)
         code_logits = torch.einsum("nkd,kdc->nkc", depth_out, self.code_heads)  # (B*F, K, card)
         return S2SOutput(
-            text_logits=self._text_logits(h, prev_text, hearing_log_probs),
+            text_logits=self._text_logits(
+                h, prev_text, hearing_log_probs, memory, weights, memory_chars
+            ),
             code_logits=rearrange(code_logits, "(b f) k c -> b k f c", b=B),
             user_text_logits=self.user_text_head(h),
             hidden=h,
@@ -406,26 +332,33 @@ class S2SModel(StreamingModule[S2SState]):
         memory_mask: Tensor | None = None,
         sample: Sampler = greedy,
         forced: ForcedFrame | None = None,
+        memory_chars: Tensor | None = None,
+        memory_char_keys: Tensor | None = None,
     ) -> S2SStepOutput:
         """Consume the user's codes of frame t (B, K); produce the assistant's frame t.
 
         Text first, then codebooks 0..K-1 through the depth transformer, each chosen by
         `sample` unless `forced`. While an item's frame < d, its codebooks k >= 1 are
-        CODE_START, as in the delayed training layout.
+        CODE_START, as in the delayed training layout. `memory_chars` (B, M, L): the memory
+        turns' text for the copy head, with their `CopyHead.memory_keys` if the caller keeps them.
         """
         state, cfg = self.state, self.cfg
         B, K = user_codes.shape
         x, hearing_log_probs = self._temporal_input(
             user_codes[:, :, None], state.prev_text[:, None], state.prev_codes[:, :, None]
         )
-        h, _ = self._contextualise(x, self.condition(speaker_emb, style_id, B), memory, memory_mask)
+        cond = self.condition(speaker_emb, style_id, B)
+        h, weights = self._contextualise(x, cond, memory, memory_mask)  # (B, 1, D), (B, 1, M)
         h = h[:, 0]  # (B, D)
 
         def choose(logits: Tensor, stream: int, forced_tokens: Tensor | None) -> Tensor:
             tokens = sample(logits, stream)  # (B,)
             return tokens if forced is None else torch.where(forced.mask, forced_tokens, tokens)
 
-        one_frame = self._text_logits(h[:, None], state.prev_text[:, None], hearing_log_probs)
+        one_frame = self._text_logits(
+            h[:, None], state.prev_text[:, None], hearing_log_probs, memory, weights,
+            memory_chars, memory_char_keys,
+        )  # fmt: skip
         text_logits = one_frame[:, 0]  # (B, V)
         text = choose(text_logits, 0, None if forced is None else forced.text)
         self.depth.reset_streaming()  # a fresh depth sequence every frame

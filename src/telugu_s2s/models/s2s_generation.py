@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from telugu_s2s.data.text import BLANK
+from telugu_s2s.data.text import BLANK, PAD
 from telugu_s2s.models.context_memory import ContextMemory, TurnMemoryState
+from telugu_s2s.models.copy_head import text_characters
 from telugu_s2s.models.s2s import ForcedFrame, S2SModel
 from telugu_s2s.modules.streaming import module_device
 
@@ -101,6 +102,12 @@ class S2SGenerator:
         self.memory, self.memory_mask = model.memory.empty(
             batch_size, device, model.null_speaker.dtype
         )
+        # With a copy head over the memory: each turn's text (B, M, L) and its keys, kept
+        # rather than recomputed each frame (they change only with the memory).
+        self.copies_memory = bool(model.cfg.copy_head and model.cfg.copy_memory)
+        shape = (batch_size, self.memory.shape[1], cfg.copy_memory_chars)
+        self.memory_chars = torch.full(shape, PAD, dtype=torch.long, device=device)
+        self.memory_char_keys = self._memory_char_keys() if self.copies_memory else None
         self.rngs = [torch.Generator(device=device) for _ in range(batch_size)]
         self._noise_width = max(cfg.text_vocab_size, cfg.codebook_size)
         self._stream = model.streaming(2 * batch_size if speaker_guidance else batch_size)
@@ -173,13 +180,29 @@ class S2SGenerator:
         self.memory[slot], self.memory_mask[slot] = state.as_row(
             self.memory.shape[-1], self.device, self.memory.dtype
         )
+        if self.copies_memory:
+            self.memory_chars[slot] = state.chars_row(self.memory_chars.shape[-1], self.device)
+            self.memory_char_keys = self._memory_char_keys()
 
     @torch.inference_mode()
-    def append_turn(self, turn: Tensor, which: Tensor) -> None:
-        """Add pooled turns (B, D) to the memories of the slots where `which` (B,) is True."""
+    def append_turn(self, turn: Tensor, which: Tensor, texts: list[str] | None = None) -> None:
+        """Add pooled turns (B, D) to the memories of the slots where `which` (B,) is True,
+        with their user texts (one per slot; for a copy head over the memory)."""
         self.memory, self.memory_mask = ContextMemory.append(
             self.memory, self.memory_mask, turn, which
         )
+        if self.copies_memory:
+            texts = texts or [""] * self.batch_size
+            rows = text_characters(texts, self.memory_chars.shape[-1]).to(self.device)  # (B, L)
+            shifted = torch.cat([self.memory_chars[:, 1:], rows[:, None]], dim=1)  # (B, M, L)
+            self.memory_chars = torch.where(
+                which.to(self.device)[:, None, None], shifted, self.memory_chars
+            )
+            self.memory_char_keys = self._memory_char_keys()
+
+    def _memory_char_keys(self) -> Tensor:
+        """Keys (B, M * L, A) of the memory turns' characters (the copy head's)."""
+        return self.model.copy_head.memory_keys(self.memory, self.memory_chars)
 
     @torch.inference_mode()
     def force_silence(self, mask: Tensor, silent: bool = True) -> None:
@@ -238,6 +261,8 @@ class S2SGenerator:
             self._twins(user_codes.to(self.device)), speaker, self._twins(self.style),
             self._twins(self.memory) if has_memory else None,
             self._twins(self.memory_mask) if has_memory else None, sample=sample, forced=forced,
+            memory_chars=self._twins(self.memory_chars) if has_memory and self.copies_memory else None,
+            memory_char_keys=self._twins(self.memory_char_keys) if has_memory and self.copies_memory else None,
         )  # fmt: skip
         valid, frame_codes = out.frame_valid[:B], out.frame_codes[:B]  # the twins are dropped
         quiet = ~valid | self.silenced  # (B,)

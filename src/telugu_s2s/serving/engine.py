@@ -149,13 +149,14 @@ class ModelEngine:
 
     def _memory(self, config: SlotConfig) -> TurnMemoryState:
         """The stored turn embeddings; turns without one of this model's size are skipped."""
-        D, turns = self.model.cfg.d_model, []
+        D, turns, texts = self.model.cfg.d_model, [], []
         for record in config.context:
             if record.memory is not None and np.shape(record.memory) == (D,):
                 turns.append(torch.as_tensor(np.asarray(record.memory, np.float32)))
+                texts.append(record.user_text)  # the stored transcript: what a copy head reads
             else:
                 log.warning("turn %d has no %d-dim memory embedding: left out", record.index, D)
-        return TurnMemoryState.from_tensors(turns, max_turns=self.model.cfg.memory_turns)
+        return TurnMemoryState.from_tensors(turns, self.model.cfg.memory_turns, texts)
 
     @torch.inference_mode()
     def join(self, config: SlotConfig) -> int:
@@ -306,13 +307,14 @@ class ModelEngine:
             state.voiced.append(bool(voiced[i]))
             state.speaking.append(speaking)
             state.texts.append(piece)
-            if len(state.hidden) > self.max_turn_frames:  # a window without turns: keep the last
-                state.drop(len(state.hidden) - self.max_turn_frames)
             if heard is None:
                 user_piece = self._text(user_text[i])
             else:  # the ear's CTC: repeats merge, across frames too
                 user_piece = self._tokenizer.decode(ctc_collapse(heard[i], state.last_heard))
                 state.last_heard = heard[i][-1]
+            state.user_texts.append(user_piece)
+            if len(state.hidden) > self.max_turn_frames:  # a window without turns: keep the last
+                state.drop(len(state.hidden) - self.max_turn_frames)
             results[slot] = StepResult(reply_np[i].copy(), speaking, piece, user_piece)
         t4 = self._clock()
         share = 1000.0 / len(slots)
@@ -362,7 +364,12 @@ class ModelEngine:
             emotions = result.emotion_probs[0].float().cpu().tolist()  # (num_emotions,)
             turn = torch.zeros(len(self.rows), pooled.shape[-1], device=self.device)  # (B, D)
             turn[self.row(slot)] = pooled[0]
-            self.generator.append_turn(turn, self._mask(slot))
+            # The turn's words as heard, for a copy head over the memory: up to the next turn,
+            # since the model's user text comes a few frames after the audio.
+            heard_user = "".join(state.user_texts[seg.user[0] : seg.carry_from])
+            texts = [""] * len(self.rows)
+            texts[self.row(slot)] = " ".join(heard_user.split())
+            self.generator.append_turn(turn, self._mask(slot), texts)
             analysis = TurnAnalysis(
                 sentiment=float(result.sentiment[0]), topic=TOPICS[int(result.topic[0])],
                 emotion=EMOTIONS[int(np.argmax(emotions))],

@@ -71,6 +71,7 @@ class SlotState:
     voiced: list[bool] = field(default_factory=list)
     speaking: list[bool] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    user_texts: list[str] = field(default_factory=list)  # what the model heard the user say
     since_active: int = 1 << 30  # frames since the assistant's last active frame
     silenced: bool = False
     held: bool = False  # `hold`: silent until released by the caller (turn mode)
@@ -80,5 +81,5 @@ class SlotState:
     last_heard: int = BLANK  # the ear's last CTC id: a repeat across frames is one character
 
     def drop(self, first: int) -> None:
-        for frames in (self.hidden, self.voiced, self.speaking, self.texts):
+        for frames in (self.hidden, self.voiced, self.speaking, self.texts, self.user_texts):
             del frames[:first]
