@@ -12,6 +12,7 @@ from telugu_s2s.models.copy_head import (
     CopyHeadConfig,
     CopyMemory,
     spread_frames,
+    text_spans,
     turn_characters,
 )
 from telugu_s2s.paths import CHECKPOINT_DIR
@@ -175,3 +176,10 @@ def test_turn_characters_are_each_turns_words_in_order():
         [[5, 6, PAD, PAD], [7, 8, 9, PAD], [PAD, PAD, PAD, PAD]]
     ]
     assert turn_characters(text, spans, 2)[0, 1].tolist() == [7, 8]  # cut at its length
+
+
+def test_a_turns_text_runs_until_the_next_turn_starts():
+    """A user stream's text may outlast its audio span: it belongs to the turn until the next."""
+    spans = torch.tensor([[[2, 5], [9, 12], [0, 0]]])
+    valid = torch.tensor([[True, True, False]])
+    assert text_spans(spans, valid, 20).tolist() == [[[2, 9], [9, 20], [0, 0]]]

@@ -31,7 +31,7 @@ from telugu_s2s.data.text import BLANK, EOS, PAD, TextTokenizer
 from telugu_s2s.data.voices import ASSISTANT_VOICES
 from telugu_s2s.evaluation.cer import cer
 from telugu_s2s.models.context_memory import ContextMemory
-from telugu_s2s.models.copy_head import turn_characters
+from telugu_s2s.models.copy_head import text_spans, turn_characters
 from telugu_s2s.models.s2s import IGNORE_INDEX, S2SModel
 from telugu_s2s.models.warm_start import init_code_embedding, load_matching_weights
 
@@ -184,9 +184,8 @@ class S2SModule(L.LightningModule):
             )  # (B, F, N)
         chars = None
         if memory is not None and net.cfg.copy_memory:  # the turns' words, for the copy head
-            chars = turn_characters(
-                batch["user_text"], batch["user_span"], net.cfg.copy_memory_chars
-            )  # (B, N, L)
+            said = text_spans(batch["user_span"], batch["turn_mask"], frames)  # (B, N, 2)
+            chars = turn_characters(batch["user_text"], said, net.cfg.copy_memory_chars)
         out = net(*args, memory=memory, memory_mask=memory_mask, heard=heard, memory_chars=chars)
         return out, spans
 

@@ -96,6 +96,16 @@ def text_characters(texts: list[str], length: int) -> Tensor:
     return chars
 
 
+def text_spans(spans: Tensor, valid: Tensor, num_frames: int) -> Tensor:
+    """Where each turn's text lies: from its start to the next valid turn's start (the last
+    to `num_frames`). A user stream's text may outlast the audio span (`text_spill_frames`).
+    spans (B, N, 2) in time order, valid (B, N) -> (B, N, 2)."""
+    starts = spans[..., 0].masked_fill(~valid, num_frames)  # (B, N)
+    following = starts.flip(-1).cummin(-1).values.flip(-1)  # (B, N): min start at or after n
+    ends = torch.cat([following[:, 1:], torch.full_like(following[:, :1], num_frames)], -1)
+    return torch.stack([spans[..., 0], torch.where(valid, ends, spans[..., 1])], -1)
+
+
 def turn_characters(text: Tensor, spans: Tensor, length: int) -> Tensor:
     """The characters said in each turn: a frame text stream (B, F) and the turns' frame
     spans (B, N, 2) [start, end) -> (B, N, length), in order, PAD after the turn's text."""
