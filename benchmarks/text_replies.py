@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -33,15 +32,11 @@ from telugu_s2s.data.text import BLANK, TextTokenizer
 from telugu_s2s.data.text_dialogs import TextDialogConfig, TextDialogs, load_dialogs
 from telugu_s2s.data.timeline import STYLE_IDS
 from telugu_s2s.evaluation.cer import ErrorRate, cer
+from telugu_s2s.evaluation.recall import words_to_repeat
 from telugu_s2s.paths import REPO_ROOT
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 TAIL_FRAMES = 8  # the reply may run this much past the reference's length
-
-
-def content_words(text: str) -> set[str]:
-    """Words of 4 characters or more, punctuation dropped: names, places, dishes."""
-    return {w for w in re.sub(r"[.,?!'-]", " ", text).split() if len(w) >= 4}
 
 
 def load_text_stage(checkpoint: Path):
@@ -142,11 +137,8 @@ def reply_figures(
             ]
             nearest = min(options, key=lambda reply: cer(said, reply))
             valid.add(said, nearest)
-            wanted = content_words(placed["user_text"]) & content_words(nearest)
-            to_repeat, repeated = (
-                to_repeat + len(wanted),
-                repeated + len(wanted & content_words(said)),
-            )
+            hits = words_to_repeat(placed["user_text"], said, options)
+            to_repeat, repeated = to_repeat + len(hits), repeated + sum(hits)
             voiced.add(said, placed["assistant_text"])
             if len(shown) < examples:
                 shown.append({"user": placed["user_text"], "reply": said, "nearest": nearest})

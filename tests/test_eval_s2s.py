@@ -346,3 +346,13 @@ def test_slot_recall_reads_the_fact_off_the_reference() -> None:
     # With the generator's slot values only they can be facts (not బేసిక్స్, said again)
     assert fact_words(reference, said, question, slots=["ఫిబ్రవరి", "సునీత"]) == ["ఫిబ్రవరి"]
     assert "బేసిక్స్" in facts
+
+
+def test_words_to_repeat_are_the_users_words_that_the_nearest_valid_reply_repeats() -> None:
+    from telugu_s2s.evaluation.recall import words_to_repeat
+
+    user = "నమస్తే, నా పేరు ప్రవీణ్, రాజమండ్రిలో ఉంటున్నాను"
+    valid = ["హాయ్ ప్రవీణ్, నీకు ఏ విషయంలో సాయం కావాలో చెప్పు", "సరే, చెప్పు"]
+    assert words_to_repeat(user, "హలో విజయ్, నీకు ఏ విషయంలో సాయం కావాలో చెప్పు", valid) == [False]
+    assert words_to_repeat(user, "హాయ్ ప్రవీణ్, నీకు ఏ సాయం కావాలో చెప్పు", valid) == [True]
+    assert words_to_repeat(user, "సరే చెప్పు", valid) == []  # the nearest repeats nothing

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from telugu_s2s.data.corpus import load_corpus
 from telugu_s2s.data.text_dialogs import DIALOGS_FILE
-from telugu_s2s.evaluation.cer import normalize_text
+from telugu_s2s.evaluation.cer import cer, normalize_text
 
 MIN_FACT_CHARS = 4  # shorter words (మీ, నా, ఆ) are too common to be a fact
 PUNCTUATION = ",.?!;:'\"-"
@@ -67,3 +67,16 @@ def dialog_slot_values(dataset_dir: str | Path) -> dict[str, list[str]]:
     return {
         d.dialog_id: [word for _, word in d.slots.values()] for d in load_corpus(path) if d.slots
     }
+
+
+def content_words(text: str) -> set[str]:
+    """Words of `MIN_FACT_CHARS` or more, punctuation dropped: names, places, dishes."""
+    return {w for w in _words(text) if len(w) >= MIN_FACT_CHARS}
+
+
+def words_to_repeat(user_text: str, said: str, valid_replies: list[str]) -> list[bool]:
+    """For each word of the user's turn that the nearest valid reply (to `said`) repeats,
+    whether `said` repeats it too: how well a reply copies a name or a place it just heard."""
+    nearest = min(valid_replies, key=lambda reply: cer(said, reply))
+    wanted, repeated = content_words(user_text) & content_words(nearest), content_words(said)
+    return [word in repeated for word in sorted(wanted)]

@@ -71,7 +71,7 @@ from telugu_s2s.data.text import TextTokenizer, ctc_transcript
 from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig
 from telugu_s2s.data.voices import ASSISTANT_VOICES, median_f0
 from telugu_s2s.evaluation.cer import cer
-from telugu_s2s.evaluation.recall import dialog_slot_values, fact_words, recalls
+from telugu_s2s.evaluation.recall import dialog_slot_values, fact_words, recalls, words_to_repeat
 from telugu_s2s.evaluation.sessions import (  # noqa: F401 - re-exported for callers and tests
     EvalModels,
     FirstCodebooks,
@@ -211,6 +211,8 @@ def _score_item(plan: ItemPlan, traces: dict[str, SessionTrace], ds, model, tall
             "emotion": EMOTIONS[emotion], "emotion_true": EMOTIONS[row["emotion"]],
             "valid_replies": ds.rows[plan.reply_row(turn)]["valid_replies"] or [reference],
         }  # fmt: skip
+        for repeated in words_to_repeat(row["text"], said, record["valid_replies"]):
+            tally.add("words_repeated", repeated)
         if turn.turn > 0:  # the dialog's label: an opening greeting says nothing of it
             tally.add("topic", topic == row["topic"])
             votes[topic] += 1  # the session's topic, as the server shows it: the most voted

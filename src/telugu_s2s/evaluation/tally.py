@@ -62,6 +62,9 @@ class Tally:
             "slot_recall_far_turns": len(hits["slot_on_far"]),
             "slot_recall_far_memory_on": mean_or_nan(hits["slot_on_far"]),
             "slot_recall_far_memory_off": mean_or_nan(hits["slot_off_far"]),
+            # Of the user's words that the nearest valid reply repeats, the share the reply does.
+            "words_to_repeat": len(hits["words_repeated"]),
+            "words_repeated": mean_or_nan(hits["words_repeated"]),
             "speaker_id_accuracy": mean_or_nan(hits["speaker"]),
             "f0_within_15pct": mean_or_nan(within),
             "f0_median_ratio": float(np.median(ratios)) if ratios else math.nan,
