@@ -23,6 +23,10 @@ LAYERS=${LAYERS:-6}     # the base model: 6 temporal layers, the tiny one has 4
 # user's exact words, the CPU text stage's replies sit at a CER of 0.70 from the nearest
 # valid reply). Its share of SECONDS (percent, beside the ear) and its batch are knobs.
 TEXT_SHARE=${TEXT_SHARE:-20} TEXT_BATCH=${TEXT_BATCH:-32} TEXT_LR=${TEXT_LR:-1e-3}
+# COPY=1: the copy head (models/copy_head.py) in every S2S stage, over the ear's characters
+# and the memory's turns; COPY=0 leaves it out.
+copy=()
+[ "${COPY:-1}" = 0 ] || copy=(model.net.cfg.copy_head=true model.net.cfg.copy_memory=true)
 start=$(date +%s)
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 mkdir -p "$WORK"
@@ -59,13 +63,13 @@ split_export() {
 }
 if [ -n "${DUPLEX_FROM:-}" ]; then  # more duplex steps for an S2S export (the bundle needs no variants)
   stage duplex $(($(left) - 45)) experiment=s2s_duplex_tiny model.net.cfg.num_layers="$LAYERS" \
-    model.init_from="$DUPLEX_FROM" data.batch_size=16 data.num_workers="$WORKERS"
+    model.init_from="$DUPLEX_FROM" data.batch_size=16 data.num_workers="$WORKERS" "${copy[@]}"
   split_export
   exit
 fi
 first=$((TOTAL * TEXT_SHARE / 100))
 stage text "$first" experiment=s2s_text_tiny model.net.cfg.num_layers="$LAYERS" \
-  data.batch_size="$TEXT_BATCH" model.lr="$TEXT_LR" data.num_workers=$((WORKERS / 3)) &
+  data.batch_size="$TEXT_BATCH" model.lr="$TEXT_LR" data.num_workers=$((WORKERS / 3)) "${copy[@]}" &
 text=$!
 stage hearing "$first" experiment=s2s_hear_tiny data.batch_size=128 \
   data.num_workers=$((WORKERS / 2)) &
@@ -74,8 +78,10 @@ wait $text
 wait $hearing
 stage listen_speak $((TOTAL * 22 / 100)) experiment=s2s_listen_speak_tiny \
   model.net.cfg.num_layers="$LAYERS" model.init_from="$WORK/stages/text" \
-  model.hearing_from="$WORK/stages/hearing" data.batch_size=64 data.num_workers="$WORKERS"
+  model.hearing_from="$WORK/stages/hearing" data.batch_size=64 data.num_workers="$WORKERS" \
+  "${copy[@]}"
 # duplex gets what is left, less the time its start, test and export take
 stage duplex $(($(left) - 45)) experiment=s2s_duplex_tiny model.net.cfg.num_layers="$LAYERS" \
-  model.init_from="$WORK/stages/listen_speak" data.batch_size=16 data.num_workers="$WORKERS"
+  model.init_from="$WORK/stages/listen_speak" data.batch_size=16 data.num_workers="$WORKERS" \
+  "${copy[@]}"
 split_export

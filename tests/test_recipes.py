@@ -171,15 +171,16 @@ def test_the_gpu_recipe_composes_every_stage(tmp_path):
     for name, cfg in stages.items():
         assert cfg.trainer.max_steps == -1 and cfg.trainer.max_time.startswith("00:00:")
         assert cfg.trainer.accelerator == "gpu" and "model_checkpoint" not in cfg.callbacks
-        if name != "hearing":
+        if name != "hearing":  # the base size, with the copy head (COPY defaults to 1)
             assert cfg.model.net.cfg.num_layers == 6
+            assert cfg.model.net.cfg.copy_head and cfg.model.net.cfg.copy_memory
     assert stages["listen_speak"].model.init_from == stages["text"].export_dir
     assert stages["listen_speak"].model.hearing_from == stages["hearing"].export_dir
     assert stages["duplex"].model.init_from == stages["listen_speak"].export_dir
     assert stages["text"].data.batch_size == 32 and stages["text"].trainer.max_time == "00:00:01:34"
 
     knobs = {"DRY_RUN": "1", "PATH": "/usr/bin:/bin", "TEXT_SHARE": "40", "TEXT_BATCH": "128",
-             "TEXT_LR": "2e-3"}  # fmt: skip
+             "TEXT_LR": "2e-3", "COPY": "0"}  # fmt: skip
     out = subprocess.run(
         ["bash", str(script), "BUNDLE", str(tmp_path / "work"), "470"], capture_output=True,
         text=True, check=True, env=knobs, cwd=REPO_ROOT,
@@ -187,4 +188,5 @@ def test_the_gpu_recipe_composes_every_stage(tmp_path):
     (text,) = [line.split()[1:] for line in out.splitlines() if "experiment=s2s_text_tiny" in line]
     cfg = compose_train_config(text, tmp_path / "run")
     assert cfg.data.batch_size == 128 and cfg.model.lr == 2e-3
+    assert not cfg.model.net.cfg.copy_head
     assert cfg.trainer.max_time == "00:00:03:08"  # 40% of 470 s
