@@ -42,6 +42,7 @@ def format_s2s_table(report: dict) -> str:
         ("speaking CER (judge vs monologue)", n(r["speaking_cer"]), "target <= 0.20; needs the judge"),
         ("reply audio CER (judge vs reference)", n(r["reply_audio_cer"]), ""),
         ("reply audio CER (judge vs nearest valid)", n(r["reply_audio_valid_cer"]), "target <= 0.30"),
+        ("user's words the reply repeats", n(r.get("words_repeated")), f"of {r.get('words_to_repeat')} that the nearest valid reply repeats"),
         ("self round trip (S2S user stream)", n(r["self_round_trip_cer"]), "measures the S2S listener too"),
         ("user-transcript CER, S2S hearing", n(r["user_transcript_cer"]), ", ".join(r["user_voices"])),
         ("user-transcript CER, served (judge)", n(r.get("user_transcript_served_cer")), "target <= 0.10; the server's final transcript"),
