@@ -183,3 +183,39 @@ def test_a_turns_text_runs_until_the_next_turn_starts():
     spans = torch.tensor([[[2, 5], [9, 12], [0, 0]]])
     valid = torch.tensor([[True, True, False]])
     assert text_spans(spans, valid, 20).tolist() == [[[2, 9], [9, 20], [0, 0]]]
+
+
+def test_it_learns_to_read_out_a_retrieved_turns_text_character_by_character():
+    """Copying from the memory is learnable: given the turn the retrieval picked and the
+    character it said last, the head learns to say the next one of that turn's text, on
+    texts it never saw (fresh random ones each step)."""
+    torch.manual_seed(0)
+    B, M, L, D = 32, 3, 6, 16
+    head = CopyHead(CopyHeadConfig(dim=D, vocab_size=V, window=4, memory=True))
+    opt = torch.optim.Adam(head.parameters(), lr=1e-2)
+
+    def batch():
+        texts = torch.stack([torch.randperm(V - 4)[: M * L].view(M, L) + 4 for _ in range(B)])
+        picked = torch.randint(0, M, (B,))
+        said = texts[torch.arange(B), picked]  # (B, L): the retrieved turn's text
+        prev = torch.cat([torch.full((B, 1), V), said[:, :-1]], 1)  # TEXT_START, then said
+        weights = torch.nn.functional.one_hot(picked, M).float()[:, None].expand(-1, L, -1)
+        return texts, said, prev, weights
+
+    def log_probs(texts, prev, weights):
+        memory = CopyMemory(
+            head.memory_keys(torch.zeros(B, M, D), texts), texts.flatten(1), weights
+        )
+        nothing = torch.full((B, L), BLANK)  # the user said nothing within the window
+        return head(torch.zeros(B, L, V), torch.zeros(B, L, D), prev, nothing, memory)
+
+    for _ in range(150):
+        texts, said, prev, weights = batch()
+        loss = torch.nn.functional.nll_loss(log_probs(texts, prev, weights).transpose(1, 2), said)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    texts, said, prev, weights = batch()
+    with torch.no_grad():
+        accuracy = (log_probs(texts, prev, weights).argmax(-1) == said).float().mean()
+    assert accuracy > 0.97, accuracy
