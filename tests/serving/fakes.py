@@ -60,6 +60,8 @@ class FakeEngine:
         self.frames_by_slot: Counter[int] = Counter()
         self._next = 0
         self._thread: int | None = None  # every call must come from one thread
+        self._memory_turns = 0
+        self.turn_texts: list[tuple[int, int, str]] = []  # set_turn_text: (slot, turn, text)
 
     def slot(self, slot: int) -> FakeSlot:
         """A slot, open or left."""
@@ -110,7 +112,16 @@ class FakeEngine:
         negative = 0 < hz < 300
         return TurnAnalysis(sentiment=-0.8 if negative else 0.5, topic="weather" if negative else "greetings",
                             emotion="sad" if negative else "happy", emotions={"happy": 0.7, "sad": 0.3},
-                            memory=np.array([hz, heard], np.float32))  # fmt: skip
+                            memory=np.array([hz, heard], np.float32),
+                            memory_turn=self._memory_turn())  # fmt: skip
+
+    def _memory_turn(self) -> int:
+        self._memory_turns += 1
+        return self._memory_turns - 1
+
+    def set_turn_text(self, slot: int, memory_turn: int, text: str) -> None:
+        self._check_thread()
+        self.turn_texts.append((slot, memory_turn, text))
 
     def step(self, frames: dict[int, np.ndarray]) -> dict[int, StepResult]:
         self._check_thread()

@@ -180,6 +180,18 @@ def test_a_turns_heard_words_enter_the_copy_memory_and_come_back_from_the_store(
     torch.testing.assert_close(gen.memory_chars[engine.row(other)], gen.memory_chars[row])
     keys = gen.memory_char_keys.view(2, 10, 24, -1)
     torch.testing.assert_close(keys[engine.row(other), -1], keys[row, -1])
+    # The judge's transcript, when it comes, replaces what the ear heard in that entry.
+    engine.set_turn_text(slot, analysis.memory_turn, "నా పేరు రవి")
+    assert TextTokenizer().decode(gen.memory_chars[row, -1].tolist()) == "నా పేరు రవి"
+    assert not torch.equal(gen.memory_char_keys.view(2, 10, 24, -1)[row, -1], keys[row, -1])
+    before = gen.memory_chars.clone()
+    engine.set_turn_text(slot, analysis.memory_turn + 1, "ఇంకొకటి")  # no such entry
+    engine.set_turn_text(other, analysis.memory_turn, "ఇంకొకటి")  # not that session's entry
+    assert torch.equal(gen.memory_chars, before)
+    kept = gen.memory_chars[engine.row(other)].clone()
+    engine.leave(slot)
+    engine.set_turn_text(slot, analysis.memory_turn, "ఇంకొకటి")  # the session has left
+    assert torch.equal(gen.memory_chars[engine.row(other)], kept)
     engine.close()
 
 

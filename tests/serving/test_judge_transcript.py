@@ -106,6 +106,8 @@ def test_judge_transcripts_go_out_in_order_while_the_replies_keep_playing(speech
     turns = [e for e in client.events if e["type"] == "turn"]
     users = [e["text"] for e in client.events if e["type"] == "text" and e["role"] == "user"]
     assert [t["user_text"] for t in turns] == users == expected
+    # and the engine's memory entries of those turns get the same transcripts
+    assert engine.turn_texts == [(0, 0, expected[0]), (0, 1, expected[1])]
 
 
 class FailingJudge:

@@ -317,9 +317,11 @@ def _score_audio(models: EvalModels, plans: list[ItemPlan], mains: list[SessionT
 
 
 def _sessions(
-    plan: ItemPlan, protocol: ProtocolConfig, speaker: Tensor, styles: tuple[str, ...], seed: int
-) -> dict[str, SessionScript]:
-    """main, other_style and memory_off: the same user input, scored against each other."""
+    plan: ItemPlan, protocol: ProtocolConfig, speaker: Tensor, styles: tuple[str, ...], seed: int,
+    turn_texts: list[str] | None = None,
+) -> dict[str, SessionScript]:  # fmt: skip
+    """main, other_style and memory_off: the same user input, scored against each other.
+    `turn_texts`: each user turn's final transcript, for a copy head over the memory."""
     spans = [turn.user_span for turn in plan.turns]
     wanted = {"main": (plan.style, True)}
     if protocol.compare_styles and plan.other_style:
@@ -328,10 +330,26 @@ def _sessions(
         wanted["memory_off"] = (plan.style, False)
     return {
         name: SessionScript(
-            plan.user_codes, plan.silent, speaker, styles.index(style), spans, memory, seed
-        )
+            plan.user_codes,
+            plan.silent,
+            speaker,
+            styles.index(style),
+            spans,
+            memory,
+            seed,
+            turn_texts,
+        )  # fmt: skip
         for name, (style, memory) in wanted.items()
     }
+
+
+def _final_transcripts(models: EvalModels, plan: ItemPlan, ds) -> list[str] | None:
+    """The judge's transcript of each user turn, which the server stores as the turn's text
+    and a copy head over the memory reads (None without a judge, or a model that does not)."""
+    if models.judge is None or not models.s2s.cfg.copy_memory:
+        return None
+    users = [ds.audio(turn.user_row) for turn in plan.turns]
+    return models.judge.transcribe(users, sample_rate=ds.sample_rate)
 
 
 @torch.inference_mode()
@@ -361,6 +379,7 @@ def evaluate_s2s(
                 models.bank.embedding(plan.voice),
                 model.cfg.styles,
                 protocol.seed + index,
+                _final_transcripts(models, plan, ds),
             )  # fmt: skip
             for plan, index in zip(plans, batch, strict=True)
         ]

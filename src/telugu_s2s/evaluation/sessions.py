@@ -93,6 +93,9 @@ class SessionScript:
     style_id: int = 0
     turn_spans: list[tuple[int, int]] = field(default_factory=list)  # user [start, end) steps
     use_memory: bool = True  # append each pooled user turn when it ends
+    # Each turn's user text for a copy head's memory (the server's final transcript); None:
+    # what the ear heard in the turn.
+    turn_texts: list[str] | None = None
     seed: int | None = None  # the slot's sampling seed
 
 
@@ -146,7 +149,9 @@ def run_sessions(
                     turns[b] = hidden[b, start:end].mean(dim=0)
                     pooled[b].append(turns[b].clone())
                     which[b] = scripts[b].use_memory
-                    if gen.copies_memory:
+                    if gen.copies_memory and scripts[b].turn_texts is not None:
+                        words[b] = scripts[b].turn_texts[span]
+                    elif gen.copies_memory:
                         words[b] = ctc_transcript(user_text[b, start:end].flatten().tolist())
                 gen.append_turn(turns.to(gen.device, gen.memory.dtype), which, words)
             gen.force_silence(~silent[:, t], silent=False)

@@ -200,6 +200,14 @@ class S2SGenerator:
             )
             self.memory_char_keys = self._memory_char_keys()
 
+    @torch.inference_mode()
+    def set_turn_text(self, slot: int, index: int, text: str) -> None:
+        """Replace the text of the slot's memory entry `index` (0..M-1, newest last)."""
+        if self.copies_memory:
+            row = text_characters([text], self.memory_chars.shape[-1])[0].to(self.device)
+            self.memory_chars[slot, index] = row
+            self.memory_char_keys = self._memory_char_keys()
+
     def _memory_char_keys(self) -> Tensor:
         """Keys (B, M * L, A) of the memory turns' characters (the copy head's)."""
         return self.model.copy_head.memory_keys(self.memory, self.memory_chars)

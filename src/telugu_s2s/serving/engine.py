@@ -46,6 +46,7 @@ step plus the engine's turn bookkeeping, and `s2s` is the rest of the S2S step.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import random
 import time
@@ -104,6 +105,7 @@ class ModelEngine:
             self.model.set_silence_codes(silence)
         self.silence_code0 = int(silence[0])
         self.slots: dict[int, SlotState] = {}
+        self._memory_turns = itertools.count()  # ids of memory entries, unique across slots
         self.rows: list[int] = []  # the slot of each batch row, in row order
         self._memory_ms = self._memory_started = 0.0
         self._hooks = [
@@ -171,7 +173,8 @@ class ModelEngine:
         self.generator.join(self.row(slot), speaker_emb=speaker, style_id=style,
                             temperature=config.temperature, top_k=config.top_k, seed=seed,
                             memory=memory, guidance=self.speaker_guidance)  # fmt: skip
-        self.slots[slot] = SlotState(config)
+        # Restored entries keep their stored text (-1: never revised).
+        self.slots[slot] = SlotState(config, memory_ids=[-1] * len(memory))
         return slot
 
     @torch.inference_mode()
@@ -370,11 +373,24 @@ class ModelEngine:
             texts = [""] * len(self.rows)
             texts[self.row(slot)] = " ".join(heard_user.split())
             self.generator.append_turn(turn, self._mask(slot), texts)
+            state.memory_ids.append(next(self._memory_turns))
+            del state.memory_ids[: -self.model.cfg.memory_turns]
             analysis = TurnAnalysis(
                 sentiment=float(result.sentiment[0]), topic=TOPICS[int(result.topic[0])],
                 emotion=EMOTIONS[int(np.argmax(emotions))],
                 emotions={name: float(p) for name, p in zip(EMOTIONS, emotions, strict=True)},
-                memory=pooled[0].float().cpu().numpy(),
+                memory=pooled[0].float().cpu().numpy(), memory_turn=state.memory_ids[-1],
             )  # fmt: skip
         state.drop(seg.carry_from)
         return analysis
+
+    @torch.inference_mode()
+    def set_turn_text(self, slot: int, memory_turn: int, text: str) -> None:
+        """The final transcript of a turn whose memory entry is `memory_turn` (the judge's,
+        better than what the ear heard): what a copy head over the memory reads."""
+        state = self.slots.get(slot)
+        if state is None or memory_turn not in state.memory_ids:
+            return  # the session left, or the turn fell out of its memory
+        first = self.model.cfg.memory_turns - len(state.memory_ids)  # right-aligned entries
+        index = first + state.memory_ids.index(memory_turn)
+        self.generator.set_turn_text(self.row(slot), index, text)

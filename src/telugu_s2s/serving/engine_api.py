@@ -84,6 +84,7 @@ class TurnAnalysis:
     emotion: str | None = None  # argmax of `emotions`
     emotions: dict[str, float] = field(default_factory=dict)
     memory: np.ndarray | None = None  # pooled turn embedding (D,), as pushed into ContextMemory
+    memory_turn: int | None = None  # the engine's id of that memory entry (`set_turn_text`)
 
 
 @runtime_checkable
@@ -120,3 +121,7 @@ class Engine(Protocol):
         context memory, keeping only the first `heard_frames` assistant frames of the reply
         (None: all of it). Returns None when the engine has no analysis."""
         ...
+
+    # Optional: `set_turn_text(slot, memory_turn, text)` gives a memory entry (the
+    # `TurnAnalysis.memory_turn` of its turn) the turn's final user transcript, for an engine
+    # whose memory reads what was said; a turn no longer in the slot's memory is ignored.

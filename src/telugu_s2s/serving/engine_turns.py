@@ -79,6 +79,7 @@ class SlotState:
     user_quiet: int = 0  # while silenced: quiet frames since the user last spoke
     turns: list[EngineTurn] = field(default_factory=list)
     last_heard: int = BLANK  # the ear's last CTC id: a repeat across frames is one character
+    memory_ids: list[int] = field(default_factory=list)  # the memory's entries, oldest first
 
     def drop(self, first: int) -> None:
         for frames in (self.hidden, self.voiced, self.speaking, self.texts, self.user_texts):

@@ -265,11 +265,22 @@ class TurnTaking:
         self._heard_speech = self.tracker.in_speech and not last
         self.context.add(record)
         audio = self.speech.take(include_current=last)
-        await self.turns.close_turn(record, audio, copy.deepcopy(self.context.aggregates))
+        await self.turns.close_turn(record, audio, copy.deepcopy(self.context.aggregates),
+                                    self._reviser(analysis.memory_turn))  # fmt: skip
         style = adapt_style(self.prefs.style, self.context.sentiments())
         if style != self.style:
             self.style = style
             await self.hub.worker.call(self.engine.configure, self.slot, style=style)
+
+    def _reviser(self, memory_turn: int | None):
+        """Hands a turn's final transcript to the engine's memory entry, if it reads text."""
+        if memory_turn is None or not hasattr(self.engine, "set_turn_text"):
+            return None
+
+        async def revise(text: str) -> None:
+            await self.hub.worker.call(self.engine.set_turn_text, self.slot, memory_turn, text)
+
+        return revise
 
     async def _close_turn(self) -> None:
         """On bye or disconnect: keep what the user heard of an open reply, and the user's

@@ -132,20 +132,24 @@ class TurnSender:
         self._last: asyncio.Task | None = None
         self.partial_user_text = transcriber is None  # the S2S pieces are this mode's partials
 
-    async def close_turn(self, record: TurnRecord, audio: np.ndarray,
-                         aggregates: Aggregates) -> None:  # fmt: skip
+    async def close_turn(self, record: TurnRecord, audio: np.ndarray, aggregates: Aggregates,
+                         revise: Callable[[str], Awaitable[None]] | None = None) -> None:  # fmt: skip
         """Save and send `record` now (s2s), or once the judge has transcribed the turn's
         user `audio` (judge); in both cases after every turn closed before it.
-        `aggregates`: the session's figures as of this turn (a copy)."""
+        `aggregates`: the session's figures as of this turn (a copy). `revise` is handed the
+        judge's transcript (the engine's memory may read it)."""
         if self._transcriber is None:
             await self._finish(record, aggregates, None, None)
             return
         pending = asyncio.ensure_future(self._transcriber.transcribe(audio))
-        self._last = asyncio.create_task(self._finish(record, aggregates, pending, self._last),
-                                         name=f"turn-{self.session_id}-{record.index}")  # fmt: skip
+        self._last = asyncio.create_task(
+            self._finish(record, aggregates, pending, self._last, revise),
+            name=f"turn-{self.session_id}-{record.index}",
+        )  # fmt: skip
 
     async def _finish(self, record: TurnRecord, aggregates: Aggregates,
-                      transcript: asyncio.Future | None, previous: asyncio.Task | None) -> None:  # fmt: skip
+                      transcript: asyncio.Future | None, previous: asyncio.Task | None,
+                      revise: Callable[[str], Awaitable[None]] | None = None) -> None:  # fmt: skip
         if transcript is not None:
             try:
                 record.user_text = await transcript
@@ -153,12 +157,24 @@ class TurnSender:
                 log.exception("session %s: the judge failed on turn %d", self.session_id,
                               record.index)  # fmt: skip
                 self._on_error("judge_error")
+            else:
+                await self._revise(revise, record)
         if previous is not None:
             await asyncio.wait([previous])  # order of closing, whatever it raised
         await asyncio.to_thread(self._save_turn, record, aggregates)
         await self._send_json(protocol.text_event("user", record.user_text, True))
         await self._send_json(protocol.text_event("assistant", record.assistant_text, True))
         await self._send_json(protocol.turn_event(record.to_json()))
+
+    async def _revise(self, revise: Callable[[str], Awaitable[None]] | None,
+                      record: TurnRecord) -> None:  # fmt: skip
+        if revise is None:
+            return
+        try:
+            await revise(record.user_text)
+        except Exception:  # noqa: BLE001 - the memory keeps what the ear heard
+            log.exception("session %s: turn %d's transcript did not reach the engine's memory",
+                          self.session_id, record.index)  # fmt: skip
 
     async def drain(self) -> None:
         """Wait until every closed turn is saved and sent."""
