@@ -93,10 +93,10 @@ class SessionScript:
     style_id: int = 0
     turn_spans: list[tuple[int, int]] = field(default_factory=list)  # user [start, end) steps
     use_memory: bool = True  # append each pooled user turn when it ends
+    seed: int | None = None  # the slot's sampling seed
     # Each turn's user text for a copy head's memory (the server's final transcript); None:
     # what the ear heard in the turn.
     turn_texts: list[str] | None = None
-    seed: int | None = None  # the slot's sampling seed
 
 
 @dataclass
