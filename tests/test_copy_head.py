@@ -11,6 +11,7 @@ from telugu_s2s.models.copy_head import (
     CopyHead,
     CopyHeadConfig,
     CopyMemory,
+    copy_loss,
     spread_frames,
     text_spans,
     turn_characters,
@@ -219,3 +220,22 @@ def test_it_learns_to_read_out_a_retrieved_turns_text_character_by_character():
     with torch.no_grad():
         accuracy = (log_probs(texts, prev, weights).argmax(-1) == said).float().mean()
     assert accuracy > 0.97, accuracy
+
+
+def test_the_pointers_own_loss_trains_it_when_the_gate_is_shut():
+    """Mixed through a shut gate, the text CE hardly reaches the pointer's keys; its own
+    loss (on the characters its source holds) does, and leaves the others out."""
+    head = _head(window=10)
+    torch.nn.init.constant_(head.gate.bias, -12.0)  # shut, as a CPU duplex run left it
+    hidden, prev, user = _inputs()
+    targets = torch.full((2, 10), -100)
+    targets[0, 6:9] = torch.tensor([50, 51, 99])  # 50, 51 were said; 99 was not
+    log_probs, copy = head(torch.zeros(2, 10, V), hidden, prev, user, return_copy=True)
+    mixed_ce = torch.nn.functional.nll_loss(log_probs.transpose(1, 2), targets)
+    (mixed_grad,) = torch.autograd.grad(mixed_ce, head.key.weight, retain_graph=True)
+    own = copy_loss(copy, targets)
+    (own_grad,) = torch.autograd.grad(own, head.key.weight)
+    assert own_grad.abs().sum() > 100 * mixed_grad.abs().sum()
+    expected = -(copy[0, 6, 50].log() + copy[0, 7, 51].log()) / 2  # 99 is not in its source
+    torch.testing.assert_close(own, expected)
+    assert copy_loss(copy, torch.full((2, 10), -100)) == 0  # nothing to copy, no loss

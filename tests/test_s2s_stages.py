@@ -331,6 +331,7 @@ def test_the_duplex_stage_trains_a_copy_head_over_the_ear_and_the_memory(
     cfg.model.init_from = None
     metrics = train(cfg)
     assert torch.isfinite(torch.tensor(list(metrics.values()))).all(), metrics
+    assert "val/copy_nll" in metrics  # the pointer's own loss (copy_weight)
     model = load_pretrained(Path(cfg.export_dir))
     assert model.copy_head is not None and model.copy_head.memory_key is not None
     tensors = load_file(str(Path(cfg.export_dir) / "model.safetensors"))

@@ -31,7 +31,7 @@ from telugu_s2s.data.text import BLANK, EOS, PAD, TextTokenizer
 from telugu_s2s.data.voices import ASSISTANT_VOICES
 from telugu_s2s.evaluation.cer import cer
 from telugu_s2s.models.context_memory import ContextMemory
-from telugu_s2s.models.copy_head import text_spans, turn_characters
+from telugu_s2s.models.copy_head import copy_loss, text_spans, turn_characters
 from telugu_s2s.models.s2s import IGNORE_INDEX, S2SModel
 from telugu_s2s.models.warm_start import init_code_embedding, load_matching_weights
 
@@ -124,6 +124,7 @@ class S2SModule(L.LightningModule):
         use_memory: bool = True,
         memory_grad: bool = False,
         retrieval_weight: float = 0.0,  # the memory's weight on a recall reply's fact turn
+        copy_weight: float = 0.0,  # the copy head's own loss (models/copy_head.copy_loss)
         init_from: str | None = None,  # the previous stage's export folder
         user_embedding_from: str | None = None,  # a codec export: its code vectors start
         # the user code embeddings (models/warm_start.init_code_embedding)
@@ -221,13 +222,17 @@ class S2SModule(L.LightningModule):
             and bool((fact_slot >= 0).any())
         ):
             retrieval = retrieval_losses(out.memory_weights, batch["assistant_span"], fact_slot)
+        copying = {}
+        if out.copy_probs is not None:  # on the reply's characters, as reply_ce
+            copying["copy_nll"] = copy_loss(out.copy_probs, spoken_only(tgt.text))
         loss = (
             hp.text_weight * text + hp.semantic_weight * semantic + hp.acoustic_weight * acoustic
             + hp.user_text_weight * user_text + hp.analysis_weight * analysis.pop("analysis")
             + hp.hearing_weight * hearing.get("hearing_ctc", 0.0)
             + hp.retrieval_weight * retrieval.get("retrieval_nll", 0.0)
+            + hp.copy_weight * copying.get("copy_nll", 0.0)
         )  # fmt: skip
-        return {**hearing, **retrieval,
+        return {**hearing, **retrieval, **copying,
             "loss": loss, "text_ce": text, "semantic_ce": semantic, "acoustic_ce": acoustic,
             "audio_ce": semantic + acoustic, "user_text_ce": user_text, **analysis,
             # The same CEs on characters only (BLANK targets, i.e. silence, left out).

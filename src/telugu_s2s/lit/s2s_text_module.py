@@ -18,7 +18,7 @@ import torch
 from telugu_s2s.data.text import PAD
 from telugu_s2s.lit.s2s_module import S2SModule, cross_entropy, spoken_only
 from telugu_s2s.models.context_memory import ContextMemory
-from telugu_s2s.models.copy_head import spread_frames
+from telugu_s2s.models.copy_head import copy_loss, spread_frames
 from telugu_s2s.models.s2s import IGNORE_INDEX, S2SModel
 from telugu_s2s.models.s2s_text import UserTextInput, text_hidden, text_inputs
 
@@ -36,11 +36,12 @@ class S2STextModule(S2SModule):
         init_from: str | None = None,
         user_lm_weight: float = 0.0,
         init_checkpoint: str | None = None,
+        copy_weight: float = 0.0,  # the copy head's own loss (models/copy_head.copy_loss)
     ):
         super().__init__(
             net, speaker_dir, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps,
             text_weight=text_weight, analysis_weight=analysis_weight, use_memory=False,
-            init_from=init_from,
+            init_from=init_from, copy_weight=copy_weight,
         )  # fmt: skip
         self.user_input = UserTextInput(net.cfg.text_vocab_size, net.cfg.d_model)
         # Scaffolding too: the user's next character. The user frames' final hidden states
@@ -74,9 +75,10 @@ class S2STextModule(S2SModule):
             batch["style_id"],
         )  # fmt: skip
         logits = net.text_head(hidden)  # (B, F, V)
+        copy = None
         if net.copy_head is not None:  # log-probabilities, which the CE takes as logits
             source = spread_frames(batch["user_text"], net.cfg.hearing_sub_frames)  # (B, F * R)
-            logits = net.copy_head(logits, hidden, prev, source)
+            logits, copy = net.copy_head(logits, hidden, prev, source, return_copy=True)
         ignored = (text == PAD) | (frames[None] >= batch["num_frames"][:, None])  # (B, F)
         target = text.masked_fill(ignored, IGNORE_INDEX)
         text_ce = cross_entropy(logits, target)
@@ -93,4 +95,7 @@ class S2STextModule(S2SModule):
             user_lm = cross_entropy(self.user_lm_head(hidden[:, :-1]), spoken_only(user))
             loss = loss + hp.user_lm_weight * user_lm
             analysis["user_lm_ce"] = user_lm
+        if copy is not None:
+            analysis["copy_nll"] = copy_loss(copy, spoken_only(target))
+            loss = loss + hp.copy_weight * analysis["copy_nll"]
         return {"loss": loss, "text_ce": text_ce, "reply_ce": reply_ce, **analysis}

@@ -181,11 +181,12 @@ class CopyHead(StreamingModule[CopyHeadState]):
 
     def forward(
         self, logits: Tensor, hidden: Tensor, prev_text: Tensor, chars: Tensor,
-        memory: CopyMemory | None = None,
-    ) -> Tensor:  # fmt: skip
+        memory: CopyMemory | None = None, return_copy: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:  # fmt: skip
         """The text head's logits (B, T, V), the temporal states (B, T, D), the assistant's
         previous characters (B, T) and the source (B, T * R) of the same T frames ->
-        log-probabilities (B, T, V) with copying mixed in; `memory`: the memory's turns."""
+        log-probabilities (B, T, V) with copying mixed in; `memory`: the memory's turns.
+        `return_copy`: also the copy distribution (B, T, V), for `copy_loss`."""
         B, T = hidden.shape[:2]
         if self.is_streaming:
             state, kept = self.state, self.cfg.window * self.cfg.sub_frames
@@ -198,8 +199,8 @@ class CopyHead(StreamingModule[CopyHeadState]):
             first_frame = 0
         frames = first_frame + torch.arange(T, device=hidden.device)  # (T,) query frames
         copy, gate = self.copy_distribution(hidden, prev_text, keys, chars, frames, memory)
-        mixed = (1 - gate) * logits.float().softmax(-1) + gate * copy
-        return mixed.clamp_min(1e-9).log()
+        mixed = ((1 - gate) * logits.float().softmax(-1) + gate * copy).clamp_min(1e-9).log()
+        return (mixed, copy) if return_copy else mixed
 
     def copy_distribution(
         self, hidden: Tensor, prev_text: Tensor, keys: Tensor, chars: Tensor, frames: Tensor,
@@ -232,3 +233,17 @@ class CopyHead(StreamingModule[CopyHeadState]):
         copy = copy.scatter_add(-1, ids, weights)  # (B, T, V)
         gate = torch.sigmoid(self.gate(hidden).float()) * anything  # (B, T, 1)
         return copy, gate
+
+
+def copy_loss(copy: Tensor, targets: Tensor) -> Tensor:
+    """The pointer's own loss: the NLL of the copy distribution (B, T, V) on the target
+    characters (B, T) that its source holds (others, and negative ids, are left out).
+
+    Mixed into the text head through a gate, the pointer learns only as fast as the gate
+    lets its gradient through; a CPU duplex run shut the gate (0.12 -> 0.008) before the
+    pointer had learned. With its own loss it learns whatever the gate does."""
+    picked = copy.gather(-1, targets.clamp_min(0)[..., None])[..., 0]  # (B, T)
+    copyable = (targets >= 0) & (picked > 0)
+    if not copyable.any():
+        return copy.sum() * 0.0
+    return -picked[copyable].log().mean()

@@ -169,14 +169,15 @@ class S2SModel(StreamingModule[S2SState]):
         self, h: Tensor, prev_text: Tensor, hearing_log_probs: Tensor | None,
         memory: Tensor | None = None, memory_weights: Tensor | None = None,
         memory_chars: Tensor | None = None, memory_char_keys: Tensor | None = None,
-    ) -> Tensor:  # fmt: skip
+        return_copy: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor | None]:  # fmt: skip
         """The text head's logits (B, T, V), or with the copy head its log-probabilities, of
         states h (B, T, D) given the previous text (B, T) and the ear's output (B, T * R, V);
         with `copy_memory`, also the memory (B, M, D), its retrieval weights (B, T, M) and its
         turns' text (B, M, L) (`memory_char_keys`: their keys, when the caller keeps them)."""
         logits = self.text_head(h)
         if self.copy_head is None:
-            return logits
+            return (logits, None) if return_copy else logits
         if hearing_log_probs is None:
             raise ValueError("the copy head copies what the ear heard: set hearing_layers > 0")
         turns = None
@@ -186,7 +187,7 @@ class S2SModel(StreamingModule[S2SState]):
                 keys = self.copy_head.memory_keys(memory, memory_chars)
             turns = CopyMemory(keys, memory_chars.flatten(1), memory_weights)
         heard = self.hearing.emissions(hearing_log_probs)
-        return self.copy_head(logits, h, prev_text, heard, turns)
+        return self.copy_head(logits, h, prev_text, heard, turns, return_copy)
 
     def _depth_code_input(self, code: Tensor, k: int) -> Tensor:
         """Delayed code of codebook k (..., ) -> the depth input embedding of codebook k + 1."""
@@ -237,15 +238,17 @@ class S2SModel(StreamingModule[S2SState]):
         z = z + rearrange(previous, "b k f d -> (b f) k d")  # (B*F, K, Dd)
         depth_out = self.depth(z)  # (B*F, K, Dd)
         code_logits = torch.einsum("nkd,kdc->nkc", depth_out, self.code_heads)  # (B*F, K, card)
+        text_logits, copy_probs = self._text_logits(
+            h, prev_text, hearing_log_probs, memory, weights, memory_chars, return_copy=True
+        )
         return S2SOutput(
-            text_logits=self._text_logits(
-                h, prev_text, hearing_log_probs, memory, weights, memory_chars
-            ),
+            text_logits=text_logits,
             code_logits=rearrange(code_logits, "(b f) k c -> b k f c", b=B),
             user_text_logits=self.user_text_head(h),
             hidden=h,
             memory_weights=weights,
             hearing_log_probs=hearing_log_probs,
+            copy_probs=copy_probs,
         )
 
     def targets(

@@ -49,6 +49,7 @@ class S2SOutput:
     hidden: Tensor  # (B, F, D) temporal transformer output, for `turn_embedding`
     memory_weights: Tensor | None  # (B, F, M) retrieval weights, None without memory
     hearing_log_probs: Tensor | None = None  # (B, F * R, V) the ear's CTC, None without one
+    copy_probs: Tensor | None = None  # (B, F, V) the copy head's distribution, None without one
 
 
 @dataclass
