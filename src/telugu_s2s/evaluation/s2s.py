@@ -259,8 +259,10 @@ def _score_recall(plan, turn, row, reference, said, without, ds, model, tally, r
 
 
 def _score_audio(models: EvalModels, plans: list[ItemPlan], mains: list[SessionTrace], ds,
-                 silence: Tensor, protocol: ProtocolConfig, tally: Tally, records: list[dict]) -> None:  # fmt: skip
-    """Speaker fidelity and round trip of the main sessions' replies (`records` in plan order)."""
+                 silence: Tensor, protocol: ProtocolConfig, tally: Tally, records: list[dict],
+                 finals: list[list[str]] | None) -> None:  # fmt: skip
+    """Speaker fidelity and round trip of the main sessions' replies (`records` in plan order);
+    `finals`: the judge's transcripts of the plans' user turns (`_final_transcripts`)."""
     codec, model, encoder = models.codec, models.s2s, models.speaker_encoder
     fs, lead = codec.frame_size, protocol.lead_frames
     tail = max(model.cfg.user_text_delay, HEARING_TAIL_FRAMES) + 1  # the transcript runs late
@@ -285,10 +287,9 @@ def _score_audio(models: EvalModels, plans: list[ItemPlan], mains: list[SessionT
         return
     scores = models.bank.scores(embed_audio(encoder, speech))  # (M, voices)
     identified = [models.bank.names[int(i)] for i in scores.argmax(dim=-1)]
-    if models.judge is not None:  # what a listener hears: the recognizer, not the S2S model
+    if models.judge is not None and finals is not None:  # the recognizer, not the S2S model
         judged = models.judge.transcribe(speech, sample_rate=encoder.sample_rate)
-        users = [ds.audio(turn.user_row) for plan in plans for turn in plan.turns]
-        served = models.judge.transcribe(users, sample_rate=ds.sample_rate)  # the final transcript
+        served = [text for texts in finals for text in texts]  # the final transcripts
         for record, text, user in zip(records, judged, served, strict=True):
             valid = record.get("valid_replies") or [record["reference"]]
             nearest = min(valid, key=lambda v: cer(text, v))
@@ -343,13 +344,15 @@ def _sessions(
     }
 
 
-def _final_transcripts(models: EvalModels, plan: ItemPlan, ds) -> list[str] | None:
-    """The judge's transcript of each user turn, which the server stores as the turn's text
-    and a copy head over the memory reads (None without a judge, or a model that does not)."""
-    if models.judge is None or not models.s2s.cfg.copy_memory:
+def _final_transcripts(models: EvalModels, plans: list[ItemPlan], ds) -> list[list[str]] | None:
+    """The judge's transcript of each plan's user turns (None without a judge): the server's
+    final user transcript, which it stores as the turn's text and a copy head over the
+    memory reads. One batched call for the plans."""
+    if models.judge is None:
         return None
-    users = [ds.audio(turn.user_row) for turn in plan.turns]
-    return models.judge.transcribe(users, sample_rate=ds.sample_rate)
+    users = [ds.audio(turn.user_row) for plan in plans for turn in plan.turns]
+    texts = iter(models.judge.transcribe(users, sample_rate=ds.sample_rate))
+    return [[next(texts) for _ in plan.turns] for plan in plans]
 
 
 @torch.inference_mode()
@@ -372,6 +375,8 @@ def evaluate_s2s(
     for first in range(0, len(indices), protocol.items_per_batch):
         batch = indices[first : first + protocol.items_per_batch]
         plans = [plan_item(ds, i, codec, silence, protocol) for i in batch]
+        finals = _final_transcripts(models, plans, ds)
+        memory_texts = finals if finals is not None and model.cfg.copy_memory else None
         sessions = [
             _sessions(
                 plan,
@@ -379,9 +384,9 @@ def evaluate_s2s(
                 models.bank.embedding(plan.voice),
                 model.cfg.styles,
                 protocol.seed + index,
-                _final_transcripts(models, plan, ds),
+                None if memory_texts is None else memory_texts[n],
             )  # fmt: skip
-            for plan, index in zip(plans, batch, strict=True)
+            for n, (plan, index) in enumerate(zip(plans, batch, strict=True))
         ]
         scripts = [script for named in sessions for script in named.values()]
         traces = iter(run_sessions(
@@ -398,8 +403,9 @@ def evaluate_s2s(
             for r in _score_item(p, t, ds, model, tally)
         ]
         _score_audio(
-            models, plans, [t["main"] for t in by_plan], ds, silence, protocol, tally, chunk
-        )
+            models, plans, [t["main"] for t in by_plan], ds, silence, protocol, tally, chunk,
+            finals,
+        )  # fmt: skip
         records += chunk
         log.info("evaluated %d/%d renderings", first + len(batch), len(indices))
     info = Path(dataset_dir) / "telugu_s2s.json"

@@ -89,9 +89,9 @@ def spread_frames(chars: Tensor, sub_frames: int) -> Tensor:
 
 def text_characters(texts: list[str], length: int) -> Tensor:
     """Texts -> (N, length) char ids, each cut at `length` and PAD after it."""
-    chars = torch.full((len(texts), length), PAD, dtype=torch.long)
+    chars, tokenizer = torch.full((len(texts), length), PAD, dtype=torch.long), TextTokenizer()
     for row, text in enumerate(texts):
-        ids = TextTokenizer().encode(text)[:length]
+        ids = tokenizer.encode(text)[:length]
         chars[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
     return chars
 
