@@ -83,3 +83,15 @@ def test_rows_in_random_voices_join_the_recognizers_training_rows(
 
     with pytest.raises(FileNotFoundError, match="voice_variety"):
         with_voice_variety(train, tmp_path / "missing")
+
+    # several builds (other seeds) join in order; the codec's crops take them too
+    other = build(tiny_dataset, tmp_path / "variety_b", count=4, voices=2, seed=2)
+    assert len(with_voice_variety(train, [out, other])) == len(train) + 10
+    codec = TeluguDataModule("codec", str(tiny_dataset), batch_size=2, voice_variety_dir=[out])
+    codec.setup()
+    plain_codec = TeluguDataModule("codec", str(tiny_dataset), batch_size=2)
+    plain_codec.setup()
+    assert len(codec.datasets["train"]) == len(plain_codec.datasets["train"]) + 6
+    assert len(codec.datasets["test"]) == len(plain_codec.datasets["test"])
+    with pytest.raises(ValueError, match="asr or codec"):
+        TeluguDataModule("s2s", str(tiny_dataset), voice_variety_dir=str(out))

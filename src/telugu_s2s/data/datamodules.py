@@ -64,11 +64,13 @@ class TeluguDataModule(L.LightningDataModule):
         bucket_by_length: bool = False,
         text_dialogs: dict | None = None,  # task=s2s_text: TextDialogConfig fields
         utterance_tasks: dict | None = None,  # task=s2s_listen_speak: UtteranceTaskConfig fields
-        voice_variety_dir: str | None = None,  # task=asr: rows in random voices, added to train
+        voice_variety_dir: str | list[str] | None = None,  # asr, codec: rows in random voices
     ):
         super().__init__()
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+        if voice_variety_dir and task not in ("asr", "codec"):
+            raise ValueError(f"voice_variety_dir feeds task=asr or codec, not {task!r}")
         self.save_hyperparameters()
         self.task = task
         self.datasets: dict[str, Dataset] = {}
@@ -82,6 +84,8 @@ class TeluguDataModule(L.LightningDataModule):
             ds = TextDialogs(load_dialogs(hp.dataset_dir, split), cfg, hp.seed, train)
             return torch.utils.data.Subset(ds, range(limit)) if limit and limit < len(ds) else ds
         rows = load_split(hp.dataset_dir, split)
+        if train and hp.voice_variety_dir:
+            rows = with_voice_variety(rows, hp.voice_variety_dir)
         if self.task == "codec":
             ds = CodecCrops(rows, hp.sample_rate, hp.crop_seconds, hp.seed, train)
         elif self.task == "speaker":
@@ -99,8 +103,6 @@ class TeluguDataModule(L.LightningDataModule):
                 from telugu_s2s.data.augment import channel_augment
 
                 augment = partial(channel_augment, sample_rate=hp.sample_rate)
-            if train and hp.voice_variety_dir:
-                rows = with_voice_variety(rows, hp.voice_variety_dir)
             ds = TranscribedUtterances(
                 rows, hp.sample_rate, hp.max_seconds, hp.seed, train, augment=augment
             )

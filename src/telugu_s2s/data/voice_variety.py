@@ -184,21 +184,27 @@ def build(
     return output_dir
 
 
-def with_voice_variety(rows, directory: str | Path):
-    """Training rows (an HF split) followed by the voice-variety rows a `build` wrote."""
+def with_voice_variety(rows, directories):
+    """Training rows (an HF split) followed by the voice-variety rows that one `build` (a
+    folder) or several (a list of folders, e.g. built with other seeds) wrote."""
     import datasets as hfd
 
-    path = Path(directory) / "rows"
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no voice-variety rows in {directory}: "
-            "build them with `python -m telugu_s2s.data.voice_variety`"
-        )
-    variety = hfd.load_from_disk(str(path))
-    if variety.features != rows.features:
-        raise ValueError(f"{path} has other columns than the dataset: rebuild it")
-    log.info("training rows: %d, plus %d in random voices", len(rows), len(variety))
-    return hfd.concatenate_datasets([rows, variety])
+    if isinstance(directories, (str, Path)):
+        directories = [directories]
+    parts = [rows]
+    for directory in directories:
+        path = Path(directory) / "rows"
+        if not path.exists():
+            raise FileNotFoundError(
+                f"no voice-variety rows in {directory}: "
+                "build them with `python -m telugu_s2s.data.voice_variety`"
+            )
+        variety = hfd.load_from_disk(str(path))
+        if variety.features != rows.features:
+            raise ValueError(f"{path} has other columns than the dataset: rebuild it")
+        parts.append(variety)
+    log.info("training rows: %d, plus %d in random voices", len(rows), sum(map(len, parts[1:])))
+    return hfd.concatenate_datasets(parts)
 
 
 def main(argv: list[str] | None = None) -> None:
