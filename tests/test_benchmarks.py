@@ -114,3 +114,41 @@ def test_text_replies_scores_what_the_text_stage_says(tiny_dataset, tmp_path) ->
             text[0, frame] = net.text_head(hidden[0, -1]).argmax()
     said = TextTokenizer().collapse_frames(text[0, start:end].tolist())
     assert len(said) >= end - start - 1 and figures["examples"][0]["reply"] == said
+
+
+def test_reply_retrieval_answers_with_the_nearest_training_turns_reply() -> None:
+    from reply_retrieval import delexicalize, fill, retrieval_figures, turn_records
+
+    from telugu_s2s.data.corpus import Dialog, Turn
+
+    def dialog(name: str, users: list[str], replies: list[str], split: str) -> Dialog:
+        slots = {"name": ("name", name)}
+        turns = tuple(
+            Turn(name, i, u, r, "health", 0.0, "neutral",
+                 valid_replies={"casual": (r, r + " సరే")})  # fmt: skip
+            for i, (u, r) in enumerate(zip(users, replies))
+        )
+        return Dialog(name, turns, "health", split, "casual", slots)
+
+    script = [f"నమస్తే {{}}", "జ్వరం వచ్చింది", "తలనొప్పి కూడా ఉంది"]
+    answers = ["హలో {}", "నీళ్ళు ఎక్కువ తాగు", "విశ్రాంతి తీసుకో {}"]
+
+    def said(name: str, lines: list[str]) -> list[str]:
+        return [line.replace("{}", name) for line in lines]
+
+    train = turn_records([dialog("రాము", said("రాము", script), said("రాము", answers), "train")])
+    assert train[2]["templates"]["casual"][0] == "విశ్రాంతి తీసుకో {name}"
+    assert delexicalize("హలో సీత", {"name": ("name", "సీత")}) == "హలో {name}"
+    assert fill("హలో {name}", {"name": ("name", "సీత")}) == "హలో సీత"
+
+    # a held-out name: the right template, filled with this dialog's name, is a CER of 0
+    test = turn_records([dialog("సీత", said("సీత", script), said("సీత", answers), "validation")])
+    figures = retrieval_figures(train, test)
+    assert figures["template_seen_in_training"] == 1.0
+    assert figures["reply_valid_cer_previous_reply"] == 0.0
+    assert figures["examples_user"][2]["reply"] == "విశ్రాంతి తీసుకో సీత"
+
+    # replies the training turns never gave: none of the templates was seen, the CER is high
+    other = turn_records([dialog("సీత", said("సీత", script), ["అవును"] * 3, "validation")])
+    figures = retrieval_figures(train, other)
+    assert figures["template_seen_in_training"] == 0.0 and figures["reply_valid_cer_user"] > 0.5
