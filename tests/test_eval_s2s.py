@@ -60,6 +60,7 @@ CER_KEYS = ("monologue_cer", "self_round_trip_cer", "user_transcript_cer", "cont
 FRACTION_KEYS = (
     "topic_accuracy",
     "topic_accuracy_dialog",
+    "topic_accuracy_dialog_votes",
     "emotion_accuracy",
     "speaker_id_accuracy",
     "f0_within_15pct",

@@ -269,6 +269,8 @@ def test_silence_end_turn_and_memory_round_trip_through_the_store(checkpoints):
     assert -1.0 <= analysis.sentiment <= 1.0 and analysis.topic in TOPICS
     assert analysis.emotion in EMOTIONS and abs(sum(analysis.emotions.values()) - 1) < 1e-5
     assert analysis.emotion == max(analysis.emotions, key=analysis.emotions.get)
+    assert list(analysis.topics) == list(TOPICS) and abs(sum(analysis.topics.values()) - 1) < 1e-5
+    assert analysis.topic == max(analysis.topics, key=analysis.topics.get)
     assert analysis.memory.shape == (S2S.d_model,) and analysis.memory.dtype == np.float32
     gen = engine.generator
     assert gen.memory_mask[engine.row(slot)].tolist() == [False] * 9 + [True]

@@ -25,7 +25,8 @@ Each rendering runs as up to three sessions in one batch, on the same user input
 `memory_off` (the requested style, memory always empty). Metrics:
 - monologue CER: main's text stream in the reply window (blanks dropped) vs the reply;
 - topic accuracy (from the second user turn: an opening greeting carries no topic), per
-  turn and for the dialog so far (the most voted turn topic, as the server shows it),
+  turn and for the dialog so far (the turns' summed log-probabilities, as the server shows
+  it; and the most voted turn topic),
   sentiment MAE, emotion accuracy: the analysis heads on main's pooled user turns;
 - context CER on turns with `depends_on`: main (memory on) vs memory_off;
 - slot recall on those turns: does the reply say the fact it needs (evaluation/recall.py),
@@ -194,6 +195,7 @@ def _score_item(plan: ItemPlan, traces: dict[str, SessionTrace], ds, model, tall
     analysis = model.analyze_turn(torch.stack(main.pooled).to(module_device(model)))  # (N,) each
     emotions = analysis.emotion_probs.argmax(dim=-1)  # (N,)
     records, votes = [], Counter()
+    evidence = torch.zeros(analysis.topic_logits.shape[-1])  # summed log-probabilities (C,)
     for n, turn in enumerate(plan.turns):
         row, reference = ds.rows[turn.user_row], plan.reference(turn, ds)
         said = _text(main.text, turn.reply_span)
@@ -215,8 +217,11 @@ def _score_item(plan: ItemPlan, traces: dict[str, SessionTrace], ds, model, tall
             tally.add("words_repeated", repeated)
         if turn.turn > 0:  # the dialog's label: an opening greeting says nothing of it
             tally.add("topic", topic == row["topic"])
-            votes[topic] += 1  # the session's topic, as the server shows it: the most voted
-            tally.add("topic_dialog", votes.most_common(1)[0][0] == row["topic"])
+            votes[topic] += 1
+            tally.add("topic_dialog_votes", votes.most_common(1)[0][0] == row["topic"])
+            # the session's topic, as the server shows it (serving/context.Aggregates)
+            evidence += analysis.topic_logits[n].float().log_softmax(-1).cpu()
+            tally.add("topic_dialog", int(evidence.argmax()) == row["topic"])
         tally.add("emotion", emotion == row["emotion"])
         tally.add("sentiment_error", abs(sentiment - float(row["sentiment"])))
         if row["depends_on"] and "memory_off" in traces:

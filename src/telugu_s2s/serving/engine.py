@@ -365,6 +365,7 @@ class ModelEngine:
             pooled = self.model.turn_embedding(hidden, span)  # (1, D)
             result = self.model.analyze_turn(pooled)
             emotions = result.emotion_probs[0].float().cpu().tolist()  # (num_emotions,)
+            topics = result.topic_logits[0].float().softmax(-1).cpu().tolist()  # (num_topics,)
             turn = torch.zeros(len(self.rows), pooled.shape[-1], device=self.device)  # (B, D)
             turn[self.row(slot)] = pooled[0]
             # The turn's words as heard, for a copy head over the memory: up to the next turn,
@@ -379,6 +380,7 @@ class ModelEngine:
                 sentiment=float(result.sentiment[0]), topic=TOPICS[int(result.topic[0])],
                 emotion=EMOTIONS[int(np.argmax(emotions))],
                 emotions={name: float(p) for name, p in zip(EMOTIONS, emotions, strict=True)},
+                topics={name: float(p) for name, p in zip(TOPICS, topics, strict=True)},
                 memory=pooled[0].float().cpu().numpy(), memory_turn=state.memory_ids[-1],
             )  # fmt: skip
         state.drop(seg.carry_from)

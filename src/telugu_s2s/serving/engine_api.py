@@ -40,6 +40,7 @@ class TurnRecord:
     topic: str | None = None
     emotion: str | None = None
     emotions: dict[str, float] = field(default_factory=dict)  # distribution, when known
+    topics: dict[str, float] = field(default_factory=dict)  # distribution, when known
     heard_ms: float = 0.0  # assistant audio sent before the turn ended
     started_at: float = 0.0  # unix seconds
     ended_at: float = 0.0
@@ -83,6 +84,7 @@ class TurnAnalysis:
     topic: str | None = None
     emotion: str | None = None  # argmax of `emotions`
     emotions: dict[str, float] = field(default_factory=dict)
+    topics: dict[str, float] = field(default_factory=dict)  # the topic head's distribution
     memory: np.ndarray | None = None  # pooled turn embedding (D,), as pushed into ContextMemory
     memory_turn: int | None = None  # the engine's id of that memory entry (`set_turn_text`)
 

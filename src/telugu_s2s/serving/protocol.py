@@ -146,9 +146,10 @@ def text_event(role: str, text: str, final: bool) -> dict:
     return {"type": "text", "role": role, "text": text, "final": final}
 
 
-def turn_event(record: dict) -> dict:
-    """`record` is TurnRecord.to_json(): sentiment, topic, emotion and the turn's texts."""
-    return {"type": "turn", **record}
+def turn_event(record: dict, dialog_topic: str | None = None) -> dict:
+    """`record` is TurnRecord.to_json(): sentiment, topic, emotion and the turn's texts;
+    `dialog_topic`: the session's topic as of this turn (`Aggregates.top_topic`)."""
+    return {"type": "turn", **record, "dialog_topic": dialog_topic}
 
 
 def dumps(event: dict) -> str:

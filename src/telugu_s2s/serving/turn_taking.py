@@ -258,6 +258,7 @@ class TurnTaking:
             assistant_text="".join(reply.texts[:heard_frames]) if reply is not None else "",
             interrupted=interrupted, sentiment=float(analysis.sentiment), topic=analysis.topic,
             emotion=analysis.emotion, emotions=dict(analysis.emotions),
+            topics=dict(analysis.topics),
             heard_ms=1000.0 * heard_samples / self.sample_rate, started_at=self._turn_started,
             ended_at=time.time(), memory=analysis.memory,
         )  # fmt: skip

@@ -164,7 +164,7 @@ class TurnSender:
         await asyncio.to_thread(self._save_turn, record, aggregates)
         await self._send_json(protocol.text_event("user", record.user_text, True))
         await self._send_json(protocol.text_event("assistant", record.assistant_text, True))
-        await self._send_json(protocol.turn_event(record.to_json()))
+        await self._send_json(protocol.turn_event(record.to_json(), aggregates.top_topic))
 
     async def _revise(self, revise: Callable[[str], Awaitable[None]] | None,
                       record: TurnRecord) -> None:  # fmt: skip

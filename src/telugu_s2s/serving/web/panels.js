@@ -63,9 +63,11 @@ export class AnalysisView {
     if (record.topic) {
       this.topics.set(record.topic, (this.topics.get(record.topic) ?? 0) + 1);
       const total = [...this.topics.values()].reduce((a, b) => a + b, 0);
-      const [top, count] = [...this.topics].sort((a, b) => b[1] - a[1] || (b[0] === record.topic) - (a[0] === record.topic))[0];
+      const [voted, count] = [...this.topics].sort((a, b) => b[1] - a[1] || (b[0] === record.topic) - (a[0] === record.topic))[0];
+      // the server's session topic weighs each turn by its confidence; stored turns lack it
+      const top = record.dialog_topic ?? voted;
       this.topic.textContent = record.topic === top ? record.topic : `${record.topic} (mostly ${top})`;
-      this.topic.title = `${top}: ${count} of ${total} turns`;
+      this.topic.title = record.dialog_topic ? `session topic: ${top}` : `${top}: ${count} of ${total} turns`;
     }
     const emotions = Object.keys(record.emotions ?? {}).length
       ? record.emotions
