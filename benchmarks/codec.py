@@ -1,6 +1,7 @@
 """Codec benchmark: the trained codec against Opus 6 and 12 kbps, quality and speed, one run.
 
     .venv/bin/python benchmarks/codec.py --checkpoint checkpoints/codec --clips 120 [--judge checkpoints/asr]
+        [--split test] [--codebooks 8 4 2] [--out benchmarks/results]
 
 Writes benchmarks/results/codec.json and benchmarks/results/codec.png. Everything is measured in
 the same run on the same test clips (evenly spaced over the test split, so held-out user
@@ -253,10 +254,10 @@ def quality_rows(codec, clips: list[Clip], codebooks: list[int], scorer, judge) 
 
 def run(
     checkpoint: Path, dataset_dir: Path, num_clips: int, codebooks: list[int], out_dir: Path,
-    judge_dir: Path | None = None,
+    judge_dir: Path | None = None, split: str = "test",
 ) -> dict:  # fmt: skip
     codec = load_pretrained(checkpoint)
-    clips = load_clips(dataset_dir, "test", num_clips, codec.sample_rate)
+    clips = load_clips(dataset_dir, split, num_clips, codec.sample_rate)
     scorer = ReconstructionScorer(codec.sample_rate)
     load_start = os.getloadavg()
     # Latency first, while nothing else of ours has warmed the caches up or down.
@@ -275,6 +276,7 @@ def run(
     speed = [offline_rtf(codec, clips, threads) for threads in (1, 2)]
     report = {
         "checkpoint": str(checkpoint),
+        "split": split,
         "clips": len(clips),
         "audio_minutes": sum(c.audio.shape[0] for c in clips) / codec.sample_rate / 60,
         "speakers": sorted({c.speaker for c in clips}),
@@ -316,10 +318,13 @@ def main() -> None:
     parser.add_argument("--codebooks", type=int, nargs="+", default=[8, 4, 2])
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     parser.add_argument("--judge", type=Path, default=REPO_ROOT / "checkpoints" / "asr")
+    # choose between codecs on validation (the same held-out voices, other sentences)
+    parser.add_argument("--split", default="test")
     args = parser.parse_args()
     report = run(
-        args.checkpoint, args.dataset_dir, args.clips, args.codebooks, args.out, args.judge
-    )
+        args.checkpoint, args.dataset_dir, args.clips, args.codebooks, args.out, args.judge,
+        args.split,
+    )  # fmt: skip
     print(f"{'system':<18}{'kbps':>7}{'STOI':>7}{'mel':>7}{'SI-SNR':>8}{'PESQ':>6}")
     for r in report["quality"]:
         print(
