@@ -13,7 +13,7 @@ TORCH_INDEX ?=
 TORCH_INDEX_ARG := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 PYTEST_ARGS ?=
 
-.PHONY: install data data-small train train-codec train-speaker train-asr train-s2s bundle serve demo eval test bench lint clean
+.PHONY: install data data-small train train-codec train-speaker train-asr train-topics train-s2s bundle serve demo eval test bench lint clean
 
 install: $(STAMP)
 
@@ -50,6 +50,9 @@ train-codec: data
 	  +model.semantic_teacher.directory=$(CURDIR)/checkpoints/asr
 train-speaker: data
 	$(PYTHON) train.py experiment=speaker_tiny export_dir=$(CURDIR)/checkpoints/speaker
+# The text topic model that names the session's topic from the final transcripts (seconds).
+train-topics: data
+	$(PYTHON) -m telugu_s2s.text_topics train --out $(CURDIR)/checkpoints/text_topics
 # The staged S2S recipe (docs/training_s2s.md) on the codec's tokens: text, the ear (on
 # clean codes and their voice-and-channel variants), then listening and speaking, then
 # duplex dialog; each stage starts from the previous ones' exports.
@@ -66,7 +69,7 @@ bundle: data
 	$(PYTHON) -m telugu_s2s.data.token_bundle pack --out data/build/bundle --eval-dialogs 40
 # Every stage with the tiny CPU experiments, in dependency order: the codec learns from the
 # judge, and the S2S model speaks the codec's tokens with the speaker bank's voices.
-train: train-speaker train-asr train-codec train-s2s
+train: train-speaker train-asr train-topics train-codec train-s2s
 
 # The streaming server (ports 8000, then 8080, then 8010) on the checkpoints in checkpoints/.
 serve: install
@@ -81,6 +84,7 @@ demo: install
 	    $(MAKE) --no-print-directory train-$$stage || exit 1; \
 	  fi; \
 	done
+	@test -f checkpoints/text_topics/text_topics.json.gz || $(MAKE) --no-print-directory train-topics
 	$(MAKE) --no-print-directory serve
 
 # Evaluate the S2S checkpoints on the held-out test split (artifacts/eval/s2s.json).

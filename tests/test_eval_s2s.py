@@ -61,6 +61,7 @@ FRACTION_KEYS = (
     "topic_accuracy",
     "topic_accuracy_dialog",
     "topic_accuracy_dialog_votes",
+    "topic_accuracy_dialog_head",
     "emotion_accuracy",
     "speaker_id_accuracy",
     "f0_within_15pct",

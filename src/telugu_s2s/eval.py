@@ -47,8 +47,9 @@ def format_s2s_table(report: dict) -> str:
         ("user-transcript CER, S2S hearing", n(r["user_transcript_cer"]), ", ".join(r["user_voices"])),
         ("user-transcript CER, served (judge)", n(r.get("user_transcript_served_cer")), "target <= 0.10; the server's final transcript"),
         ("topic accuracy, per turn", n(r["topic_accuracy"]), "from the 2nd turn"),
-        ("topic accuracy, dialog so far", n(r.get("topic_accuracy_dialog")), "target >= 0.80; the turns' summed log-probabilities"),
-        ("  the most voted turn topic", n(r.get("topic_accuracy_dialog_votes")), ""),
+        ("topic accuracy, dialog so far", n(r.get("topic_accuracy_dialog")), "target >= 0.80; as the server names it"),
+        ("  the S2S topic head alone", n(r.get("topic_accuracy_dialog_head")), "its log-probabilities summed"),
+        ("  the head's most voted turn topic", n(r.get("topic_accuracy_dialog_votes")), ""),
         ("  text-only baseline (gold words)", n((r.get("topic_text_baseline") or {}).get("dialog_so_far_accuracy")), "dialog so far, from the 2nd turn"),
         ("sentiment MAE", n(r["sentiment_mae"]), ""),
         ("emotion accuracy", n(r["emotion_accuracy"]), ""),
@@ -83,13 +84,22 @@ def _command() -> str:
 def evaluate_s2s_stage(cfg: DictConfig) -> dict:
     from telugu_s2s.evaluation.baselines import topic_text_baseline
     from telugu_s2s.evaluation.s2s import EvalModels, ProtocolConfig, evaluate_s2s
+    from telugu_s2s.text_topics import MODEL_FILE
 
     torch.set_num_threads(int(cfg.threads))
     asr_dir = cfg.get("asr_dir")
     if asr_dir and not (Path(asr_dir) / "model.safetensors").exists():
         log.warning("no recognizer at %s: the judge's figures are left out", asr_dir)
         asr_dir = None
-    models = EvalModels.load(cfg.s2s_dir, cfg.codec_dir, cfg.speaker_dir, cfg.device, asr_dir)
+    topics_dir = cfg.get("text_topics_dir")
+    if topics_dir and not (Path(topics_dir) / MODEL_FILE).exists():
+        log.warning("no text topic model at %s: the S2S head names the topic", topics_dir)
+        topics_dir = None
+    if topics_dir and asr_dir is None:
+        log.warning("no judge: the text topic model reads the S2S model's own transcripts")
+    models = EvalModels.load(
+        cfg.s2s_dir, cfg.codec_dir, cfg.speaker_dir, cfg.device, asr_dir, topics_dir
+    )
     protocol = ProtocolConfig(**OmegaConf.to_container(cfg.protocol, resolve=True))
     report = evaluate_s2s(
         models, cfg.dataset_dir, cfg.split, cfg.limit_dialogs, protocol, per_turn=cfg.per_turn

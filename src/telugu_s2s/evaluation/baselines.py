@@ -9,42 +9,11 @@ practical ceiling for it.
 
 from __future__ import annotations
 
-import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 
 from telugu_s2s.data.corpus import Dialog, load_corpus
-
-
-def char_ngrams(text: str, orders: tuple[int, ...] = (2, 3, 4)) -> list[str]:
-    padded = f" {text} "
-    return [padded[i : i + n] for n in orders for i in range(len(padded) - n + 1)]
-
-
-class NaiveBayesTopics:
-    """Multinomial naive Bayes over character n-grams, add-one smoothing."""
-
-    def __init__(self, examples: list[tuple[str, str]]):
-        self.counts: dict[str, Counter] = defaultdict(Counter)
-        self.prior: Counter = Counter()
-        for text, topic in examples:
-            self.prior[topic] += 1
-            self.counts[topic].update(char_ngrams(text))
-        self.vocab = len({g for c in self.counts.values() for g in c})
-        self.totals = {t: sum(c.values()) for t, c in self.counts.items()}
-        self.examples = sum(self.prior.values())
-
-    def predict(self, text: str) -> str:
-        grams, n = char_ngrams(text), self.examples
-
-        def score(topic: str) -> float:
-            denom = self.totals[topic] + self.vocab
-            counts = self.counts[topic]
-            return math.log(self.prior[topic] / n) + sum(
-                math.log((counts[g] + 1) / denom) for g in grams
-            )
-
-        return max(self.prior, key=score)
+from telugu_s2s.text_topics import NaiveBayesTopics
 
 
 def dialogs_by_split(dataset_dir: str | Path) -> dict[str, list[Dialog]]:

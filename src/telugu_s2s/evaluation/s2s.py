@@ -25,8 +25,7 @@ Each rendering runs as up to three sessions in one batch, on the same user input
 `memory_off` (the requested style, memory always empty). Metrics:
 - monologue CER: main's text stream in the reply window (blanks dropped) vs the reply;
 - topic accuracy (from the second user turn: an opening greeting carries no topic), per
-  turn and for the dialog so far (the turns' summed log-probabilities, as the server shows
-  it; and the most voted turn topic),
+  turn and for the dialog so far (as the server names it; `evaluation/topics.py`),
   sentiment MAE, emotion accuracy: the analysis heads on main's pooled user turns;
 - context CER on turns with `depends_on`: main (memory on) vs memory_off;
 - slot recall on those turns: does the reply say the fact it needs (evaluation/recall.py),
@@ -59,7 +58,6 @@ import json
 import logging
 import math
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -82,6 +80,7 @@ from telugu_s2s.evaluation.sessions import (  # noqa: F401 - re-exported for cal
     run_sessions,
 )
 from telugu_s2s.evaluation.tally import Tally, nan_to_none
+from telugu_s2s.evaluation.topics import DialogTopics
 from telugu_s2s.labels import EMOTIONS, TOPICS
 from telugu_s2s.modules.streaming import module_device
 from telugu_s2s.speakers import embed_audio
@@ -189,13 +188,15 @@ def _speech(audio: np.ndarray, codes: Tensor, silence: Tensor, frame: int, min_f
     return audio[int(voiced[0]) * frame : (int(voiced[-1]) + 1) * frame]
 
 
-def _score_item(plan: ItemPlan, traces: dict[str, SessionTrace], ds, model, tally) -> list[dict]:
-    """Text, analysis, context and style metrics of one rendering; one record per turn."""
+def _score_item(plan: ItemPlan, traces: dict[str, SessionTrace], ds, model, tally,
+                finals: list[str] | None = None, topic_model=None) -> list[dict]:  # fmt: skip
+    """Text, analysis, context and style metrics of one rendering; one record per turn.
+    `finals`: the judge's transcript of each user turn (None: the S2S model's own, as a server
+    without the judge); `topic_model`: the server's text topic model, if it has one."""
     main, rate = traces["main"], tally.rates
     analysis = model.analyze_turn(torch.stack(main.pooled).to(module_device(model)))  # (N,) each
     emotions = analysis.emotion_probs.argmax(dim=-1)  # (N,)
-    records, votes = [], Counter()
-    evidence = torch.zeros(analysis.topic_logits.shape[-1])  # summed log-probabilities (C,)
+    records, topics = [], DialogTopics(tally, topic_model)
     for n, turn in enumerate(plan.turns):
         row, reference = ds.rows[turn.user_row], plan.reference(turn, ds)
         said = _text(main.text, turn.reply_span)
@@ -217,11 +218,8 @@ def _score_item(plan: ItemPlan, traces: dict[str, SessionTrace], ds, model, tall
             tally.add("words_repeated", repeated)
         if turn.turn > 0:  # the dialog's label: an opening greeting says nothing of it
             tally.add("topic", topic == row["topic"])
-            votes[topic] += 1
-            tally.add("topic_dialog_votes", votes.most_common(1)[0][0] == row["topic"])
-            # the session's topic, as the server shows it (serving/context.Aggregates)
-            evidence += analysis.topic_logits[n].float().log_softmax(-1).cpu()
-            tally.add("topic_dialog", int(evidence.argmax()) == row["topic"])
+            final = finals[n] if finals else heard  # the server's final user transcript
+            topics.add(TOPICS[row["topic"]], analysis.topic_logits[n].cpu(), final)
         tally.add("emotion", emotion == row["emotion"])
         tally.add("sentiment_error", abs(sentiment - float(row["sentiment"])))
         if row["depends_on"] and "memory_off" in traces:
@@ -404,8 +402,8 @@ def evaluate_s2s(
         )
         chunk = [
             r
-            for p, t in zip(plans, by_plan, strict=True)
-            for r in _score_item(p, t, ds, model, tally)
+            for n, (p, t) in enumerate(zip(plans, by_plan, strict=True))
+            for r in _score_item(p, t, ds, model, tally, finals and finals[n], models.topic_model)
         ]
         _score_audio(
             models, plans, [t["main"] for t in by_plan], ds, silence, protocol, tally, chunk,

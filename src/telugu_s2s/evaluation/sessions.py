@@ -48,6 +48,7 @@ class EvalModels:
     speaker_encoder: nn.Module
     bank: SpeakerBank
     judge: object | None = None  # telugu_s2s.asr.Judge: transcribes the generated audio
+    topic_model: object | None = None  # telugu_s2s.text_topics: the server's session topic
 
     def __post_init__(self) -> None:
         cfg, codec = self.s2s.cfg, self.codec
@@ -64,8 +65,10 @@ class EvalModels:
             raise ValueError("the speaker bank was built with another speaker encoder")
 
     @classmethod
-    def load(cls, s2s_dir, codec_dir, speaker_dir, device: str = "cpu", asr_dir=None) -> EvalModels:
-        """The exports; with `asr_dir`, the recognizer that judges the generated audio."""
+    def load(cls, s2s_dir, codec_dir, speaker_dir, device: str = "cpu", asr_dir=None,
+             text_topics_dir=None) -> EvalModels:  # fmt: skip
+        """The exports; with `asr_dir`, the recognizer that judges the generated audio; with
+        `text_topics_dir`, the text topic model that names the session's topic."""
         s2s, codec, encoder = (
             load_pretrained(d).to(device) for d in (s2s_dir, codec_dir, speaker_dir)
         )
@@ -74,7 +77,12 @@ class EvalModels:
             from telugu_s2s.asr import Judge
 
             judge = Judge.load(asr_dir, device)
-        return cls(s2s, codec, encoder, SpeakerBank.load(speaker_dir), judge)
+        topics = None
+        if text_topics_dir is not None:
+            from telugu_s2s.text_topics import NaiveBayesTopics
+
+            topics = NaiveBayesTopics.load(text_topics_dir)
+        return cls(s2s, codec, encoder, SpeakerBank.load(speaker_dir), judge, topics)
 
 
 def encode_clip(codec: nn.Module, audio: np.ndarray) -> Tensor:

@@ -49,6 +49,7 @@ class Tally:
             "user_transcript_served_cer": rate["user_transcript_served"].value,
             "topic_accuracy": mean_or_nan(hits["topic"]),
             "topic_accuracy_dialog": mean_or_nan(hits["topic_dialog"]),
+            "topic_accuracy_dialog_head": mean_or_nan(hits["topic_dialog_head"]),
             "topic_accuracy_dialog_votes": mean_or_nan(hits["topic_dialog_votes"]),
             "sentiment_mae": mean_or_nan(hits["sentiment_error"]),
             "emotion_accuracy": mean_or_nan(hits["emotion"]),

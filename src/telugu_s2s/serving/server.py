@@ -31,7 +31,15 @@ from telugu_s2s.serving.metrics import InterruptionStats, LatencyStats, ServerMe
 from telugu_s2s.serving.ports import DEFAULT_PORTS, listen_first_free
 from telugu_s2s.serving.session import Session
 from telugu_s2s.serving.store import SessionStore
-from telugu_s2s.serving.turns import USER_TRANSCRIPTS, Recognizer, Transcriber, load_judge
+from telugu_s2s.serving.turns import (
+    DIALOG_TOPICS,
+    USER_TRANSCRIPTS,
+    Recognizer,
+    TopicModel,
+    Transcriber,
+    load_judge,
+    load_topic_model,
+)
 from telugu_s2s.serving.vad import SileroVAD
 from telugu_s2s.serving.worker import EngineWorker
 
@@ -89,6 +97,9 @@ class ServerSettings:
     stats_interval_s: float = 5.0  # periodic `stats` events (0: off)
     user_transcript: str = "s2s"  # final user text: s2s (the model's user stream) | judge
     asr_dir: str | None = None  # the judge's recognizer export (None: checkpoints/asr)
+    # the session's topic: s2s (the S2S topic head) | text (each turn's final transcript)
+    dialog_topic: str = "s2s"
+    text_topics_dir: str | None = None  # the text topic model (None: checkpoints/text_topics)
     vad: VADSettings = field(default_factory=VADSettings)
     turn: TurnSettings = field(default_factory=TurnSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
@@ -110,8 +121,9 @@ class Hub:
     """Server-wide state shared by the sessions."""
 
     def __init__(self, engine: Engine, settings: ServerSettings, vad: SileroVAD | None,
-                 judge: Recognizer | None = None):  # fmt: skip
+                 judge: Recognizer | None = None, topic_model: TopicModel | None = None):  # fmt: skip
         self.settings = settings
+        self.topic_model = topic_model  # None: the session topic comes from the S2S head
         self.metrics = ServerMetrics()
         self.latency = LatencyStats(histogram=self.metrics.latency)
         self.interruptions = InterruptionStats(delay_histogram=self.metrics.interruption_delay)
@@ -170,7 +182,11 @@ def create_app(engine: Engine, settings: ServerSettings | None = None,
         judge = judge if judge is not None else load_judge(settings.asr_dir)
     else:
         judge = None
-    hub = Hub(engine, settings, SileroVAD() if vad == "silero" else vad, judge)  # type: ignore[arg-type]
+    if settings.dialog_topic not in DIALOG_TOPICS:
+        raise ValueError(f"server.dialog_topic must be one of {list(DIALOG_TOPICS)}, "
+                         f"got {settings.dialog_topic!r}")  # fmt: skip
+    topics = load_topic_model(settings.text_topics_dir) if settings.dialog_topic == "text" else None
+    hub = Hub(engine, settings, SileroVAD() if vad == "silero" else vad, judge, topics)  # type: ignore[arg-type]
 
     def require_token(request: Request) -> None:
         if settings.auth_token and not auth.token_matches(

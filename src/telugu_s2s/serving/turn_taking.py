@@ -27,7 +27,7 @@ from telugu_s2s.serving import protocol
 from telugu_s2s.serving.audio_io import UtteranceBuffer
 from telugu_s2s.serving.context import adapt_style
 from telugu_s2s.serving.engine_api import TurnAnalysis, TurnRecord
-from telugu_s2s.serving.turns import SpeechRecorder, TurnSender
+from telugu_s2s.serving.turns import SessionTopic, SpeechRecorder, TurnSender
 from telugu_s2s.serving.vad import SpeechEvent
 
 if TYPE_CHECKING:
@@ -90,7 +90,8 @@ class TurnTaking:
         self.speech = SpeechRecorder(preroll, round(cfg.turn.max_utterance_ms / self.frame_ms))
         self.turns = TurnSender(session_id, self.send_json,
                                 lambda record, agg: hub.store.save_turn(session_id, record, agg),
-                                hub.transcriber, lambda code: hub.errors.update([code]))  # fmt: skip
+                                hub.transcriber, lambda code: hub.errors.update([code]),
+                                SessionTopic(hub.topic_model, self.context.aggregates.topic_evidence))  # fmt: skip
         self.generating = False  # turn mode: the engine is being fed the utterance / may reply
         self.live_turns = callable(getattr(self.engine, "hold", None))  # turn mode hears live
         self._waited = 0  # live turn mode: frames since the endpoint without a reply

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,9 +29,11 @@ from telugu_s2s.serving import protocol
 from telugu_s2s.serving.context import Aggregates
 from telugu_s2s.serving.engine_api import TurnRecord
 from telugu_s2s.serving.vad import SpeechEvent
+from telugu_s2s.text_topics import fold_evidence
 
 log = logging.getLogger(__name__)
 USER_TRANSCRIPTS: tuple[str, ...] = ("s2s", "judge")
+DIALOG_TOPICS: tuple[str, ...] = ("s2s", "text")
 
 
 class SpeechRecorder:
@@ -117,14 +120,57 @@ class Transcriber:
         self._pool.shutdown(wait=False)  # queued transcripts still finish: their turns are saved
 
 
+class TopicModel(Protocol):
+    def log_posterior(self, text: str) -> dict[str, float]: ...
+
+
+def load_topic_model(directory: str | Path | None) -> TopicModel:
+    """The text topic model for `dialog_topic: text` (`telugu_s2s.text_topics`), or a clear
+    error."""
+    from telugu_s2s.text_topics import DEFAULT_DIR, MODEL_FILE, NaiveBayesTopics
+
+    directory = Path(directory) if directory else DEFAULT_DIR
+    if not (directory / MODEL_FILE).is_file():
+        raise FileNotFoundError(
+            f"server.dialog_topic=text needs {MODEL_FILE} in {directory}: create it with "
+            "`make train-topics`, point server.text_topics_dir at one, or set "
+            "server.dialog_topic=s2s"
+        )
+    return NaiveBayesTopics.load(directory)
+
+
+class SessionTopic:
+    """The session's topic evidence, folded in the order turns close, the opening turn left
+    out (a greeting names no topic): each turn's final transcript under the text topic model,
+    or without one the S2S topic head's distribution (`TurnRecord.topics`)."""
+
+    def __init__(self, model: TopicModel | None, evidence: dict[str, float] | None = None):
+        self.model = model
+        self.evidence = dict(evidence) if evidence else None  # as stored: a resumed session
+
+    def add(self, record: TurnRecord) -> None:
+        if record.index <= 1:
+            return
+        if self.model is not None:
+            if not record.user_text.strip():
+                return
+            log_probs = self.model.log_posterior(record.user_text)
+        elif record.topics:
+            log_probs = {k: math.log(max(p, 1e-9)) for k, p in record.topics.items()}
+        else:
+            return
+        self.evidence = fold_evidence(self.evidence, log_probs)
+
+
 class TurnSender:
     """Finishes closed turns in order: final user transcript, store, events."""
 
     def __init__(self, session_id: str, send_json: Callable[[dict], Awaitable[None]],
                  save_turn: Callable[[TurnRecord, Aggregates], None],
                  transcriber: Transcriber | None,
-                 on_error: Callable[[str], None]):  # fmt: skip
+                 on_error: Callable[[str], None], topic: SessionTopic | None = None):  # fmt: skip
         self.session_id = session_id
+        self.topic = topic or SessionTopic(None)
         self._send_json = send_json
         self._save_turn = save_turn  # blocking: runs in a thread
         self._transcriber = transcriber
@@ -161,6 +207,8 @@ class TurnSender:
                 await self._revise(revise, record)
         if previous is not None:
             await asyncio.wait([previous])  # order of closing, whatever it raised
+        self.topic.add(record)  # in closing order, with the final transcript
+        aggregates.topic_evidence = self.topic.evidence
         await asyncio.to_thread(self._save_turn, record, aggregates)
         await self._send_json(protocol.text_event("user", record.user_text, True))
         await self._send_json(protocol.text_event("assistant", record.assistant_text, True))

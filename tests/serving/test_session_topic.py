@@ -1,0 +1,133 @@
+"""The session's topic (`dialog_topic`): folded turn by turn, in closing order, from each
+turn's final transcript under the text topic model (`server.dialog_topic: text`), or from the
+S2S topic head's distribution without one; stored with the aggregates and resumed."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+
+from telugu_s2s.client import S2SClient
+from telugu_s2s.serving.engine_api import TurnRecord
+from telugu_s2s.serving.server import ServerSettings, create_app
+from telugu_s2s.serving.turns import SessionTopic
+from telugu_s2s.text_topics import NaiveBayesTopics, fold_evidence
+from tests.serving.fakes import FakeEngine, running_server
+from tests.serving.test_judge_transcript import padded
+
+WEATHER, FOOD = "ఈ రోజు వర్షం పడుతుందా", "బిర్యానీ ఎలా వండాలి"
+
+
+@pytest.fixture(scope="module")
+def topic_dir(tmp_path_factory):
+    model = NaiveBayesTopics([
+        ("వర్షం పడుతుందా ఎండ ఎక్కువ", "weather"), ("ఈ రోజు వాతావరణం ఎలా ఉంది", "weather"),
+        ("బిర్యానీ వండాలి", "food"), ("అన్నం కూర ఎలా వండాలి", "food"),
+    ])  # fmt: skip
+    directory = tmp_path_factory.mktemp("topics")
+    model.save(directory)
+    return directory
+
+
+class ScriptedJudge:
+    """Hands out fixed transcripts, one per turn, in order."""
+
+    def __init__(self, texts: list[str]):
+        self.texts = list(texts)
+
+    def transcribe(self, clips, sample_rate=None):
+        return [self.texts.pop(0) for _ in clips]
+
+
+def record(index: int, text: str = "", topics: dict | None = None) -> TurnRecord:
+    return TurnRecord(index=index, user_text=text, topic="greetings", topics=topics or {})
+
+
+def test_transcripts_name_the_session_topic_from_the_second_turn(topic_dir):
+    model = NaiveBayesTopics.load(topic_dir)
+    topic = SessionTopic(model)
+    topic.add(record(1, FOOD))  # the opening turn: left out
+    assert topic.evidence is None
+    topic.add(record(2, WEATHER))
+    topic.add(record(3, ""))  # nothing heard: no evidence either way
+    first = dict(topic.evidence)
+    assert max(first, key=first.get) == "weather"
+    floor = math.log(1e-9)  # one turn cannot veto a topic for the rest of the session
+    expected = {k: max(v, floor) for k, v in model.log_posterior(WEATHER).items()}
+    assert first == pytest.approx(expected) and min(first.values()) == pytest.approx(floor)
+    topic.add(record(4, FOOD))
+    assert topic.evidence["food"] == pytest.approx(
+        first["food"] + model.log_posterior(FOOD)["food"]
+    )
+    # a resumed session goes on from its stored evidence
+    resumed = SessionTopic(model, topic.evidence)
+    resumed.add(record(5, WEATHER))
+    assert resumed.evidence == pytest.approx(
+        fold_evidence(topic.evidence, model.log_posterior(WEATHER))
+    )
+    assert resumed.evidence["food"] < topic.evidence["food"]
+
+
+def test_without_a_text_model_the_s2s_head_names_it():
+    topic = SessionTopic(None)
+    topic.add(record(2, WEATHER, {"food": 0.9, "weather": 0.1}))
+    topic.add(record(3, WEATHER, {"food": 0.0, "weather": 1.0}))
+    assert topic.evidence["food"] == pytest.approx(math.log(0.9) + math.log(1e-9))
+    assert max(topic.evidence, key=topic.evidence.get) == "weather"
+    topic.add(record(4, FOOD))  # an engine without a distribution: nothing to fold
+    assert len(topic.evidence) == 2
+
+
+def test_text_topic_mode_needs_its_model_and_a_known_name(tmp_path):
+    with pytest.raises(FileNotFoundError, match="make train-topics"):
+        create_app(FakeEngine(), ServerSettings(store_url=":memory:", dialog_topic="text",
+                                                text_topics_dir=str(tmp_path)), vad=None)  # fmt: skip
+    with pytest.raises(ValueError, match="dialog_topic"):
+        create_app(FakeEngine(), ServerSettings(store_url=":memory:", dialog_topic="votes"),
+                   vad=None)  # fmt: skip
+
+
+def test_the_judges_transcripts_name_the_topic_in_turn_events_and_the_store(
+    speech, topic_dir, tmp_path
+):
+    engine = FakeEngine(reply_frames=5, reply_after_frames=6)  # its head says "greetings"
+    settings = ServerSettings(store_url=f"sqlite:///{tmp_path / 's.db'}", stats_interval_s=0,
+                              user_transcript="judge", dialog_topic="text",
+                              text_topics_dir=str(topic_dir))  # fmt: skip
+    judge = ScriptedJudge([FOOD, WEATHER, WEATHER])
+    with running_server(engine, settings, judge=judge) as (url, app):
+
+        async def scenario() -> list[dict]:
+            async with S2SClient(url, "priya", "stream") as client:
+                for n in (1, 2, 3):
+                    await client.stream(padded(speech["question"]))
+                    await client.wait_for(lambda e, n=n: e["type"] == "turn" and e["index"] == n, 20)
+                return client, [e for e in client.events if e["type"] == "turn"]
+
+        client, turns = asyncio.run(scenario())
+        stored = app.state.hub.store.load(client.ready["session"])
+    assert [t["user_text"] for t in turns] == [FOOD, WEATHER, WEATHER]
+    assert [t["topic"] for t in turns] == ["greetings"] * 3  # the head's, per turn
+    assert [t["dialog_topic"] for t in turns] == ["greetings", "weather", "weather"]
+    assert stored.aggregates.top_topic == "weather"
+    evidence = stored.aggregates.to_json()["topic_evidence"]  # turns 2 and 3: log-probabilities
+    assert set(evidence) == {"weather", "food"} and evidence["food"] < evidence["weather"] <= 0
+
+
+def test_serve_yaml_names_the_topic_from_transcripts_and_its_model_exists():
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import telugu_s2s.serve  # noqa: F401 - registers the ${repo_root:} resolver
+    from telugu_s2s.paths import CONFIG_DIR, REPO_ROOT
+    from telugu_s2s.text_topics import MODEL_FILE
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("serve")
+    server = ServerSettings.from_dict(OmegaConf.to_container(cfg.server, resolve=True))
+    assert server.dialog_topic == "text"
+    assert server.text_topics_dir == str(REPO_ROOT / "checkpoints" / "text_topics")
+    assert NaiveBayesTopics.load(server.text_topics_dir).examples > 1000
+    assert (REPO_ROOT / "checkpoints" / "text_topics" / MODEL_FILE).is_file()
