@@ -76,7 +76,9 @@ def test_the_evaluation_names_the_dialog_topic_as_the_server_does(dataset_dir):
     topics = DialogTopics(tally, model)
     head = torch.full((len(TOPICS),), -5.0)
     head[TOPICS.index("food")] = 5.0  # the head is sure of the wrong topic
-    topics.add("weather", head, "వర్షం పడుతోంది")
+    topics.add("weather", head, "వర్షం పడుతోంది", opening=True)  # evidence, not scored
+    assert tally.hits["topic_dialog"] == [] and topics.text is not None
+    topics.add("weather", head, "నమస్తే")
     topics.add("weather", head, "")  # nothing heard: the transcripts' evidence stands
     report = tally.summary()
     assert report["topic_accuracy_dialog"] == 1.0  # what the server shows: the transcripts

@@ -8,7 +8,7 @@ GPU). The server folds the posterior of each finished turn's final transcript (t
 into the session's topic, and the evaluation scores the same thing. Why not the S2S model's
 topic head: it pools the model's own hearing, which reads held-out voices at 25% CER, and on
 30 validation dialogs it read the dialog's topic at 0.40, where this model reading the judge's
-transcripts read 0.84 (docs/training_s2s.md). The export is one gzipped JSON file of counts.
+transcripts read 0.83 (docs/training_s2s.md). The export is one gzipped JSON file of counts.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def fold_evidence(evidence: dict[str, float] | None, log_probs: dict[str, float]
     """The session's topic evidence with one more turn's log-probabilities added."""
     out = dict(evidence or {})
     for topic, value in log_probs.items():
-        out[topic] = out.get(topic, 0.0) + max(value, math.log(1e-9))
+        out[topic] = out.get(topic, 0.0) + value
     return out
 
 

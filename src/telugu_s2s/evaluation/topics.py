@@ -1,5 +1,5 @@
 """The dialog's topic so far, as the server names it (`serving.turns.SessionTopic`), scored
-turn by turn from the second user turn (an opening greeting names no topic):
+turn by turn from the second user turn (the dialog's label; an opening greeting names none):
 - `topic_dialog`: what the server shows. With a text topic model, each turn's final
   transcript (the judge's) under it; without one, the S2S topic head;
 - `topic_dialog_head`: the S2S topic head's log-probabilities, summed;
@@ -29,13 +29,17 @@ class DialogTopics:
         self.head: dict[str, float] | None = None
         self.text: dict[str, float] | None = None
 
-    def add(self, truth: str, head_logits: Tensor, final_transcript: str | None) -> None:
-        """`head_logits` (num_topics,): the S2S topic head on this turn."""
+    def add(self, truth: str, head_logits: Tensor, final_transcript: str | None,
+            opening: bool = False) -> None:  # fmt: skip
+        """`head_logits` (num_topics,): the S2S topic head on this turn. The `opening` turn
+        feeds the text model's evidence only, and is not scored."""
+        if self.text_model is not None and final_transcript and final_transcript.strip():
+            self.text = fold_evidence(self.text, self.text_model.log_posterior(final_transcript))
+        if opening:
+            return
         log_probs = dict(zip(TOPICS, head_logits.float().log_softmax(-1).tolist(), strict=True))
         self.votes[_top(log_probs)] += 1
         self.head = fold_evidence(self.head, log_probs)
-        if self.text_model is not None and final_transcript and final_transcript.strip():
-            self.text = fold_evidence(self.text, self.text_model.log_posterior(final_transcript))
         shown = self.text if self.text_model is not None else self.head
         self.tally.add("topic_dialog_votes", self.votes.most_common(1)[0][0] == truth)
         self.tally.add("topic_dialog_head", _top(self.head) == truth)

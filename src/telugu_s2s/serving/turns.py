@@ -140,22 +140,21 @@ def load_topic_model(directory: str | Path | None) -> TopicModel:
 
 
 class SessionTopic:
-    """The session's topic evidence, folded in the order turns close, the opening turn left
-    out (a greeting names no topic): each turn's final transcript under the text topic model,
-    or without one the S2S topic head's distribution (`TurnRecord.topics`)."""
+    """The session's topic evidence, folded in the order turns close: each turn's final
+    transcript under the text topic model, or without one the S2S topic head's distribution
+    (`TurnRecord.topics`) from the second turn (the head reads an opening greeting as the
+    topic "greetings"; the text model's counts already know what greetings say)."""
 
     def __init__(self, model: TopicModel | None, evidence: dict[str, float] | None = None):
         self.model = model
         self.evidence = dict(evidence) if evidence else None  # as stored: a resumed session
 
     def add(self, record: TurnRecord) -> None:
-        if record.index <= 1:
-            return
         if self.model is not None:
             if not record.user_text.strip():
                 return
             log_probs = self.model.log_posterior(record.user_text)
-        elif record.topics:
+        elif record.topics and record.index > 1:
             log_probs = {k: math.log(max(p, 1e-9)) for k, p in record.topics.items()}
         else:
             return
