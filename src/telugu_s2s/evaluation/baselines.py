@@ -24,17 +24,33 @@ def dialogs_by_split(dataset_dir: str | Path) -> dict[str, list[Dialog]]:
     return out
 
 
+SENTIMENT_BINS = (-0.6, -0.2, 0.2, 0.6)  # five bins over -1..1
+
+
+def _sentiment_bin(value: float) -> str:
+    return str(sum(value > edge for edge in SENTIMENT_BINS))
+
+
 def topic_baseline(train: list[Dialog], evaluated: list[Dialog]) -> dict:
     """Naive Bayes on the training dialogs' user turns, scored against each dialog's label.
 
     `dialog_so_far_accuracy` predicts from every user turn heard so far, from the second
-    user turn on (the first is often a greeting that names no topic).
+    user turn on (the first is often a greeting that names no topic). The same model over
+    each turn's emotion label gives `emotion_accuracy`; over five sentiment bins, whose
+    training mean it predicts, `sentiment_mae`: the baselines beside the analysis heads.
     """
     examples = [(t.user, d.topic) for d in train for t in d.turns]
     if not examples or not evaluated:
         raise ValueError("the topic baseline needs training dialogs and dialogs to score")
     model = NaiveBayesTopics(examples)
-    turn_hits, context_hits = [], []
+    turns = [t for d in train for t in d.turns]
+    emotions = NaiveBayesTopics([(t.user, t.emotion) for t in turns])
+    moods = NaiveBayesTopics([(t.user, _sentiment_bin(t.sentiment)) for t in turns])
+    binned: dict[str, list[float]] = defaultdict(list)
+    for t in turns:
+        binned[_sentiment_bin(t.sentiment)].append(t.sentiment)
+    mean = {label: sum(values) / len(values) for label, values in binned.items()}
+    turn_hits, context_hits, emotion_hits, sentiment_errors = [], [], [], []
     for dialog in evaluated:
         history = ""
         for turn in dialog.turns:
@@ -42,11 +58,15 @@ def topic_baseline(train: list[Dialog], evaluated: list[Dialog]) -> dict:
             turn_hits.append(model.predict(turn.user) == dialog.topic)
             if turn.index >= 1:
                 context_hits.append(model.predict(history) == dialog.topic)
+            emotion_hits.append(emotions.predict(turn.user) == turn.emotion)
+            sentiment_errors.append(abs(mean[moods.predict(turn.user)] - turn.sentiment))
     return {
         "dialogs": len(evaluated),
         "turns": len(turn_hits),
         "turn_accuracy": sum(turn_hits) / len(turn_hits),
         "dialog_so_far_accuracy": sum(context_hits) / max(1, len(context_hits)),
+        "emotion_accuracy": sum(emotion_hits) / len(emotion_hits),
+        "sentiment_mae": sum(sentiment_errors) / len(sentiment_errors),
         "train_turns": len(examples),
     }
 
