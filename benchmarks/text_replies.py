@@ -1,7 +1,7 @@
 """What the S2S text stage says when it is given the user's exact words.
 
     .venv/bin/python benchmarks/text_replies.py RUN/checkpoints/last.ckpt [more.ckpt ...]
-        [--split validation] [--dialogs 20] [--temperature 0.35] [--top-k 50]
+        [--split validation] [--dialogs 20] [--temperature 0.35] [--top-k 50] [--every-turn]
 
 The upper bound of the reply CER for every later stage: they hear the user through the
 ear, the text stage reads the words themselves. For each dialog window of the split (laid
@@ -85,10 +85,31 @@ def _text_log_probs(net, hidden: torch.Tensor, prev: torch.Tensor, user: torch.T
     return net.copy_head(logits, hidden, prev, spread_frames(user, net.cfg.hearing_sub_frames))
 
 
+def windows(dialog, every_turn: bool) -> list[tuple[int, slice]]:
+    """(first turn of the window, which of its placed turns to score): the opening window's
+    turns; with `every_turn`, also each later turn k in a window from turn k - 1, so that its
+    context holds the previous exchange, as in a conversation."""
+    if not every_turn:
+        return [(0, slice(None))]
+    return [(0, slice(0, 1))] + [(k - 1, slice(1, 2)) for k in range(1, len(dialog.turns))]
+
+
+def window_turns(items: TextDialogs, index: int, first: int, which: slice) -> tuple[dict, list]:
+    """The window and its turns to score; a turn whose exchange before it does not fit in
+    one window is scored in a window of its own."""
+    item = items.window(index, first)
+    turns = item["turns"][which]
+    if not turns and which.start == 1:
+        item = items.window(index, first + 1)
+        turns = item["turns"][:1]
+    return item, turns
+
+
 @torch.no_grad()
 def reply_figures(
-    module, dialogs, temperature: float, top_k: int, seed: int = 0, examples: int = 6
-) -> dict:
+    module, dialogs, temperature: float, top_k: int, seed: int = 0, examples: int = 6,
+    every_turn: bool = False,
+) -> dict:  # fmt: skip
     from telugu_s2s.models.s2s_text import text_hidden, text_inputs
 
     net, tokenizer = module.net, TextTokenizer()
@@ -96,13 +117,19 @@ def reply_figures(
     items = TextDialogs(dialogs, TextDialogConfig(), train=False)
     gen = torch.Generator().manual_seed(seed)
     valid, voiced, shown = ErrorRate(), ErrorRate(), []
+    by_turn = {key: ErrorRate() for key in ("0", "1", "2+")}
     to_repeat = repeated = 0  # the user's words that the nearest valid reply repeats
-    for index, dialog in enumerate(dialogs):
-        item = items[index]
+    scored = [
+        (index, dialog, first, which)
+        for index, dialog in enumerate(dialogs)
+        for first, which in windows(dialog, every_turn)
+    ]
+    for index, dialog, first, which in scored:
+        item, turns = window_turns(items, index, first, which)
         speaker = module.speakers[torch.tensor([item["speaker_id"]])]  # (1, S)
         style = torch.tensor([item["style_id"]])
         user = item["user_text"][None]  # (1, F)
-        for placed in item["turns"]:
+        for placed in turns:
             start, end = placed["assistant_span"]
             end = min(end + TAIL_FRAMES, user.shape[1])
             text = item["assistant_text"][None].clone()  # (1, F)
@@ -137,6 +164,8 @@ def reply_figures(
             ]
             nearest = min(options, key=lambda reply: cer(said, reply))
             valid.add(said, nearest)
+            turn_key = "2+" if placed["turn_index"] >= 2 else str(placed["turn_index"])
+            by_turn[turn_key].add(said, nearest)
             hits = words_to_repeat(placed["user_text"], said, options)
             to_repeat, repeated = to_repeat + len(hits), repeated + sum(hits)
             voiced.add(said, placed["assistant_text"])
@@ -145,6 +174,7 @@ def reply_figures(
     return {
         "turns": valid.pairs, "reply_valid_cer": round(valid.value, 4),
         "reply_voiced_cer": round(voiced.value, 4), "words_to_repeat": to_repeat,
+        "reply_valid_cer_by_turn": {k: round(r.value, 4) for k, r in by_turn.items() if r.pairs},
         "words_repeated": round(repeated / max(to_repeat, 1), 4), "examples": shown,
     }  # fmt: skip
 
@@ -158,6 +188,9 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.35)  # the server's
     parser.add_argument("--top-k", type=int, default=50)
     parser.add_argument("--output", default=str(RESULTS / "text_replies.json"))
+    # every turn of each dialog, each with the exchange before it in its window (default: the
+    # opening window's turns, i.e. the first two, the hardest: benchmarks/reply_retrieval.py)
+    parser.add_argument("--every-turn", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     dialogs = load_dialogs(args.dataset, args.split)[: args.dialogs]
@@ -165,14 +198,16 @@ def main() -> None:
     for checkpoint in args.checkpoints:
         start = time.perf_counter()
         module, step = load_text_stage(checkpoint)
-        figures = reply_figures(module, dialogs, args.temperature, args.top_k)
+        figures = reply_figures(
+            module, dialogs, args.temperature, args.top_k, every_turn=args.every_turn
+        )
         runs.append({"checkpoint": str(checkpoint), "step": step, **figures,
                      "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
         print(json.dumps({k: v for k, v in runs[-1].items() if k != "examples"}))
     result = {
         "command": "benchmarks/text_replies.py " + " ".join(map(str, args.checkpoints)),
         "split": args.split, "dialogs": len(dialogs), "temperature": args.temperature,
-        "top_k": args.top_k, "runs": runs,
+        "top_k": args.top_k, "every_turn": args.every_turn, "runs": runs,
     }  # fmt: skip
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n")

@@ -98,6 +98,12 @@ def test_text_replies_scores_what_the_text_stage_says(tiny_dataset, tmp_path) ->
     items = TextDialogs(dialogs, TextDialogConfig(), train=False)
     assert step == 3 and figures["turns"] == sum(len(items[i]["turns"]) for i in range(2))
     assert 0.0 <= figures["reply_valid_cer"] <= figures["reply_voiced_cer"] + 1e-9
+    # every turn once, each in a window that starts with the exchange before it
+    assert items.window(0, 1)["turns"][0]["turn_index"] == 1
+    every = text_replies.reply_figures(module, dialogs, 0.0, 50, every_turn=True)
+    assert every["turns"] == sum(len(d.turns) for d in dialogs)
+    by_turn = every["reply_valid_cer_by_turn"]
+    assert set(by_turn) == {"0", "1", "2+"} and all(0.0 <= v for v in by_turn.values())
 
     item, net = items[0], module.net  # the first reply, greedy, recomputed from frame 0 each step
     start, end = item["turns"][0]["assistant_span"]

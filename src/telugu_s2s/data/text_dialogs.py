@@ -90,6 +90,11 @@ class TextDialogs(Dataset):
         return turn.reply(style)
 
     def __getitem__(self, index: int) -> dict:
+        return self.window(index)
+
+    def window(self, index: int, first_turn: int | None = None) -> dict:
+        """The item of dialog `index`; `first_turn` (evaluation only) starts the window at that
+        turn instead of the opening."""
         cfg = self.cfg
         rng = np.random.default_rng([self.seed, self.epoch, index]) if self.train else None
         dialog = self.dialogs[index]
@@ -102,8 +107,10 @@ class TextDialogs(Dataset):
         else:  # evaluation: the voiced style, a fixed voice
             style = dialog.style if dialog.style in styles else styles[0]
             voice = index % len(ASSISTANT_VOICES)
-        first = 0
-        if rng is not None and len(dialog.turns) > 1 and rng.random() >= cfg.start_at_opening:
+        first = first_turn or 0
+        if first_turn is None and rng is not None and len(dialog.turns) > 1 and (
+            rng.random() >= cfg.start_at_opening
+        ):
             first = int(rng.integers(len(dialog.turns)))
         rate = self._uniform(rng, cfg.frames_per_char)
         fps = cfg.frame_rate
