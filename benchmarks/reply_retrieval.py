@@ -113,7 +113,7 @@ def retrieval_figures(train: list[dict], test: list[dict], examples: int = 6) ->
         index = TrigramIndex([r[query] for r in train])
         picks = index.nearest([r[query] for r in test])
         rate, shown = ErrorRate(), []
-        for record, pick in zip(test, picks):
+        for record, pick in zip(test, picks, strict=True):
             options = train[pick]["templates"]
             said = fill((options.get(record["style"]) or next(iter(options.values())))[0],
                         record["slots"])  # fmt: skip

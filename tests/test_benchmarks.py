@@ -130,13 +130,12 @@ def test_reply_retrieval_answers_with_the_nearest_training_turns_reply() -> None
     def dialog(name: str, users: list[str], replies: list[str], split: str) -> Dialog:
         slots = {"name": ("name", name)}
         turns = tuple(
-            Turn(name, i, u, r, "health", 0.0, "neutral",
-                 valid_replies={"casual": (r, r + " సరే")})  # fmt: skip
-            for i, (u, r) in enumerate(zip(users, replies))
+            Turn(name, i, u, r, "health", 0.0, "neutral", valid_replies={"casual": (r, r + " సరే")})
+            for i, (u, r) in enumerate(zip(users, replies, strict=True))
         )
         return Dialog(name, turns, "health", split, "casual", slots)
 
-    script = [f"నమస్తే {{}}", "జ్వరం వచ్చింది", "తలనొప్పి కూడా ఉంది"]
+    script = ["నమస్తే {}", "జ్వరం వచ్చింది", "తలనొప్పి కూడా ఉంది"]
     answers = ["హలో {}", "నీళ్ళు ఎక్కువ తాగు", "విశ్రాంతి తీసుకో {}"]
 
     def said(name: str, lines: list[str]) -> list[str]:

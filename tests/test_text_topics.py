@@ -9,8 +9,8 @@ import math
 
 import pytest
 
-from telugu_s2s.evaluation.topics import DialogTopics
 from telugu_s2s.evaluation.tally import Tally
+from telugu_s2s.evaluation.topics import DialogTopics
 from telugu_s2s.labels import TOPICS
 from telugu_s2s.text_topics import MODEL_FILE, NaiveBayesTopics, main, train
 

@@ -138,7 +138,7 @@ def test_judge_mode_without_a_recognizer_export_fails_at_startup(tmp_path):
         create_app(FakeEngine(), bad, vad=None)
 
 
-def test_serve_yaml_defaults_to_the_judge_transcript_and_its_export_exists():
+def test_serve_yaml_defaults_to_the_judge_transcript_and_text_topics_and_their_exports_exist():
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
@@ -151,3 +151,9 @@ def test_serve_yaml_defaults_to_the_judge_transcript_and_its_export_exists():
     assert server.user_transcript == "judge"
     assert server.asr_dir == str(REPO_ROOT / "checkpoints" / "asr")
     assert (REPO_ROOT / "checkpoints" / "asr" / "model.safetensors").is_file()
+    # the session's topic from those transcripts (tests/serving/test_session_topic.py)
+    from telugu_s2s.text_topics import NaiveBayesTopics
+
+    assert server.dialog_topic == "text"
+    assert server.text_topics_dir == str(REPO_ROOT / "checkpoints" / "text_topics")
+    assert NaiveBayesTopics.load(server.text_topics_dir).examples > 1000

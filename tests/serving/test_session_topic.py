@@ -98,7 +98,9 @@ def test_the_judges_transcripts_name_the_topic_in_turn_events_and_the_store(
             async with S2SClient(url, "priya", "stream") as client:
                 for n in (1, 2, 3):
                     await client.stream(padded(speech["question"]))
-                    await client.wait_for(lambda e, n=n: e["type"] == "turn" and e["index"] == n, 20)
+                    await client.wait_for(
+                        lambda e, n=n: e["type"] == "turn" and e["index"] == n, 20
+                    )
                 return client, [e for e in client.events if e["type"] == "turn"]
 
         client, turns = asyncio.run(scenario())
@@ -114,20 +116,3 @@ def test_the_judges_transcripts_name_the_topic_in_turn_events_and_the_store(
     assert stored.aggregates.top_topic == "weather"
     stored_evidence = stored.aggregates.to_json()["topic_evidence"]
     assert stored_evidence == pytest.approx(evidence, abs=1e-3)
-
-
-def test_serve_yaml_names_the_topic_from_transcripts_and_its_model_exists():
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    import telugu_s2s.serve  # noqa: F401 - registers the ${repo_root:} resolver
-    from telugu_s2s.paths import CONFIG_DIR, REPO_ROOT
-    from telugu_s2s.text_topics import MODEL_FILE
-
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("serve")
-    server = ServerSettings.from_dict(OmegaConf.to_container(cfg.server, resolve=True))
-    assert server.dialog_topic == "text"
-    assert server.text_topics_dir == str(REPO_ROOT / "checkpoints" / "text_topics")
-    assert NaiveBayesTopics.load(server.text_topics_dir).examples > 1000
-    assert (REPO_ROOT / "checkpoints" / "text_topics" / MODEL_FILE).is_file()

@@ -108,8 +108,11 @@ class TextDialogs(Dataset):
             style = dialog.style if dialog.style in styles else styles[0]
             voice = index % len(ASSISTANT_VOICES)
         first = first_turn or 0
-        if first_turn is None and rng is not None and len(dialog.turns) > 1 and (
-            rng.random() >= cfg.start_at_opening
+        if (
+            first_turn is None
+            and rng is not None
+            and len(dialog.turns) > 1
+            and (rng.random() >= cfg.start_at_opening)
         ):
             first = int(rng.integers(len(dialog.turns)))
         rate = self._uniform(rng, cfg.frames_per_char)
