@@ -116,3 +116,25 @@ def test_the_judges_transcripts_name_the_topic_in_turn_events_and_the_store(
     assert stored.aggregates.top_topic == "weather"
     stored_evidence = stored.aggregates.to_json()["topic_evidence"]
     assert stored_evidence == pytest.approx(evidence, abs=1e-3)
+
+
+def test_a_failing_topic_model_keeps_the_turn():
+    import numpy as np
+
+    from telugu_s2s.serving.context import Aggregates
+    from telugu_s2s.serving.turns import TurnSender
+
+    class Broken:
+        def log_posterior(self, text):
+            raise RuntimeError("the topic model broke")
+
+    saved, sent = [], []
+
+    async def send(event: dict) -> None:
+        sent.append(event)
+
+    sender = TurnSender("s", send, lambda r, a: saved.append((r, a)), None, lambda code: None,
+                        SessionTopic(Broken()))  # fmt: skip
+    asyncio.run(sender.close_turn(record(2, WEATHER), np.zeros(0, np.float32), Aggregates()))
+    assert len(saved) == 1 and saved[0][0].user_text == WEATHER
+    assert sent[-1]["type"] == "turn" and sent[-1]["dialog_topic"] is None

@@ -34,9 +34,9 @@ class Preferences:
 class Aggregates:
     """Running figures over all turns of a session.
 
-    The session's topic (`top_topic`) is the largest `topic_evidence`: summed log-probabilities
-    of the turns after the opening one, which `turns.SessionTopic` folds in as turns finish.
-    Without any evidence it is the most voted turn topic."""
+    The session's topic (`top_topic`) is the largest `topic_evidence`: the turns' summed
+    log-probabilities, which `turns.SessionTopic` folds in as turns finish. Without any
+    evidence it is the most voted turn topic."""
 
     turns: int = 0
     interrupted: int = 0

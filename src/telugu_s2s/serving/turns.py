@@ -206,7 +206,10 @@ class TurnSender:
                 await self._revise(revise, record)
         if previous is not None:
             await asyncio.wait([previous])  # order of closing, whatever it raised
-        self.topic.add(record)  # in closing order, with the final transcript
+        try:
+            self.topic.add(record)  # in closing order, with the final transcript
+        except Exception:  # noqa: BLE001 - the turn is saved and sent all the same
+            log.exception("session %s: turn %d's topic", self.session_id, record.index)
         aggregates.topic_evidence = self.topic.evidence
         await asyncio.to_thread(self._save_turn, record, aggregates)
         await self._send_json(protocol.text_event("user", record.user_text, True))
