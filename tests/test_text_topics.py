@@ -76,14 +76,14 @@ def test_the_evaluation_names_the_dialog_topic_as_the_server_does(dataset_dir):
     topics = DialogTopics(tally, model)
     head = torch.full((len(TOPICS),), -5.0)
     head[TOPICS.index("food")] = 5.0  # the head is sure of the wrong topic
-    topics.add("weather", head, "వర్షం పడుతోంది", opening=True)  # evidence, not scored
-    assert tally.hits["topic_dialog"] == [] and topics.text is not None
-    topics.add("weather", head, "నమస్తే")
-    topics.add("weather", head, "")  # nothing heard: the transcripts' evidence stands
+    topics.add("weather", head, "వర్షం పడుతోంది", turn=1)  # the opening: evidence, not scored
+    assert tally.hits["topic_dialog"] == [] and topics.shown.evidence is not None
+    topics.add("weather", head, "నమస్తే", turn=2)
+    topics.add("weather", head, "", turn=3)  # nothing heard: the transcripts' evidence stands
     report = tally.summary()
     assert report["topic_accuracy_dialog"] == 1.0  # what the server shows: the transcripts
     assert report["topic_accuracy_dialog_head"] == report["topic_accuracy_dialog_votes"] == 0.0
     plain = Tally()
     without = DialogTopics(plain, None)  # a server without a text model shows the head's
-    without.add("food", head, "వర్షం పడుతోంది")
+    without.add("food", head, "వర్షం పడుతోంది", turn=2)
     assert plain.summary()["topic_accuracy_dialog"] == 1.0

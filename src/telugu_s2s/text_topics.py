@@ -107,6 +107,47 @@ def fold_evidence(evidence: dict[str, float] | None, log_probs: dict[str, float]
     return out
 
 
+def top_topic(evidence: dict[str, float] | None) -> str | None:
+    return max(evidence, key=evidence.__getitem__) if evidence else None
+
+
+class SessionTopic:
+    """A session's topic evidence, folded turn by turn in the order turns close: each turn's
+    final transcript under the text topic `model`, or without one the S2S topic head's
+    distribution from the second turn (the head reads an opening greeting as the topic
+    "greetings"; the text model's counts already know what greetings say). The server keeps
+    one per session (`serving.turns.TurnSender`); the evaluation scores the same rule."""
+
+    def __init__(self, model=None, evidence: dict[str, float] | None = None):
+        self.model = model  # anything with `log_posterior(text)`, e.g. NaiveBayesTopics
+        self.evidence = dict(evidence) if evidence else None  # as stored: a resumed session
+
+    def add(self, turn: int, transcript: str, head: dict[str, float] | None = None) -> None:
+        """Turn number `turn` (1: the session's first), its final `transcript` and the S2S
+        head's distribution `head` over the topics."""
+        if self.model is not None:
+            if not transcript.strip():
+                return
+            log_probs = self.model.log_posterior(transcript)
+        elif head and turn > 1:
+            log_probs = {k: math.log(max(p, 1e-9)) for k, p in head.items()}
+        else:
+            return
+        self.evidence = fold_evidence(self.evidence, log_probs)
+
+    @property
+    def top(self) -> str | None:
+        return top_topic(self.evidence)
+
+
+def fit(dialogs) -> NaiveBayesTopics:
+    """On the dialogs' user turns, each labelled with its dialog's topic."""
+    examples = [(t.user, d.topic) for d in dialogs for t in d.turns]
+    if not examples:
+        raise ValueError("a text topic model needs dialogs with user turns")
+    return NaiveBayesTopics(examples)
+
+
 def train(dataset_dir: str | Path) -> NaiveBayesTopics:
     """On the training dialogs' user turns (`dialogs.jsonl` of a built dataset)."""
     from telugu_s2s.data.corpus import load_corpus
@@ -114,11 +155,10 @@ def train(dataset_dir: str | Path) -> NaiveBayesTopics:
     path = Path(dataset_dir) / "dialogs.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"no dialogs.jsonl in {dataset_dir}: build the dataset first")
-    examples = [(t.user, d.topic) for d in load_corpus(path) if (d.split or "train") == "train"
-                for t in d.turns]  # fmt: skip
-    if not examples:
+    dialogs = [d for d in load_corpus(path) if (d.split or "train") == "train"]
+    if not dialogs:
         raise ValueError(f"{path} holds no training dialogs")
-    return NaiveBayesTopics(examples)
+    return fit(dialogs)
 
 
 def main(argv: list[str] | None = None) -> None:

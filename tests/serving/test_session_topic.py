@@ -12,8 +12,7 @@ import pytest
 from telugu_s2s.client import S2SClient
 from telugu_s2s.serving.engine_api import TurnRecord
 from telugu_s2s.serving.server import ServerSettings, create_app
-from telugu_s2s.serving.turns import SessionTopic
-from telugu_s2s.text_topics import NaiveBayesTopics, fold_evidence
+from telugu_s2s.text_topics import NaiveBayesTopics, SessionTopic, fold_evidence
 from tests.serving.fakes import FakeEngine, running_server
 from tests.serving.test_judge_transcript import padded
 
@@ -48,30 +47,30 @@ def record(index: int, text: str = "", topics: dict | None = None) -> TurnRecord
 def test_transcripts_name_the_session_topic_turn_by_turn(topic_dir):
     model = NaiveBayesTopics.load(topic_dir)
     topic = SessionTopic(model)
-    topic.add(record(1, FOOD))
+    topic.add(1, FOOD)
     assert topic.evidence == pytest.approx(model.log_posterior(FOOD))
-    topic.add(record(2, ""))  # nothing heard: no evidence either way
-    topic.add(record(3, WEATHER))
-    topic.add(record(4, WEATHER))
+    topic.add(2, "")  # nothing heard: no evidence either way
+    topic.add(3, WEATHER)
+    topic.add(4, WEATHER)
     expected = fold_evidence(model.log_posterior(FOOD), model.log_posterior(WEATHER))
     expected = fold_evidence(expected, model.log_posterior(WEATHER))
     assert topic.evidence == pytest.approx(expected)
     assert max(topic.evidence, key=topic.evidence.get) == "weather"
     # a resumed session goes on from its stored evidence
     resumed = SessionTopic(model, topic.evidence)
-    resumed.add(record(5, FOOD))
+    resumed.add(5, FOOD)
     assert resumed.evidence == pytest.approx(fold_evidence(expected, model.log_posterior(FOOD)))
 
 
 def test_without_a_text_model_the_s2s_head_names_it():
     topic = SessionTopic(None)
-    topic.add(record(1, WEATHER, {"food": 0.0, "weather": 1.0}))  # the head calls it greetings
+    topic.add(1, WEATHER, {"food": 0.0, "weather": 1.0})  # the head calls it greetings
     assert topic.evidence is None
-    topic.add(record(2, WEATHER, {"food": 0.9, "weather": 0.1}))
-    topic.add(record(3, WEATHER, {"food": 0.0, "weather": 1.0}))
+    topic.add(2, WEATHER, {"food": 0.9, "weather": 0.1})
+    topic.add(3, WEATHER, {"food": 0.0, "weather": 1.0})
     assert topic.evidence["food"] == pytest.approx(math.log(0.9) + math.log(1e-9))
     assert max(topic.evidence, key=topic.evidence.get) == "weather"
-    topic.add(record(4, FOOD))  # an engine without a distribution: nothing to fold
+    topic.add(4, FOOD)  # an engine without a distribution: nothing to fold
     assert len(topic.evidence) == 2
 
 

@@ -40,7 +40,7 @@ def test_context_keeps_the_last_ten_turns_and_aggregates_all():
 
 
 def test_session_topic_weighs_each_turn_by_its_confidence():
-    from telugu_s2s.serving.turns import SessionTopic
+    from telugu_s2s.text_topics import SessionTopic
 
     unsure = {"food": 0.4, "travel": 0.35, "health": 0.25}
     sure = {"food": 0.02, "travel": 0.96, "health": 0.02}
@@ -50,7 +50,8 @@ def test_session_topic_weighs_each_turn_by_its_confidence():
              turn(4, topic="travel", topics=sure)]  # fmt: skip
     for record in turns:
         context.add(record)
-        topic.add(record)  # the opening turn is left out: it says nothing of the topic
+        # the opening turn is left out: it says nothing of the topic
+        topic.add(record.index, record.user_text, record.topics)
     agg = context.aggregates
     assert agg.to_json()["topics"] == {"travel": 2, "food": 2} and agg.top_topic == "food"  # votes
     agg.topic_evidence = topic.evidence

@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from telugu_s2s.data.corpus import Dialog, load_corpus
-from telugu_s2s.text_topics import NaiveBayesTopics
+from telugu_s2s.text_topics import NaiveBayesTopics, fit
 
 
 def dialogs_by_split(dataset_dir: str | Path) -> dict[str, list[Dialog]]:
@@ -39,11 +39,10 @@ def topic_baseline(train: list[Dialog], evaluated: list[Dialog]) -> dict:
     each turn's emotion label gives `emotion_accuracy`; over five sentiment bins, whose
     training mean it predicts, `sentiment_mae`: the baselines beside the analysis heads.
     """
-    examples = [(t.user, d.topic) for d in train for t in d.turns]
-    if not examples or not evaluated:
-        raise ValueError("the topic baseline needs training dialogs and dialogs to score")
-    model = NaiveBayesTopics(examples)
     turns = [t for d in train for t in d.turns]
+    if not turns or not evaluated:
+        raise ValueError("the topic baseline needs training dialogs and dialogs to score")
+    model = fit(train)
     emotions = NaiveBayesTopics([(t.user, t.emotion) for t in turns])
     moods = NaiveBayesTopics([(t.user, _sentiment_bin(t.sentiment)) for t in turns])
     binned: dict[str, list[float]] = defaultdict(list)
@@ -67,7 +66,7 @@ def topic_baseline(train: list[Dialog], evaluated: list[Dialog]) -> dict:
         "dialog_so_far_accuracy": sum(context_hits) / max(1, len(context_hits)),
         "emotion_accuracy": sum(emotion_hits) / len(emotion_hits),
         "sentiment_mae": sum(sentiment_errors) / len(sentiment_errors),
-        "train_turns": len(examples),
+        "train_turns": len(turns),
     }
 
 

@@ -217,7 +217,7 @@ def _score_item(plan: ItemPlan, traces: dict[str, SessionTrace], ds, model, tall
         for repeated in words_to_repeat(row["text"], said, record["valid_replies"]):
             tally.add("words_repeated", repeated)
         final = finals[n] if finals else heard  # the server's final user transcript
-        topics.add(TOPICS[row["topic"]], analysis.topic_logits[n].cpu(), final, turn.turn == 0)
+        topics.add(TOPICS[row["topic"]], analysis.topic_logits[n].cpu(), final, turn.turn + 1)
         if turn.turn > 0:  # the dialog's label: an opening greeting says nothing of it
             tally.add("topic", topic == row["topic"])
         tally.add("emotion", emotion == row["emotion"])

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 
 from telugu_s2s.serving.engine_api import STYLES, TurnRecord
+from telugu_s2s.text_topics import top_topic
 
 
 @dataclass
@@ -35,7 +36,7 @@ class Aggregates:
     """Running figures over all turns of a session.
 
     The session's topic (`top_topic`) is the largest `topic_evidence`: the turns' summed
-    log-probabilities, which `turns.SessionTopic` folds in as turns finish. Without any
+    log-probabilities, which `text_topics.SessionTopic` folds in as turns finish. Without any
     evidence it is the most voted turn topic."""
 
     turns: int = 0
@@ -62,7 +63,7 @@ class Aggregates:
     @property
     def top_topic(self) -> str | None:
         if self.topic_evidence:
-            return max(self.topic_evidence, key=self.topic_evidence.__getitem__)
+            return top_topic(self.topic_evidence)
         return next(iter(self.topics), None) if self.topics else None
 
     def to_json(self) -> dict:

@@ -27,8 +27,9 @@ from telugu_s2s.serving import protocol
 from telugu_s2s.serving.audio_io import UtteranceBuffer
 from telugu_s2s.serving.context import adapt_style
 from telugu_s2s.serving.engine_api import TurnAnalysis, TurnRecord
-from telugu_s2s.serving.turns import SessionTopic, SpeechRecorder, TurnSender
+from telugu_s2s.serving.turns import SpeechRecorder, TurnSender
 from telugu_s2s.serving.vad import SpeechEvent
+from telugu_s2s.text_topics import SessionTopic
 
 if TYPE_CHECKING:
     from telugu_s2s.serving.audio_io import AudioOutput

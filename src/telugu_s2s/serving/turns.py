@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -29,7 +28,7 @@ from telugu_s2s.serving import protocol
 from telugu_s2s.serving.context import Aggregates
 from telugu_s2s.serving.engine_api import TurnRecord
 from telugu_s2s.serving.vad import SpeechEvent
-from telugu_s2s.text_topics import fold_evidence
+from telugu_s2s.text_topics import SessionTopic
 
 log = logging.getLogger(__name__)
 USER_TRANSCRIPTS: tuple[str, ...] = ("s2s", "judge")
@@ -139,28 +138,6 @@ def load_topic_model(directory: str | Path | None) -> TopicModel:
     return NaiveBayesTopics.load(directory)
 
 
-class SessionTopic:
-    """The session's topic evidence, folded in the order turns close: each turn's final
-    transcript under the text topic model, or without one the S2S topic head's distribution
-    (`TurnRecord.topics`) from the second turn (the head reads an opening greeting as the
-    topic "greetings"; the text model's counts already know what greetings say)."""
-
-    def __init__(self, model: TopicModel | None, evidence: dict[str, float] | None = None):
-        self.model = model
-        self.evidence = dict(evidence) if evidence else None  # as stored: a resumed session
-
-    def add(self, record: TurnRecord) -> None:
-        if self.model is not None:
-            if not record.user_text.strip():
-                return
-            log_probs = self.model.log_posterior(record.user_text)
-        elif record.topics and record.index > 1:
-            log_probs = {k: math.log(max(p, 1e-9)) for k, p in record.topics.items()}
-        else:
-            return
-        self.evidence = fold_evidence(self.evidence, log_probs)
-
-
 class TurnSender:
     """Finishes closed turns in order: final user transcript, store, events."""
 
@@ -207,7 +184,8 @@ class TurnSender:
         if previous is not None:
             await asyncio.wait([previous])  # order of closing, whatever it raised
         try:
-            self.topic.add(record)  # in closing order, with the final transcript
+            # in closing order, with the final transcript
+            self.topic.add(record.index, record.user_text, record.topics)
         except Exception:  # noqa: BLE001 - the turn is saved and sent all the same
             log.exception("session %s: turn %d's topic", self.session_id, record.index)
         aggregates.topic_evidence = self.topic.evidence
