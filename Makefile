@@ -13,7 +13,7 @@ TORCH_INDEX ?=
 TORCH_INDEX_ARG := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 PYTEST_ARGS ?=
 
-.PHONY: install data data-small train train-codec train-speaker train-asr train-topics train-s2s bundle serve demo eval test bench lint clean
+.PHONY: install data data-small train train-codec train-speaker train-asr train-topics train-planner train-s2s bundle serve demo eval test bench lint clean
 
 install: $(STAMP)
 
@@ -53,6 +53,9 @@ train-speaker: data
 # The text topic model that names the session's topic from the final transcripts (seconds).
 train-topics: data
 	$(PYTHON) -m telugu_s2s.text_topics train --out $(CURDIR)/checkpoints/text_topics
+# The reply planner that chooses what the replies say from the judge's transcripts (seconds).
+train-planner: data
+	$(PYTHON) -m telugu_s2s.reply_planner train --out $(CURDIR)/checkpoints/reply_planner
 # The staged S2S recipe (docs/training_s2s.md) on the codec's tokens: text, the ear (on
 # clean codes and their voice-and-channel variants), then listening and speaking, then
 # duplex dialog; each stage starts from the previous ones' exports.
@@ -69,7 +72,7 @@ bundle: data
 	$(PYTHON) -m telugu_s2s.data.token_bundle pack --out data/build/bundle --eval-dialogs 40
 # Every stage with the tiny CPU experiments, in dependency order: the codec learns from the
 # judge, and the S2S model speaks the codec's tokens with the speaker bank's voices.
-train: train-speaker train-asr train-topics train-codec train-s2s
+train: train-speaker train-asr train-topics train-planner train-codec train-s2s
 
 # The streaming server (ports 8000, then 8080, then 8010) on the checkpoints in checkpoints/.
 serve: install
@@ -85,6 +88,7 @@ demo: install
 	  fi; \
 	done
 	@test -f checkpoints/text_topics/text_topics.json.gz || $(MAKE) --no-print-directory train-topics
+	@test -f checkpoints/reply_planner/reply_planner.json.gz || $(MAKE) --no-print-directory train-planner
 	$(MAKE) --no-print-directory serve
 
 # Evaluate the S2S checkpoints on the held-out test split (artifacts/eval/s2s.json).

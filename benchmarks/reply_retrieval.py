@@ -21,65 +21,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
-from collections import Counter
 from pathlib import Path
-
-import numpy as np
-from scipy import sparse
 
 from telugu_s2s.data.text_dialogs import load_dialogs
 from telugu_s2s.evaluation.cer import ErrorRate, cer
 from telugu_s2s.paths import REPO_ROOT
+from telugu_s2s.reply_planner import TrigramIndex, delexicalize, fill
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 QUERIES = ("user", "previous_user", "previous_reply")
 
 
-def delexicalize(text: str, slots: dict | None) -> str:
-    """`text` with each slot value replaced by `{slot}` (longest values first)."""
-    for var, (_, value) in sorted((slots or {}).items(), key=lambda kv: -len(kv[1][1])):
-        if value:
-            text = text.replace(value, "{" + var + "}")
-    return text
-
-
-def fill(template: str, slots: dict | None) -> str:
-    for var, (_, value) in (slots or {}).items():
-        template = template.replace("{" + var + "}", value)
-    return template
-
-
-def trigrams(text: str) -> Counter:
-    padded = f"  {text} "
-    return Counter(padded[i : i + 3] for i in range(len(padded) - 2))
-
-
-class TrigramIndex:
-    """Cosine nearest neighbours over TF-IDF character 3-gram vectors."""
-
-    def __init__(self, texts: list[str]):
-        counts = [trigrams(t) for t in texts]
-        self.vocab = {g: i for i, g in enumerate(sorted(set().union(*counts)))}
-        df = Counter(g for c in counts for g in c)
-        self.idf = np.array([math.log(len(texts) / df[g]) + 1.0 for g in self.vocab])
-        self.matrix = self._vectors(counts)
-
-    def _vectors(self, counts: list[Counter]) -> sparse.csr_matrix:
-        rows, cols, vals = [], [], []
-        for r, c in enumerate(counts):
-            for g, n in c.items():
-                if g in self.vocab:
-                    rows.append(r), cols.append(self.vocab[g]), vals.append(n)
-        m = sparse.csr_matrix((vals, (rows, cols)), shape=(len(counts), len(self.vocab)))
-        m = m.multiply(self.idf[None]).tocsr()
-        norms = np.sqrt(m.multiply(m).sum(axis=1)).A1 + 1e-9
-        return sparse.diags(1.0 / norms) @ m
-
-    def nearest(self, queries: list[str]) -> np.ndarray:
-        scores = self._vectors([trigrams(q) for q in queries]) @ self.matrix.T  # (Q, N)
-        return np.asarray(scores.argmax(axis=1)).ravel()
+def fill_slots(template: str, slots: dict | None) -> str:
+    return fill(template, {var: value for var, (_, value) in (slots or {}).items()})
 
 
 def turn_records(dialogs) -> list[dict]:
@@ -115,8 +70,8 @@ def retrieval_figures(train: list[dict], test: list[dict], examples: int = 6) ->
         rate, shown = ErrorRate(), []
         for record, pick in zip(test, picks, strict=True):
             options = train[pick]["templates"]
-            said = fill((options.get(record["style"]) or next(iter(options.values())))[0],
-                        record["slots"])  # fmt: skip
+            said = fill_slots((options.get(record["style"]) or next(iter(options.values())))[0],
+                              record["slots"])  # fmt: skip
             nearest = min(record["replies"], key=lambda reply: cer(said, reply))
             rate.add(said, nearest)
             if len(shown) < examples:

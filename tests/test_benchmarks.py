@@ -123,7 +123,7 @@ def test_text_replies_scores_what_the_text_stage_says(tiny_dataset, tmp_path) ->
 
 
 def test_reply_retrieval_answers_with_the_nearest_training_turns_reply() -> None:
-    from reply_retrieval import delexicalize, fill, retrieval_figures, turn_records
+    from reply_retrieval import delexicalize, fill_slots, retrieval_figures, turn_records
 
     from telugu_s2s.data.corpus import Dialog, Turn
 
@@ -144,7 +144,7 @@ def test_reply_retrieval_answers_with_the_nearest_training_turns_reply() -> None
     train = turn_records([dialog("రాము", said("రాము", script), said("రాము", answers), "train")])
     assert train[2]["templates"]["casual"][0] == "విశ్రాంతి తీసుకో {name}"
     assert delexicalize("హలో సీత", {"name": ("name", "సీత")}) == "హలో {name}"
-    assert fill("హలో {name}", {"name": ("name", "సీత")}) == "హలో సీత"
+    assert fill_slots("హలో {name}", {"name": ("name", "సీత")}) == "హలో సీత"
 
     # a held-out name: the right template, filled with this dialog's name, is a CER of 0
     test = turn_records([dialog("సీత", said("సీత", script), said("సీత", answers), "validation")])
@@ -157,3 +157,21 @@ def test_reply_retrieval_answers_with_the_nearest_training_turns_reply() -> None
     other = turn_records([dialog("సీత", said("సీత", script), ["అవును"] * 3, "validation")])
     figures = retrieval_figures(train, other)
     assert figures["template_seen_in_training"] == 0.0 and figures["reply_valid_cer_user"] > 0.5
+
+
+def test_reply_planner_benchmark_plays_each_dialog_as_a_session(tmp_path) -> None:
+    from reply_planner import play
+
+    from telugu_s2s.data.generate import GeneratorConfig, generate_dialogs
+    from telugu_s2s.reply_planner import fit
+    from telugu_s2s.text_topics import fit as fit_topics
+
+    dialogs = generate_dialogs(GeneratorConfig(dialogs=300, seed=9))
+    train = [d for d in dialogs if d.split == "train"]
+    held_out = [d for d in dialogs if d.split == "validation"][:6]
+    planner, topics = fit(train), fit_topics(train)
+    words = play(planner, topics, held_out, None)
+    assert words["turns"] == sum(len(d.turns) for d in held_out)
+    assert words["reply_valid_cer"] < 0.5 and set(words["reply_valid_cer_by_turn"]) == {"0", "1", "2+"}
+    deaf = play(planner, topics, held_out, {})  # the judge heard nothing: worse replies
+    assert deaf["reply_valid_cer"] > words["reply_valid_cer"]

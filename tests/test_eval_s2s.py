@@ -358,3 +358,24 @@ def test_words_to_repeat_are_the_users_words_that_the_nearest_valid_reply_repeat
     assert words_to_repeat(user, "హలో విజయ్, నీకు ఏ విషయంలో సాయం కావాలో చెప్పు", valid) == [False]
     assert words_to_repeat(user, "హాయ్ ప్రవీణ్, నీకు ఏ సాయం కావాలో చెప్పు", valid) == [True]
     assert words_to_repeat(user, "సరే చెప్పు", valid) == []  # the nearest repeats nothing
+
+
+def test_with_a_reply_planner_the_model_says_the_plans(models, tiny_dataset) -> None:
+    import dataclasses
+
+    from telugu_s2s.data.generate import GeneratorConfig, generate_dialogs
+    from telugu_s2s.reply_planner import fit
+
+    class Judge:  # every user turn "heard" as one greeting
+        def transcribe(self, clips, sample_rate=None):
+            return ["నమస్తే, నా పేరు రవి"] * len(clips)
+
+    planner = fit([d for d in generate_dialogs(GeneratorConfig(dialogs=60, seed=2))])
+    planned = dataclasses.replace(models, judge=Judge(), reply_planner=planner)
+    report = evaluate_s2s(planned, tiny_dataset, "natural", limit_dialogs=1, protocol=FAST)
+    turns = report["per_turn"]
+    assert turns and all(t["plan"] for t in turns)
+    assert 0.0 <= report["plan_valid_cer"] <= 1.0
+    # the random model talks: its monologue is the plan, or the plan's start when the window ends
+    assert all(t["plan"].startswith(t["monologue"]) and t["monologue"] for t in turns)
+    assert any("రవి" in t["plan"] for t in turns)  # the name it heard, in a greeting

@@ -42,6 +42,7 @@ def format_s2s_table(report: dict) -> str:
         ("speaking CER (judge vs monologue)", n(r["speaking_cer"]), "target <= 0.20; needs the judge"),
         ("reply audio CER (judge vs reference)", n(r["reply_audio_cer"]), ""),
         ("reply audio CER (judge vs nearest valid)", n(r["reply_audio_valid_cer"]), "target <= 0.30"),
+        ("planned reply CER (text vs nearest valid)", n(r.get("plan_valid_cer")), "the reply planner"),
         ("user's words the reply repeats", n(r.get("words_repeated")), f"of {r.get('words_to_repeat')} that the nearest valid reply repeats"),
         ("self round trip (S2S user stream)", n(r["self_round_trip_cer"]), "measures the S2S listener too"),
         ("user-transcript CER, S2S hearing", n(r["user_transcript_cer"]), ", ".join(r["user_voices"])),
@@ -86,6 +87,7 @@ def _command() -> str:
 def evaluate_s2s_stage(cfg: DictConfig) -> dict:
     from telugu_s2s.evaluation.baselines import topic_text_baseline
     from telugu_s2s.evaluation.s2s import EvalModels, ProtocolConfig, evaluate_s2s
+    from telugu_s2s.reply_planner import MODEL_FILE as PLANNER_FILE
     from telugu_s2s.text_topics import MODEL_FILE
 
     torch.set_num_threads(int(cfg.threads))
@@ -99,8 +101,15 @@ def evaluate_s2s_stage(cfg: DictConfig) -> dict:
         topics_dir = None
     if topics_dir and asr_dir is None:
         log.warning("no judge: the text topic model reads the S2S model's own transcripts")
+    planner_dir = cfg.get("reply_planner_dir")
+    if planner_dir and not (Path(planner_dir) / PLANNER_FILE).exists():
+        log.warning("no reply planner at %s: the model says its own words", planner_dir)
+        planner_dir = None
+    if planner_dir and asr_dir is None:
+        log.warning("no judge: the reply planner needs the judge's transcripts; not used")
+        planner_dir = None
     models = EvalModels.load(
-        cfg.s2s_dir, cfg.codec_dir, cfg.speaker_dir, cfg.device, asr_dir, topics_dir
+        cfg.s2s_dir, cfg.codec_dir, cfg.speaker_dir, cfg.device, asr_dir, topics_dir, planner_dir
     )
     protocol = ProtocolConfig(**OmegaConf.to_container(cfg.protocol, resolve=True))
     report = evaluate_s2s(

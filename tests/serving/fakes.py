@@ -35,6 +35,7 @@ class FakeSlot:
     spectrum: np.ndarray | None = None
     transcript: str = ""
     context: list[tuple[str, str]] = field(default_factory=list)  # (user, heard reply)
+    plan: str | None = None  # set_plan: the next reply's text, one character a frame
 
 
 class FakeEngine:
@@ -123,6 +124,11 @@ class FakeEngine:
         self._check_thread()
         self.turn_texts.append((slot, memory_turn, text))
 
+    def set_plan(self, slot: int, text: str | None) -> None:
+        self._check_thread()
+        self.slots[slot].plan = text
+        self.calls.append(("set_plan", slot, text))
+
     def step(self, frames: dict[int, np.ndarray]) -> dict[int, StepResult]:
         self._check_thread()
         self.batch_sizes.append(len(frames))
@@ -142,9 +148,10 @@ class FakeEngine:
             audio = (
                 self.amplitude * np.sin(2 * np.pi * self.reply_hz * n / self.sample_rate)
             ).astype(np.float32)
-            text = self.reply_text[s.position]
+            said = self.reply_text if s.plan is None else s.plan
+            text = said[s.position]
             s.position += 1
-            s.speaking = s.position < self.reply_frames
+            s.speaking = s.position < (self.reply_frames if s.plan is None else len(s.plan))
             timings["decode"] = (time.perf_counter() - t1) * 1000
             return StepResult(audio, True, assistant_text=text, timings=timings)
         user_text = ""

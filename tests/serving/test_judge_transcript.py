@@ -138,7 +138,7 @@ def test_judge_mode_without_a_recognizer_export_fails_at_startup(tmp_path):
         create_app(FakeEngine(), bad, vad=None)
 
 
-def test_serve_yaml_defaults_to_the_judge_transcript_and_text_topics_and_their_exports_exist():
+def test_serve_yaml_defaults_to_the_judge_transcript_text_topics_planner_and_their_exports():
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
@@ -157,3 +157,9 @@ def test_serve_yaml_defaults_to_the_judge_transcript_and_text_topics_and_their_e
     assert server.dialog_topic == "text"
     assert server.text_topics_dir == str(REPO_ROOT / "checkpoints" / "text_topics")
     assert NaiveBayesTopics.load(server.text_topics_dir).examples > 1000
+    # and the replies from the reply planner (tests/serving/test_planned_replies.py)
+    from telugu_s2s.reply_planner import ReplyPlanner
+
+    assert server.replies == "planner"
+    assert server.reply_planner_dir == str(REPO_ROOT / "checkpoints" / "reply_planner")
+    assert ReplyPlanner.load(server.reply_planner_dir).num_states > 1000

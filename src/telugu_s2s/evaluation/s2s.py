@@ -89,6 +89,7 @@ log = logging.getLogger(__name__)
 STYLE_PAIR = ("formal", "casual")
 _TOKENIZER = TextTokenizer()
 HEARING_TAIL_FRAMES = 4  # 320 ms: how late the ear may emit a character after its sound
+PLAN_FRAMES_PER_CHAR = 1.3  # the slowest rate the text stage learnt: a planned reply's window
 
 
 @dataclass
@@ -137,9 +138,15 @@ class ItemPlan:
 
 
 def plan_item(
-    ds: DialogTimelines, index: int, codec: nn.Module, silence: Tensor, protocol: ProtocolConfig
+    ds: DialogTimelines,
+    index: int,
+    codec: nn.Module,
+    silence: Tensor,
+    protocol: ProtocolConfig,
+    min_free: dict[int, int] | None = None,
 ) -> ItemPlan:
-    """The timeline of rendering `index`: its voice, style, user codes and turn windows."""
+    """The timeline of rendering `index`: its voice, style, user codes and turn windows.
+    `min_free`: turn -> the least frames of free generation (a planned reply's length)."""
     dialog, user_voice = ds.items[index]
     voices = [v for v in ASSISTANT_VOICES if (dialog, v) in ds.reply_rows]
     voice = voices[index % len(voices)]
@@ -153,7 +160,8 @@ def plan_item(
     for turn in sorted(tr for tr in users if tr in replies)[: protocol.max_turns]:
         user = encode_clip(codec, ds.audio(users[turn]))  # (K, n)
         longest = max(ds.meta["duration"][row] for row in replies[turn].values())
-        free = math.ceil(longest / frame) + protocol.margin_frames
+        free = max(math.ceil(longest / frame), (min_free or {}).get(turn, 0))
+        free += protocol.margin_frames
         n, start = user.shape[1], t + user.shape[1] + protocol.pause_frames
         turns.append(
             TurnPlan(turn, users[turn], dict(replies[turn]), (t, t + n), (start, start + free))
@@ -189,10 +197,12 @@ def _speech(audio: np.ndarray, codes: Tensor, silence: Tensor, frame: int, min_f
 
 
 def _score_item(plan: ItemPlan, traces: dict[str, SessionTrace], ds, model, tally,
-                finals: list[str] | None = None, topic_model=None) -> list[dict]:  # fmt: skip
+                finals: list[str] | None = None, topic_model=None,
+                planned: list[str] | None = None) -> list[dict]:  # fmt: skip
     """Text, analysis, context and style metrics of one rendering; one record per turn.
     `finals`: the judge's transcript of each user turn (None: the S2S model's own, as a server
-    without the judge); `topic_model`: the server's text topic model, if it has one."""
+    without the judge); `topic_model`: the server's text topic model, if it has one;
+    `planned`: main's planned replies (scored as text, before any audio)."""
     main, rate = traces["main"], tally.rates
     analysis = model.analyze_turn(torch.stack(main.pooled).to(module_device(model)))  # (N,) each
     emotions = analysis.emotion_probs.argmax(dim=-1)  # (N,)
@@ -214,6 +224,11 @@ def _score_item(plan: ItemPlan, traces: dict[str, SessionTrace], ds, model, tall
             "emotion": EMOTIONS[emotion], "emotion_true": EMOTIONS[row["emotion"]],
             "valid_replies": ds.rows[plan.reply_row(turn)]["valid_replies"] or [reference],
         }  # fmt: skip
+        if planned is not None:
+            nearest = min(record["valid_replies"], key=lambda v: cer(planned[n], v))
+            record.update(
+                plan=planned[n], plan_valid_cer=rate["plan_valid"].add(planned[n], nearest)
+            )
         for repeated in words_to_repeat(row["text"], said, record["valid_replies"]):
             tally.add("words_repeated", repeated)
         final = finals[n] if finals else heard  # the server's final user transcript
@@ -322,10 +337,11 @@ def _score_audio(models: EvalModels, plans: list[ItemPlan], mains: list[SessionT
 
 def _sessions(
     plan: ItemPlan, protocol: ProtocolConfig, speaker: Tensor, styles: tuple[str, ...], seed: int,
-    turn_texts: list[str] | None = None,
+    turn_texts: list[str] | None = None, turn_plans: dict[str, list[str]] | None = None,
 ) -> dict[str, SessionScript]:  # fmt: skip
     """main, other_style and memory_off: the same user input, scored against each other.
-    `turn_texts`: each user turn's final transcript, for a copy head over the memory."""
+    `turn_texts`: each user turn's final transcript, for a copy head over the memory;
+    `turn_plans`: each session's planned replies (`_reply_plans`)."""
     spans = [turn.user_span for turn in plan.turns]
     wanted = {"main": (plan.style, True)}
     if protocol.compare_styles and plan.other_style:
@@ -342,6 +358,7 @@ def _sessions(
             memory,
             seed,
             turn_texts,
+            None if turn_plans is None else turn_plans[name],
         )  # fmt: skip
         for name, (style, memory) in wanted.items()
     }
@@ -356,6 +373,32 @@ def _final_transcripts(models: EvalModels, plans: list[ItemPlan], ds) -> list[li
     users = [ds.audio(turn.user_row) for plan in plans for turn in plan.turns]
     texts = iter(models.judge.transcribe(users, sample_rate=ds.sample_rate))
     return [[next(texts) for _ in plan.turns] for plan in plans]
+
+
+def _reply_plans(
+    models: EvalModels, plan: ItemPlan, finals: list[str] | None
+) -> dict[str, list[str]] | None:
+    """Each session's planned replies, as the server plans them: the reply planner reads each
+    turn's final transcript with the session's topic so far (the text topic model on the same
+    transcripts). memory_off plans with no slot memory across turns. None without a planner
+    or a judge (the planner reads the judge's transcripts, as served)."""
+    if models.reply_planner is None or finals is None:
+        return None
+    from telugu_s2s.reply_planner import SessionPlanner
+    from telugu_s2s.text_topics import SessionTopic
+
+    wanted = {"main": (plan.style, True), "memory_off": (plan.style, False)}
+    if plan.other_style:
+        wanted["other_style"] = (plan.other_style, True)
+    plans = {}
+    for name, (style, remember) in wanted.items():
+        planner = SessionPlanner(models.reply_planner, remember=remember)
+        topic, said = SessionTopic(models.topic_model), []
+        for number, (turn, text) in enumerate(zip(plan.turns, finals, strict=True), start=1):
+            topic.add(number, text)
+            said.append(planner.reply(text, style, topic.top if turn.turn > 0 else None).text)
+        plans[name] = said
+    return plans
 
 
 @torch.inference_mode()
@@ -380,6 +423,15 @@ def evaluate_s2s(
         plans = [plan_item(ds, i, codec, silence, protocol) for i in batch]
         finals = _final_transcripts(models, plans, ds)
         memory_texts = finals if finals is not None and model.cfg.copy_memory else None
+        replies = [_reply_plans(models, p, finals and finals[n]) for n, p in enumerate(plans)]
+        if any(replies):  # windows long enough for the plans, at the slowest speaking rate
+            plans = [
+                plan if said is None else plan_item(ds, i, codec, silence, protocol, {
+                    t.turn: math.ceil(PLAN_FRAMES_PER_CHAR * max(len(r[k]) for r in said.values()))
+                    for k, t in enumerate(plan.turns)
+                })
+                for plan, said, i in zip(plans, replies, batch, strict=True)
+            ]  # fmt: skip
         sessions = [
             _sessions(
                 plan,
@@ -388,6 +440,7 @@ def evaluate_s2s(
                 model.cfg.styles,
                 protocol.seed + index,
                 None if memory_texts is None else memory_texts[n],
+                replies[n],
             )  # fmt: skip
             for n, (plan, index) in enumerate(zip(plans, batch, strict=True))
         ]
@@ -403,7 +456,16 @@ def evaluate_s2s(
         chunk = [
             r
             for n, (p, t) in enumerate(zip(plans, by_plan, strict=True))
-            for r in _score_item(p, t, ds, model, tally, finals and finals[n], models.topic_model)
+            for r in _score_item(
+                p,
+                t,
+                ds,
+                model,
+                tally,
+                finals and finals[n],
+                models.topic_model,
+                replies[n] and replies[n]["main"],
+            )  # fmt: skip
         ]
         _score_audio(
             models, plans, [t["main"] for t in by_plan], ds, silence, protocol, tally, chunk,

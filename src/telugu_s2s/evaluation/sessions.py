@@ -49,6 +49,7 @@ class EvalModels:
     bank: SpeakerBank
     judge: object | None = None  # telugu_s2s.asr.Judge: transcribes the generated audio
     topic_model: object | None = None  # telugu_s2s.text_topics: the server's session topic
+    reply_planner: object | None = None  # telugu_s2s.reply_planner: what the replies say
 
     def __post_init__(self) -> None:
         cfg, codec = self.s2s.cfg, self.codec
@@ -66,9 +67,10 @@ class EvalModels:
 
     @classmethod
     def load(cls, s2s_dir, codec_dir, speaker_dir, device: str = "cpu", asr_dir=None,
-             text_topics_dir=None) -> EvalModels:  # fmt: skip
+             text_topics_dir=None, reply_planner_dir=None) -> EvalModels:  # fmt: skip
         """The exports; with `asr_dir`, the recognizer that judges the generated audio; with
-        `text_topics_dir`, the text topic model that names the session's topic."""
+        `text_topics_dir`, the text topic model that names the session's topic; with
+        `reply_planner_dir`, the planner whose replies the model speaks."""
         s2s, codec, encoder = (
             load_pretrained(d).to(device) for d in (s2s_dir, codec_dir, speaker_dir)
         )
@@ -82,7 +84,12 @@ class EvalModels:
             from telugu_s2s.text_topics import NaiveBayesTopics
 
             topics = NaiveBayesTopics.load(text_topics_dir)
-        return cls(s2s, codec, encoder, SpeakerBank.load(speaker_dir), judge, topics)
+        planner = None
+        if reply_planner_dir is not None:
+            from telugu_s2s.reply_planner import ReplyPlanner
+
+            planner = ReplyPlanner.load(reply_planner_dir)
+        return cls(s2s, codec, encoder, SpeakerBank.load(speaker_dir), judge, topics, planner)
 
 
 def encode_clip(codec: nn.Module, audio: np.ndarray) -> Tensor:
@@ -105,6 +112,9 @@ class SessionScript:
     # Each turn's user text for a copy head's memory (the server's final transcript); None:
     # what the ear heard in the turn.
     turn_texts: list[str] | None = None
+    # Each turn's planned reply (`S2SGenerator.set_plan`, from the turn's end); None: the
+    # model's own words.
+    turn_plans: list[str] | None = None
 
 
 @dataclass
@@ -153,6 +163,8 @@ def run_sessions(
                 turns, which = torch.zeros(B, D), torch.zeros(B, dtype=torch.bool)  # (B, D), (B,)
                 words = [""] * B  # what the ear heard in each turn, for a copy head's memory
                 for b, span in ends[t]:
+                    if scripts[b].turn_plans is not None:
+                        gen.set_plan(b, scripts[b].turn_plans[span])
                     start, end = scripts[b].turn_spans[span]
                     turns[b] = hidden[b, start:end].mean(dim=0)
                     pooled[b].append(turns[b].clone())

@@ -22,7 +22,7 @@ def nan_to_none(value):
 
 RATES = ("monologue", "user_transcript", "round_trip", "memory_on", "memory_off", "style_own",
          "style_other", "speaking", "reply_audio", "reply_audio_valid",
-         "user_transcript_served")  # fmt: skip
+         "user_transcript_served", "plan_valid")  # fmt: skip
 
 
 @dataclass
@@ -44,6 +44,8 @@ class Tally:
             "speaking_cer": rate["speaking"].value,
             "reply_audio_cer": rate["reply_audio"].value,
             "reply_audio_valid_cer": rate["reply_audio_valid"].value,
+            # The reply planner's text against the nearest valid reply (NaN without one).
+            "plan_valid_cer": rate["plan_valid"].value,
             "self_round_trip_cer": rate["round_trip"].value,
             "user_transcript_cer": rate["user_transcript"].value,
             "user_transcript_served_cer": rate["user_transcript_served"].value,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from telugu_s2s.data.text import BLANK, PAD
+from telugu_s2s.data.text import BLANK, EOS, PAD, SPACE, TextTokenizer
 from telugu_s2s.models.context_memory import ContextMemory, TurnMemoryState
 from telugu_s2s.models.copy_head import text_characters
 from telugu_s2s.models.s2s import ForcedFrame, S2SModel
@@ -109,6 +109,9 @@ class S2SGenerator:
         self.memory_chars = torch.full(shape, PAD, dtype=torch.long, device=device)
         self.memory_char_keys = self._memory_char_keys() if self.copies_memory else None
         self.rngs = [torch.Generator(device=device) for _ in range(batch_size)]
+        # Planned replies (`set_plan`): per slot, the characters to say and how many are said.
+        self.plans: list[list[int] | None] = [None] * batch_size
+        self.plan_said = [0] * batch_size
         self._noise_width = max(cfg.text_vocab_size, cfg.codebook_size)
         self._stream = model.streaming(2 * batch_size if speaker_guidance else batch_size)
         with torch.inference_mode():
@@ -145,6 +148,7 @@ class S2SGenerator:
         self.model.reset_streaming(self._twins(mask))
         self.guidance[slot] = guidance
         self.active[slot], self.silenced[slot] = True, False
+        self.set_plan(slot, None)
         self.set_speaker(slot, speaker_emb)
         self.style[slot] = style_id
         self.set_sampling(slot, temperature, top_k)
@@ -212,6 +216,31 @@ class S2SGenerator:
         """Keys (B, M * L, A) of the memory turns' characters (the copy head's)."""
         return self.model.copy_head.memory_keys(self.memory, self.memory_chars)
 
+    def set_plan(self, slot: int, text: str | None) -> None:
+        """Make the slot's monologue say `text` (None: its own words again). The model keeps
+        its pace: each frame where it would say a character says the plan's next one, and
+        once the plan is said, the frames where it would go on are BLANK. Its audio follows
+        the monologue, as it learnt to speak its own (reply planner: `telugu_s2s.reply_planner`)."""
+        self.plans[slot] = None if text is None else TextTokenizer().encode(text.strip()) + [SPACE]
+        self.plan_said[slot] = 0
+
+    def plan_finished(self, slot: int) -> bool:
+        plan = self.plans[slot]
+        return plan is not None and self.plan_said[slot] >= len(plan)
+
+    def _follow_plans(self, tokens: Tensor, held: Tensor | None) -> Tensor:
+        """(B,) sampled text tokens -> the planned characters where the slots have plans;
+        not on the `held` slots (B,) (forced: silenced or teacher-forced), which say nothing."""
+        out = tokens.clone()
+        for slot, plan in enumerate(self.plans):
+            speaks = int(tokens[slot]) not in (PAD, BLANK, EOS)
+            if plan is None or not speaks or (held is not None and bool(held[slot])):
+                continue
+            said = self.plan_said[slot]
+            out[slot] = plan[said] if said < len(plan) else BLANK
+            self.plan_said[slot] = min(said + 1, len(plan))
+        return out
+
     @torch.inference_mode()
     def force_silence(self, mask: Tensor, silent: bool = True) -> None:
         """Make the masked slots (B,) silent (barge-in) until called with silent=False."""
@@ -245,7 +274,10 @@ class S2SGenerator:
         def sample(logits: Tensor, stream: int) -> Tensor:  # (B or 2B, N) -> (B or 2B,)
             logits = self._guided(logits)  # (B, N)
             stream_noise = None if noise is None else noise[:, stream, : logits.shape[-1]]
-            return self._twins(sample_tokens(logits, self.temperature, self.top_k, stream_noise))
+            tokens = sample_tokens(logits, self.temperature, self.top_k, stream_noise)  # (B,)
+            if stream == 0 and any(plan is not None for plan in self.plans):
+                tokens = self._follow_plans(tokens, None if forced is None else forced.mask[:B])
+            return self._twins(tokens)
 
         silence = silence_frame(model, self.silenced)
         if forced is not None:

@@ -221,6 +221,10 @@ class ModelEngine:
             state.silenced = False
             self.generator.force_silence(self._mask(slot), False)
 
+    def set_plan(self, slot: int, text: str | None) -> None:
+        """Say `text` as the next reply, at the model's pace (None: the model's own words)."""
+        self.generator.set_plan(self.row(slot), text)
+
     # ------------------------------------------------------------------ stepping
 
     def _clock(self) -> float:

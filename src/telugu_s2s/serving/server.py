@@ -28,6 +28,7 @@ from telugu_s2s.serving.context import ConversationContext, Preferences
 from telugu_s2s.serving.engine_api import Engine, EngineFull
 from telugu_s2s.serving.limits import ConnectionLimiter, GuardedWebSocket, LimitSettings
 from telugu_s2s.serving.metrics import InterruptionStats, LatencyStats, ServerMetrics
+from telugu_s2s.serving.planning import REPLY_SOURCES, load_reply_planner
 from telugu_s2s.serving.ports import DEFAULT_PORTS, listen_first_free
 from telugu_s2s.serving.session import Session
 from telugu_s2s.serving.store import SessionStore
@@ -100,6 +101,10 @@ class ServerSettings:
     # the session's topic: s2s (the S2S topic head) | text (each turn's final transcript)
     dialog_topic: str = "s2s"
     text_topics_dir: str | None = None  # the text topic model (None: checkpoints/text_topics)
+    # what the replies say: model (the S2S model's own words) | planner (the reply planner's
+    # plan from the judge's transcript, spoken by the model; needs user_transcript: judge)
+    replies: str = "model"
+    reply_planner_dir: str | None = None  # the planner export (None: checkpoints/reply_planner)
     vad: VADSettings = field(default_factory=VADSettings)
     turn: TurnSettings = field(default_factory=TurnSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
@@ -121,9 +126,11 @@ class Hub:
     """Server-wide state shared by the sessions."""
 
     def __init__(self, engine: Engine, settings: ServerSettings, vad: SileroVAD | None,
-                 judge: Recognizer | None = None, topic_model: TopicModel | None = None):  # fmt: skip
+                 judge: Recognizer | None = None, topic_model: TopicModel | None = None,
+                 reply_planner=None):  # fmt: skip
         self.settings = settings
         self.topic_model = topic_model  # None: the session topic comes from the S2S head
+        self.reply_planner = reply_planner  # None: the model says its own words
         self.metrics = ServerMetrics()
         self.latency = LatencyStats(histogram=self.metrics.latency)
         self.interruptions = InterruptionStats(delay_histogram=self.metrics.interruption_delay)
@@ -186,7 +193,18 @@ def create_app(engine: Engine, settings: ServerSettings | None = None,
         raise ValueError(f"server.dialog_topic must be one of {list(DIALOG_TOPICS)}, "
                          f"got {settings.dialog_topic!r}")  # fmt: skip
     topics = load_topic_model(settings.text_topics_dir) if settings.dialog_topic == "text" else None
-    hub = Hub(engine, settings, SileroVAD() if vad == "silero" else vad, judge, topics)  # type: ignore[arg-type]
+    planner = None
+    if settings.replies not in REPLY_SOURCES:
+        raise ValueError(f"server.replies must be one of {list(REPLY_SOURCES)}, "
+                         f"got {settings.replies!r}")  # fmt: skip
+    if settings.replies == "planner":
+        if judge is None:
+            raise ValueError("server.replies=planner plans from the judge's transcripts: "
+                             "set server.user_transcript=judge")  # fmt: skip
+        if not callable(getattr(engine, "set_plan", None)):
+            raise ValueError(f"server.replies=planner: {type(engine).__name__} cannot say a plan")
+        planner = load_reply_planner(settings.reply_planner_dir)
+    hub = Hub(engine, settings, SileroVAD() if vad == "silero" else vad, judge, topics, planner)  # type: ignore[arg-type]
 
     def require_token(request: Request) -> None:
         if settings.auth_token and not auth.token_matches(

@@ -27,6 +27,7 @@ from telugu_s2s.serving import protocol
 from telugu_s2s.serving.audio_io import UtteranceBuffer
 from telugu_s2s.serving.context import adapt_style
 from telugu_s2s.serving.engine_api import TurnAnalysis, TurnRecord
+from telugu_s2s.serving.planning import ReplyPlanning
 from telugu_s2s.serving.turns import SpeechRecorder, TurnSender
 from telugu_s2s.serving.vad import SpeechEvent
 from telugu_s2s.text_topics import SessionTopic
@@ -93,6 +94,14 @@ class TurnTaking:
                                 lambda record, agg: hub.store.save_turn(session_id, record, agg),
                                 hub.transcriber, lambda code: hub.errors.update([code]),
                                 SessionTopic(hub.topic_model, self.context.aggregates.topic_evidence))  # fmt: skip
+        self.planning: ReplyPlanning | None = None
+        if hub.reply_planner is not None and hub.transcriber is not None:
+
+            async def set_plan(text: str | None) -> None:
+                await hub.worker.call(self.engine.set_plan, self.slot, text)
+
+            self.planning = ReplyPlanning(hub.reply_planner, hub.transcriber.transcribe, set_plan,
+                                          self.turns.topic, lambda code: hub.errors.update([code]))  # fmt: skip
         self.generating = False  # turn mode: the engine is being fed the utterance / may reply
         self.live_turns = callable(getattr(self.engine, "hold", None))  # turn mode hears live
         self._waited = 0  # live turn mode: frames since the endpoint without a reply
@@ -137,6 +146,14 @@ class TurnTaking:
         cfg = self.hub.settings
         onset = event is not None and event.kind == "start"
         self.speech.hear(live, event)
+        if self.planning is not None and event is not None:
+            if onset:
+                await self.planning.speech_started()
+            elif event.kind == "end":
+                self.planning.utterance_ended(
+                    self.speech.peek(), self.style, self.context.next_index == 1,
+                    lambda: self.reply is not None and not self.reply.done,
+                )  # fmt: skip
         if onset and event.gap_ms >= cfg.turn.end_silence_ms:
             await self._close_unanswered()
         self.utterance.hear(live, onset=onset and self.prefs.mode == "turn")
@@ -265,6 +282,8 @@ class TurnTaking:
             ended_at=time.time(), memory=analysis.memory,
         )  # fmt: skip
         self._user_text, self._turn_started = [], time.time()
+        if self.planning is not None:
+            self.planning.turn_closed()
         self._heard_speech = self.tracker.in_speech and not last
         self.context.add(record)
         audio = self.speech.take(include_current=last)
@@ -294,3 +313,5 @@ class TurnTaking:
         elif self._user_text or self._heard_speech:
             await self._finish_turn(interrupted=False, last=True)
         await self.turns.drain()
+        if self.planning is not None:
+            await self.planning.close()

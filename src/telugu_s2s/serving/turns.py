@@ -66,6 +66,11 @@ class SpeechRecorder:
         elif self._done:
             self._done.pop()
 
+    def peek(self) -> np.ndarray:
+        """The finished utterances of the open turn as one clip (N,), kept for `take`."""
+        frames = [frame for utterance in self._done for frame in utterance]
+        return np.concatenate(frames) if frames else np.zeros(0, np.float32)
+
     def take(self, include_current: bool = False) -> np.ndarray:
         """The finished utterances (and the one going on, when asked) as one clip (N,); an
         utterance still going on otherwise stays for the next turn."""
