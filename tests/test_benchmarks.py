@@ -172,6 +172,10 @@ def test_reply_planner_benchmark_plays_each_dialog_as_a_session(tmp_path) -> Non
     planner, topics = fit(train), fit_topics(train)
     words = play(planner, topics, held_out, None)
     assert words["turns"] == sum(len(d.turns) for d in held_out)
-    assert words["reply_valid_cer"] < 0.5 and set(words["reply_valid_cer_by_turn"]) == {"0", "1", "2+"}
+    assert words["reply_valid_cer"] < 0.5 and set(words["reply_valid_cer_by_turn"]) == {
+        "0",
+        "1",
+        "2+",
+    }
     deaf = play(planner, topics, held_out, {})  # the judge heard nothing: worse replies
     assert deaf["reply_valid_cer"] > words["reply_valid_cer"]

@@ -163,3 +163,34 @@ def test_a_silenced_slot_does_not_use_up_its_plan():
         outs = [gen.step(user[:, :, t]) for t in range(10, 20)]
     said = [t for t in said_text(outs, 0) if t not in (PAD, BLANK, 2)]
     assert said == TextTokenizer().encode("రవి") + [3]  # the plan and a space
+
+
+def test_the_tagger_reads_held_out_names_and_known_values(dialogs):
+    from telugu_s2s.reply_planner import delexicalize
+    from telugu_s2s.slot_values import SlotValueTagger
+    from telugu_s2s.slot_values import fit as fit_tagger
+
+    tagger = fit_tagger(dialogs[0], delexicalize)
+    # a name and a town no training dialog used, typed by their neighbours and case ending
+    assert tagger.tag("నమస్తే, నేను జగదీష్, చిత్తూరులో ఉంటాను") == [
+        ("name", "జగదీష్"), ("place", "చిత్తూరు")]  # fmt: skip
+    assert tagger.tag("శనివారం ఐదు మంది వస్తారు") == [("day", "శనివారం"), ("count", "ఐదు")]
+    assert tagger.tag("ఈ రోజు వాతావరణం ఎలా ఉంది") == []  # ordinary words only
+    assert not tagger.could_be_value("ఉంటున్నాను") and tagger.could_be_value("జగదీష్")
+    again = SlotValueTagger.from_state(json.loads(json.dumps(tagger.state())))
+    assert again.tag("నమస్తే, నేను జగదీష్, చిత్తూరులో ఉంటాను") == tagger.tag(
+        "నమస్తే, నేను జగదీష్, చిత్తూరులో ఉంటాను"
+    )
+
+
+def test_a_fact_said_in_any_phrasing_is_recalled_later(dialogs):
+    planner = fit(dialogs[0])
+    session = SessionPlanner(planner)
+    session.reply("నమస్తే, నేను జగదీష్, చిత్తూరులో ఉంటాను", "casual")
+    assert ("name", "జగదీష్") in session.values and ("place", "చిత్తూరు") in session.values
+    state = next(  # a recall state whose casual reply names the user's home town
+        s for s, r in enumerate(planner.replies)
+        if any("{home}" in t and "ఊరు" in t for t in r.get("casual", []))
+    )  # fmt: skip
+    template = next(t for t in planner.replies[state]["casual"] if "{home}" in t)
+    assert "చిత్తూరు" in fill(template, planner._resolve(template, {}, session.values))

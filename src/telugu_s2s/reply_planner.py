@@ -41,6 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from telugu_s2s.paths import REPO_ROOT
+from telugu_s2s.slot_values import SlotValueTagger
+from telugu_s2s.slot_values import fit as fit_tagger
 
 MODEL_FILE = "reply_planner.json.gz"
 DEFAULT_DIR = REPO_ROOT / "checkpoints" / "reply_planner"
@@ -186,6 +188,7 @@ class Plan:
     text: str  # the reply to say, slots filled
     template: str  # the same with `{slot}` names
     slots: dict[str, str]  # every slot value the session knows, this turn's included
+    values: list[tuple[str, str]]  # (type, value) the tagger found in the session, in order
     state: int  # the dialog state (reply set) chosen
     confidence: float  # its posterior probability
 
@@ -194,15 +197,17 @@ class ReplyPlanner:
     """A hidden Markov model over dialog states, read from the training dialogs.
 
     A state is a set of valid replies (per style, slots named): the turns that may be
-    answered alike. Transitions are the counts of consecutive turns' states, floored at
-    `floor` / S so that a session that left the paths it knows can come back; the first
-    turn's state has its own counts. The emission score of a state is the highest cosine
+    answered alike. Transitions are the counts of consecutive turns' states, mixed with the
+    states' overall frequencies at weight `floor`: a user may leave the paths the corpus
+    knows (ask back a fact, add a remark) at any turn. The first turn's state has its own
+    counts. The emission score of a state is the highest cosine
     similarity between the user's words and that state's user turns, times `sharpness`.
     """
 
     def __init__(
         self, replies: list[dict[str, list[str]]], topics: list[str], users: list[str],
         user_states: list[int], starts: list[float], transitions: list[tuple[int, int, float]],
+        var_types: dict[str, str] | None = None, tagger: SlotValueTagger | None = None,
         sharpness: float = 20.0, floor: float = 0.01,
     ):  # fmt: skip
         S = len(replies)
@@ -213,8 +218,12 @@ class ReplyPlanner:
         self.starts = np.asarray(starts, dtype=np.float64)  # (S,) first-turn counts
         self.transitions = transitions  # (from, to, count)
         self.sharpness, self.floor = sharpness, floor
+        self.var_types = var_types or {}  # slot var -> lexicon type, for the tagger's values
+        self.tagger = tagger
         start = self.starts + 1e-3
         self.log_start = np.log(start / start.sum())  # (S,)
+        seen = np.bincount(self.user_states, minlength=S) + 1.0  # (S,) how often each state is
+        self.marginal = seen / seen.sum()  # where a session that left its path may land
         rows, cols, counts = zip(*transitions, strict=True) if transitions else ((), (), ())
         from scipy import sparse
 
@@ -237,15 +246,17 @@ class ReplyPlanner:
         if belief is None:
             return self.log_start
         moved = self.next_state.T @ belief  # (S,)
-        return np.log((1.0 - self.floor) * moved + self.floor / self.num_states)
+        return np.log((1.0 - self.floor) * moved + self.floor * self.marginal)
 
     def step(
         self, belief: np.ndarray | None, user_text: str, style: str,
         known: dict[str, str] | None = None, topic: str | None = None,
+        values: list[tuple[str, str]] | None = None,
     ) -> tuple[np.ndarray, Plan]:  # fmt: skip
         """The posterior (S,) after `user_text` and the reply to say, in `style` (formal,
         casual; a state without it gives its first style), with the session's `known`
-        slot values; `topic` (the session's, when known) keeps that topic's states."""
+        slot values and tagged `values`; `topic` (the session's, when known) keeps that
+        topic's states."""
         known = dict(known or {})
         similarity = self.index.scores([delexicalize_known(user_text, known)])[0]  # (R,)
         emission = np.zeros(self.num_states)
@@ -260,13 +271,32 @@ class ReplyPlanner:
         # any state (a held-out phrasing may share its words with another schema's turn).
         similar = [self.users[i] for i in np.argsort(-similarity)[:SIMILAR_TURNS]]
         templates = list(dict.fromkeys(self.state_users(state) + similar))
-        slots = {**extract_slots(templates, user_text), **known}  # first mention stands
+        aligned = extract_slots(templates, user_text)
+        if self.tagger is not None:  # a misaligned span is made of ordinary words
+            aligned = {k: v for k, v in aligned.items() if self.tagger.could_be_value(v)}
+        slots = {**aligned, **known}  # first mention stands
+        values = list(values or []) + (self.tagger.tag(user_text) if self.tagger else [])
         options = self.replies[state].get(style) or next(iter(self.replies[state].values()))
-        template = next(
-            (t for t in options if all(n in slots for n in SLOT.findall(t))), options[0]
+        filled = [(t, self._resolve(t, slots, values)) for t in options]
+        template, said = next(
+            ((t, v) for t, v in filled if all(n in v for n in SLOT.findall(t))), filled[0]
         )
-        plan = Plan(fill(template, slots), template, slots, state, float(posterior[state]))
+        plan = Plan(fill(template, said), template, slots, values, state, float(posterior[state]))
         return posterior, plan
+
+    def _resolve(self, template: str, slots: dict[str, str], values: list[tuple[str, str]]):
+        """The template's slot values: aligned ones first, else the first tagged value of
+        the slot's type (a fact is stated before it is asked back)."""
+        out = {}
+        for name in SLOT.findall(template):
+            if name in slots:
+                out[name] = slots[name]
+            else:
+                kind = self.var_types.get(name)
+                found = next((v for k, v in values if k == kind), None)
+                if found is not None:
+                    out[name] = found
+        return out
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / MODEL_FILE
@@ -274,6 +304,8 @@ class ReplyPlanner:
         state = {"format": FORMAT, "replies": self.replies, "topics": self.topics,
                  "users": self.users, "user_states": self.user_states.tolist(),
                  "starts": self.starts.tolist(), "transitions": self.transitions,
+                 "var_types": self.var_types,
+                 "tagger": None if self.tagger is None else self.tagger.state(),
                  "sharpness": self.sharpness, "floor": self.floor}  # fmt: skip
         with gzip.open(path, "wt", encoding="utf-8") as f:
             json.dump(state, f, ensure_ascii=False, separators=(",", ":"))
@@ -295,7 +327,8 @@ class ReplyPlanner:
             raise ValueError(f"{path} is not a {FORMAT} file")
         return cls(
             state["replies"], state["topics"], state["users"], state["user_states"],
-            state["starts"], [tuple(t) for t in state["transitions"]],
+            state["starts"], [tuple(t) for t in state["transitions"]], state["var_types"],
+            None if state["tagger"] is None else SlotValueTagger.from_state(state["tagger"]),
             state["sharpness"], state["floor"],
         )  # fmt: skip
 
@@ -310,16 +343,20 @@ class SessionPlanner:
     slots: dict[str, str] = field(default_factory=dict)
     belief: np.ndarray | None = None
     remember: bool = True
+    values: list[tuple[str, str]] = field(default_factory=list)
 
     def copy(self) -> SessionPlanner:
         """The same state, the planner shared."""
         belief = None if self.belief is None else self.belief.copy()
-        return SessionPlanner(self.planner, dict(self.slots), belief, self.remember)
+        return SessionPlanner(self.planner, dict(self.slots), belief, self.remember,
+                              list(self.values))  # fmt: skip
 
     def reply(self, user_text: str, style: str, topic: str | None = None) -> Plan:
-        known = self.slots if self.remember else {}
-        self.belief, plan = self.planner.step(self.belief, user_text, style, known, topic)
-        self.slots = plan.slots
+        known, values = (self.slots, self.values) if self.remember else ({}, [])
+        self.belief, plan = self.planner.step(
+            self.belief, user_text, style, known, topic, values
+        )  # fmt: skip
+        self.slots, self.values = plan.slots, plan.values
         return plan
 
 
@@ -354,7 +391,15 @@ def fit(dialogs, **settings) -> ReplyPlanner:
         raise ValueError("a reply planner needs dialogs whose turns have valid replies")
     start_counts = [starts.get(s, 0.0) for s in range(len(replies))]
     edges = [(a, b, c) for (a, b), c in sorted(transitions.items())]
-    return ReplyPlanner(replies, topics, users, user_states, start_counts, edges, **settings)
+    kinds: dict[str, Counter] = {}
+    for dialog in dialogs:
+        for var, (kind, _) in (dialog.slots or {}).items():
+            kinds.setdefault(var, Counter())[kind] += 1
+    var_types = {var: counts.most_common(1)[0][0] for var, counts in kinds.items()}
+    tagger = fit_tagger(dialogs, delexicalize)
+    return ReplyPlanner(
+        replies, topics, users, user_states, start_counts, edges, var_types, tagger, **settings
+    )  # fmt: skip
 
 
 def train(dataset_dir: str | Path) -> ReplyPlanner:

@@ -70,6 +70,7 @@ from telugu_s2s.data.text import TextTokenizer, ctc_transcript
 from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig
 from telugu_s2s.data.voices import ASSISTANT_VOICES, median_f0
 from telugu_s2s.evaluation.cer import cer
+from telugu_s2s.evaluation.planned_replies import plan_frames, reply_plans
 from telugu_s2s.evaluation.recall import dialog_slot_values, fact_words, recalls, words_to_repeat
 from telugu_s2s.evaluation.sessions import (  # noqa: F401 - re-exported for callers and tests
     EvalModels,
@@ -89,7 +90,6 @@ log = logging.getLogger(__name__)
 STYLE_PAIR = ("formal", "casual")
 _TOKENIZER = TextTokenizer()
 HEARING_TAIL_FRAMES = 4  # 320 ms: how late the ear may emit a character after its sound
-PLAN_FRAMES_PER_CHAR = 1.3  # the slowest rate the text stage learnt: a planned reply's window
 
 
 @dataclass
@@ -378,27 +378,15 @@ def _final_transcripts(models: EvalModels, plans: list[ItemPlan], ds) -> list[li
 def _reply_plans(
     models: EvalModels, plan: ItemPlan, finals: list[str] | None
 ) -> dict[str, list[str]] | None:
-    """Each session's planned replies, as the server plans them: the reply planner reads each
-    turn's final transcript with the session's topic so far (the text topic model on the same
-    transcripts). memory_off plans with no slot memory across turns. None without a planner
-    or a judge (the planner reads the judge's transcripts, as served)."""
+    """Each session's planned replies (`evaluation/planned_replies.py`); None without a
+    planner or a judge (the planner reads the judge's transcripts, as served)."""
     if models.reply_planner is None or finals is None:
         return None
-    from telugu_s2s.reply_planner import SessionPlanner
-    from telugu_s2s.text_topics import SessionTopic
-
-    wanted = {"main": (plan.style, True), "memory_off": (plan.style, False)}
+    sessions = {"main": (plan.style, True), "memory_off": (plan.style, False)}
     if plan.other_style:
-        wanted["other_style"] = (plan.other_style, True)
-    plans = {}
-    for name, (style, remember) in wanted.items():
-        planner = SessionPlanner(models.reply_planner, remember=remember)
-        topic, said = SessionTopic(models.topic_model), []
-        for number, (turn, text) in enumerate(zip(plan.turns, finals, strict=True), start=1):
-            topic.add(number, text)
-            said.append(planner.reply(text, style, topic.top if turn.turn > 0 else None).text)
-        plans[name] = said
-    return plans
+        sessions["other_style"] = (plan.other_style, True)
+    turns = [turn.turn for turn in plan.turns]
+    return reply_plans(models.reply_planner, models.topic_model, turns, finals, sessions)
 
 
 @torch.inference_mode()
@@ -426,10 +414,8 @@ def evaluate_s2s(
         replies = [_reply_plans(models, p, finals and finals[n]) for n, p in enumerate(plans)]
         if any(replies):  # windows long enough for the plans, at the slowest speaking rate
             plans = [
-                plan if said is None else plan_item(ds, i, codec, silence, protocol, {
-                    t.turn: math.ceil(PLAN_FRAMES_PER_CHAR * max(len(r[k]) for r in said.values()))
-                    for k, t in enumerate(plan.turns)
-                })
+                plan if said is None else plan_item(ds, i, codec, silence, protocol,
+                                                    plan_frames(said, [t.turn for t in plan.turns]))
                 for plan, said, i in zip(plans, replies, batch, strict=True)
             ]  # fmt: skip
         sessions = [
