@@ -19,7 +19,7 @@ def serve_args(tmp: Path, name: str, *overrides: str, store_url: str | None = No
     return [sys.executable, "-m", "telugu_s2s.serve", "engine._target_=tests.serving.fakes.FakeEngine",
             "~engine.checkpoint_dir", "~engine.device", "~engine.max_slots", "~engine.speaker_guidance",
             "+engine.reply_frames=2", "+engine.reply_after_frames=2",
-            "server.user_transcript=s2s",  # the fake engine's user stream: texts the tests know
+            "server.user_transcript=s2s", "server.replies=model",  # the fake engine's user texts
             f"server.store_url={store_url or f'sqlite:///{tmp}/state.db'}", f"port_file={tmp}/{name}.port",
             f"hydra.run.dir={tmp}/hydra-{name}", "log_level=warning", *overrides]  # fmt: skip
 

@@ -96,7 +96,7 @@ def load_judge(asr_dir: str | Path | None) -> Recognizer:
         raise FileNotFoundError(
             f"server.user_transcript=judge needs the recognizer export in {directory} "
             f"({CONFIG_FILE} is missing): create it with `make train-asr`, point "
-            "server.asr_dir at one, or set server.user_transcript=s2s"
+            "server.asr_dir at one, or set server.user_transcript=s2s (and server.replies=model)"
         )
     return Judge.load(directory)
 
