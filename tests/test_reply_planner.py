@@ -158,7 +158,7 @@ def test_a_silenced_slot_does_not_use_up_its_plan():
         gen.set_plan(0, "రవి")
         gen.force_silence(torch.tensor([True]))
         silent = [gen.step(user[:, :, t]) for t in range(10)]
-        assert gen.plan_said[0] == 0 and all(int(o.text_token[0]) == BLANK for o in silent)
+        assert gen.plans[0].said == 0 and all(int(o.text_token[0]) == BLANK for o in silent)
         gen.force_silence(torch.tensor([True]), silent=False)
         outs = [gen.step(user[:, :, t]) for t in range(10, 20)]
     said = [t for t in said_text(outs, 0) if t not in (PAD, BLANK, 2)]
@@ -178,9 +178,7 @@ def test_the_tagger_reads_held_out_names_and_known_values(dialogs):
     assert tagger.tag("ఈ రోజు వాతావరణం ఎలా ఉంది") == []  # ordinary words only
     assert not tagger.could_be_value("ఉంటున్నాను") and tagger.could_be_value("జగదీష్")
     again = SlotValueTagger.from_state(json.loads(json.dumps(tagger.state())))
-    assert again.tag("నమస్తే, నేను జగదీష్, చిత్తూరులో ఉంటాను") == tagger.tag(
-        "నమస్తే, నేను జగదీష్, చిత్తూరులో ఉంటాను"
-    )
+    assert again.tag("నమస్తే, నేను జగదీష్, చిత్తూరులో ఉంటాను") == tagger.tag("నమస్తే, నేను జగదీష్, చిత్తూరులో ఉంటాను")
 
 
 def test_a_fact_said_in_any_phrasing_is_recalled_later(dialogs):

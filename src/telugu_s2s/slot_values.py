@@ -23,7 +23,9 @@ SLOT = re.compile(r"\{(\w+)\}")
 OPEN_TYPES = ("name", "place", "male_name", "female_name")  # held out: typed by context
 OTHER = "O"  # an ordinary word
 MAX_WORDS = 3
-MARGIN = 0.0  # log-odds by which a value's type must beat OTHER (validation: 2 lost 17 of 100 names)
+MARGIN = (
+    0.0  # log-odds by which a value's type must beat OTHER (validation: 2 lost 17 of 100 names)
+)
 
 
 def words(text: str) -> list[str]:

@@ -471,3 +471,23 @@ def test_the_streams_silence_reaches_the_model_as_its_own_silence(tmp_path):
         assert not any(torch.equal(codes, model_silence) for codes in seen[:6])  # speech stays
         assert all(torch.equal(codes, model_silence) for codes in seen[6 + 4 :])  # silence
     engine.close()
+
+
+def test_a_plan_is_said_across_joins_and_steps_of_some_slots(checkpoints):
+    """`set_plan` (server.replies: planner): the slot says the plan, character by character,
+    while another session joins (the batch is re-laid out) and ticks step it alone (a subset)."""
+    engine = ModelEngine(checkpoints, max_slots=3)
+    slot = engine.join(SlotConfig("priya", temperature=0.0))
+    plan = "రవి గారు బాగున్నారా"
+    quiet, other, said = frames_of(np.zeros(44 * FRAME, np.float32)), None, []
+    for t, frame in enumerate(quiet):
+        if t == 4:
+            other = engine.join(SlotConfig("ravi", temperature=0.0))
+        if t == 6:  # past the first frames, whose text has no audio yet
+            engine.set_plan(slot, plan)
+        frames = {slot: frame} if other is None or t % 3 == 0 else {slot: frame, other: frame}
+        text = engine.step(frames)[slot].assistant_text
+        said.append(text if t >= 6 else "")
+    assert 1 in engine.stepped_rows  # some ticks stepped the planned slot alone
+    text = "".join(said).strip()
+    assert len(text) > 5 and plan.startswith(text)  # random weights talk: the plan, in order

@@ -65,6 +65,12 @@ def sample_tokens(
 
 
 @dataclass
+class PlannedReply:
+    ids: list[int]  # the plan's characters (a space after them)
+    said: int = 0  # how many the slot has said
+
+
+@dataclass
 class GenerationStep:
     assistant_codes: Tensor  # (B, K) frame t - d, complete; silence if invalid or silenced
     codes_valid: Tensor  # (B,) bool: False during a session's first d frames
@@ -109,9 +115,9 @@ class S2SGenerator:
         self.memory_chars = torch.full(shape, PAD, dtype=torch.long, device=device)
         self.memory_char_keys = self._memory_char_keys() if self.copies_memory else None
         self.rngs = [torch.Generator(device=device) for _ in range(batch_size)]
-        # Planned replies (`set_plan`): per slot, the characters to say and how many are said.
-        self.plans: list[list[int] | None] = [None] * batch_size
-        self.plan_said = [0] * batch_size
+        # Planned replies (`set_plan`): per slot, the characters to say and how many are said
+        # (objects, so that a server's views of some rows update them in place).
+        self.plans: list[PlannedReply | None] = [None] * batch_size
         self._noise_width = max(cfg.text_vocab_size, cfg.codebook_size)
         self._stream = model.streaming(2 * batch_size if speaker_guidance else batch_size)
         with torch.inference_mode():
@@ -221,12 +227,12 @@ class S2SGenerator:
         its pace: each frame where it would say a character says the plan's next one, and
         once the plan is said, the frames where it would go on are BLANK. Its audio follows
         the monologue, as it learnt to speak its own (reply planner: `telugu_s2s.reply_planner`)."""
-        self.plans[slot] = None if text is None else TextTokenizer().encode(text.strip()) + [SPACE]
-        self.plan_said[slot] = 0
+        ids = None if text is None else TextTokenizer().encode(text.strip()) + [SPACE]
+        self.plans[slot] = None if ids is None else PlannedReply(ids)
 
     def plan_finished(self, slot: int) -> bool:
         plan = self.plans[slot]
-        return plan is not None and self.plan_said[slot] >= len(plan)
+        return plan is not None and plan.said >= len(plan.ids)
 
     def _follow_plans(self, tokens: Tensor, held: Tensor | None) -> Tensor:
         """(B,) sampled text tokens -> the planned characters where the slots have plans;
@@ -236,9 +242,8 @@ class S2SGenerator:
             speaks = int(tokens[slot]) not in (PAD, BLANK, EOS)
             if plan is None or not speaks or (held is not None and bool(held[slot])):
                 continue
-            said = self.plan_said[slot]
-            out[slot] = plan[said] if said < len(plan) else BLANK
-            self.plan_said[slot] = min(said + 1, len(plan))
+            out[slot] = plan.ids[plan.said] if plan.said < len(plan.ids) else BLANK
+            plan.said = min(plan.said + 1, len(plan.ids))
         return out
 
     @torch.inference_mode()

@@ -161,6 +161,7 @@ class SessionRows:
         view.rngs = [gen.rngs[r] for r in keep] + [
             torch.Generator(device=gen.device) for _ in range(fresh)
         ]
+        view.plans = [gen.plans[r] for r in keep] + [None] * fresh
         view.batch_size = n + fresh
         vars(gen).update(vars(view))
 
