@@ -74,6 +74,23 @@ def test_slot_values_are_read_from_unseen_phrasings():
     assert fill("హాయ్ {name}, {home} ఎలా ఉంది", {"name": "రవి"}) == "హాయ్ రవి, ఎలా ఉంది"
 
 
+def test_a_session_state_is_small_and_plans_on_as_before(dialogs):
+    train, held_out = dialogs
+    planner = fit(train)
+    dialog = held_out[0]
+    going, style = SessionPlanner(planner), "formal"
+    for turn in dialog.turns[:3]:
+        going.reply(turn.user, style)
+    state = json.loads(json.dumps(going.state(), ensure_ascii=False))  # as the store keeps it
+    assert len(state["belief"]) <= 32 and state["slots"] == going.slots
+    resumed = SessionPlanner.from_state(planner, state)
+    for turn in dialog.turns[3:6]:
+        assert resumed.reply(turn.user, style).text == going.reply(turn.user, style).text
+    assert SessionPlanner.from_state(planner, None).belief is None
+    foreign = SessionPlanner.from_state(planner, {"belief": {"999999": 1.0}})  # another export
+    assert foreign.belief is None
+
+
 def test_memory_off_forgets_the_slot_values(dialogs):
     planner = fit(dialogs[0])
     remembering, forgetting = SessionPlanner(planner), SessionPlanner(planner, remember=False)

@@ -51,11 +51,12 @@ def test_the_planner_chooses_what_the_engine_says(speech, planner_dir, tmp_path)
     settings = ServerSettings(store_url=f"sqlite:///{tmp_path / 's.db'}", stats_interval_s=0,
                               user_transcript="judge", replies="planner",
                               reply_planner_dir=str(directory))  # fmt: skip
-    judge = TurnJudge(said)
+    judge, session_id = TurnJudge(said), []
     with running_server(engine, settings, judge=judge) as (url, app):
 
         async def scenario() -> list[dict]:
             async with S2SClient(url, "priya", "stream") as client:
+                session_id.append(client.ready["session"])
                 for n in (1, 2, 3):
                     await client.stream(padded(speech["question"]))
                     await client.wait_for(
@@ -65,6 +66,7 @@ def test_the_planner_chooses_what_the_engine_says(speech, planner_dir, tmp_path)
 
         turns = asyncio.run(scenario())
         errors = dict(app.state.hub.errors)
+        stored = app.state.hub.store.load(session_id[0])
     # what the server should plan, in the style of each turn (no topic model here)
     styles = [adapt_style("auto", [])]  # the session's first style, then the engine's changes
     styles += [c[2]["style"] for c in engine.calls if c[0] == "configure" and "style" in c[2]]
@@ -74,6 +76,8 @@ def test_the_planner_chooses_what_the_engine_says(speech, planner_dir, tmp_path)
     assert [t["user_text"] for t in turns] == said
     assert [t["assistant_text"] for t in turns] == expected
     assert "plan_late" not in errors and "plan_error" not in errors
+    # the store keeps where the planner is, so that a resumed session plans on from there
+    assert stored.aggregates.reply_plan == session.state()
     plans = [c for c in engine.calls if c[0] == "set_plan"]
     assert [c[2] for c in plans if c[2] is not None] == expected  # cleared at each new utterance
 

@@ -45,6 +45,8 @@ class Aggregates:
     topics: dict[str, int] | None = None  # votes: turns per topic
     emotions: dict[str, int] | None = None
     topic_evidence: dict[str, float] | None = None  # summed log-probabilities per topic
+    # The reply planner's session state (`SessionPlanner.state`): a resumed session plans on.
+    reply_plan: dict | None = None
 
     @property
     def mean_sentiment(self) -> float:
@@ -77,6 +79,7 @@ class Aggregates:
             "topic_evidence": {k: round(v, 4) for k, v in (self.topic_evidence or {}).items()},
             "top_topic": self.top_topic,
             "top_emotion": next(iter(self.emotions), None) if self.emotions else None,
+            "reply_plan": self.reply_plan,
         }
 
     @classmethod
@@ -88,6 +91,7 @@ class Aggregates:
             topics=dict(values.get("topics") or {}),
             emotions=dict(values.get("emotions") or {}),
             topic_evidence=dict(values.get("topic_evidence") or {}) or None,
+            reply_plan=values.get("reply_plan") or None,
         )
 
 

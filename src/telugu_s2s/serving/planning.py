@@ -48,10 +48,10 @@ class ReplyPlanning:
 
     def __init__(self, planner, transcribe: Callable[[np.ndarray], Awaitable[str]],
                  set_plan: Callable[[str | None], Awaitable[None]], topic,
-                 on_error: Callable[[str], None]):  # fmt: skip
+                 on_error: Callable[[str], None], state: dict | None = None):  # fmt: skip
         from telugu_s2s.reply_planner import SessionPlanner
 
-        self.session = SessionPlanner(planner)
+        self.session = SessionPlanner.from_state(planner, state)  # a resumed session goes on
         self._before_turn: SessionPlanner | None = None  # the state the open turn plans from
         self._transcribe, self._set_plan, self._topic = transcribe, set_plan, topic
         self._on_error = on_error
@@ -106,9 +106,11 @@ class ReplyPlanning:
         self.session, self.plan = session, plan.text
         await self._set_plan(plan.text)
 
-    def turn_closed(self) -> None:
-        """The turn is over: the next one plans from the state its last plan left."""
+    def turn_closed(self) -> dict:
+        """The turn is over: the next one plans from the state its last plan left, which is
+        returned for the store (`Aggregates.reply_plan`)."""
         self._before_turn = None
+        return self.session.state()
 
     async def close(self) -> None:
         if self._task is not None and not self._task.done():

@@ -101,7 +101,8 @@ class TurnTaking:
                 await hub.worker.call(self.engine.set_plan, self.slot, text)
 
             self.planning = ReplyPlanning(hub.reply_planner, hub.transcriber.transcribe, set_plan,
-                                          self.turns.topic, lambda code: hub.errors.update([code]))  # fmt: skip
+                                          self.turns.topic, lambda code: hub.errors.update([code]),
+                                          self.context.aggregates.reply_plan)  # fmt: skip
         self.generating = False  # turn mode: the engine is being fed the utterance / may reply
         self.live_turns = callable(getattr(self.engine, "hold", None))  # turn mode hears live
         self._waited = 0  # live turn mode: frames since the endpoint without a reply
@@ -283,7 +284,7 @@ class TurnTaking:
         )  # fmt: skip
         self._user_text, self._turn_started = [], time.time()
         if self.planning is not None:
-            self.planning.turn_closed()
+            self.context.aggregates.reply_plan = self.planning.turn_closed()
         self._heard_speech = self.tracker.in_speech and not last
         self.context.add(record)
         audio = self.speech.take(include_current=last)
