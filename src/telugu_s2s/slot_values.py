@@ -1,19 +1,22 @@
-"""Slot values in what the user said (names, towns, days, dishes, counts), whatever the phrasing.
+"""Slot values: templates with `{slot}` names, and the values a user says for them.
 
-The reply planner reads a value by aligning the user's words with a training turn's
-(`reply_planner.extract_slots`). That fails on phrasings the corpus never had ("మైసూరు నుంచి
-మాట్లాడుతున్నాను, నా పేరు ఆనంద్"), and such turns state most of the facts that a recall turn
-needs later (on 100 validation dialogs, 76 of 123 needed values were never read). This tagger:
-- finds the values the training dialogs used (a day, a count, a dish, a festival, a known
-  name or town; up to three words, a case ending allowed after the last);
-- types a word that the training user turns never used as an ordinary word (a held-out name
-  or town) by its neighbours and its case ending: a naive Bayes over the training turns'
-  open-class slots and ordinary words (before a name often పేరు or నేను; a town often ends
-  in -లో or comes before నుంచి). Uniform prior: an unknown word is as likely a value as not.
+- `delexicalize` / `fill`: a text with its values named, and a template filled.
+- `extract_slots`: the values read by aligning the user's words with training user turns
+  whose values are named. That fails on phrasings the corpus never had ("మైసూరు నుంచి
+  మాట్లాడుతున్నాను, నా పేరు ఆనంద్"), and such turns state most of the facts that a recall turn
+  needs later (on 100 validation dialogs, 76 of 123 needed values were never read).
+- `SlotValueTagger` reads them whatever the phrasing:
+  - it finds the values the training dialogs used (a day, a count, a dish, a festival, a
+    known name or town; up to three words, a case ending allowed after the last);
+  - it types a word that the training user turns never used as an ordinary word (a held-out
+    name or town) by its neighbours and its case ending: a naive Bayes over the training
+    turns' open-class slots and ordinary words (before a name often పేరు or నేను; a town often
+    ends in -లో or comes before నుంచి). Uniform prior: an unknown word may be a value or not.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections import Counter, defaultdict
@@ -22,14 +25,100 @@ TRIM = " ,.?!-"
 SLOT = re.compile(r"\{(\w+)\}")
 OPEN_TYPES = ("name", "place", "male_name", "female_name")  # held out: typed by context
 OTHER = "O"  # an ordinary word
-MAX_WORDS = 3
-MARGIN = (
-    0.0  # log-odds by which a value's type must beat OTHER (validation: 2 lost 17 of 100 names)
-)
+MAX_WORDS = 3  # the lexicon's longest values; a longer span is a misalignment
+MARGIN = 0.0  # log-odds by which a value's type must beat OTHER (2 lost 17 of 100 names)
 
 
 def words(text: str) -> list[str]:
     return [w.strip(TRIM) for w in text.split() if w.strip(TRIM)]
+
+
+def delexicalize(text: str, slots: dict | None) -> str:
+    """`text` with each slot value replaced by `{slot}` (longest values first)."""
+    for var, (_, value) in sorted((slots or {}).items(), key=lambda kv: -len(kv[1][1])):
+        if value:
+            text = text.replace(value, "{" + var + "}")
+    return text
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    """`template` with each `{slot}` replaced by its value (an unknown one by nothing)."""
+    return re.sub(r"\s+", " ", SLOT.sub(lambda m: values.get(m.group(1), ""), template)).strip()
+
+
+def delexicalize_known(text: str, known: dict[str, str]) -> str:
+    """`text` with the values the session already knows replaced by their `{slot}` names."""
+    return delexicalize(text, {var: ("", value) for var, value in known.items()})
+
+
+def _strip_affixes(word: str, match: re.Match) -> str:
+    """A text word without the template word's text around its slot (`{home}లో` -> -లో)."""
+    prefix, suffix = match.string[: match.start()], match.string[match.end() :]
+    if prefix and word.startswith(prefix):
+        word = word[len(prefix) :]
+    if suffix and word.endswith(suffix) and len(word) > len(suffix):
+        word = word[: -len(suffix)].rstrip("\u200c")
+    return word
+
+
+def _aligned_slots(template: str, text: str) -> tuple[float, dict[str, str]]:
+    """(share of the template's own words found in `text`, the slot values read).
+
+    Words, not characters: a held-out phrasing shares whole words with a template. The
+    template's literal words are matched (difflib); each run of unmatched template words
+    faces the text's words between the same matched neighbours. A run as long as its span
+    pairs word for word; a lone slot takes the whole span (up to MAX_WORDS words).
+    Otherwise a slot that opens a run after a matched word takes the span's first word, one
+    that closes it before a matched word the last; but where the run holds more slots than
+    the span has words, only at the sentence's end (which slot went unsaid between two
+    matched words is unknown). The template's case ending is taken off (`{home}లో`: -లో)."""
+    pattern, said = words(template), words(text)
+    slotted = [SLOT.fullmatch(w) or SLOT.search(w) for w in pattern]
+    keys = [f"\ue000{i}" if m else w for i, (w, m) in enumerate(zip(pattern, slotted, strict=True))]
+    blocks = difflib.SequenceMatcher(None, keys, said, autojunk=False).get_matching_blocks()
+    literal = sum(1 for m in slotted if not m)
+    found = sum(size for _, _, size in blocks) / max(1, literal)
+    values: dict[str, str] = {}
+
+    def read(i: int, word: str) -> None:
+        match = slotted[i]
+        if match and len(SLOT.findall(pattern[i])) == 1 and match.group(1) not in values:
+            value = _strip_affixes(word, match)
+            if value:
+                values[match.group(1)] = value
+
+    a_end = b_end = 0  # the end of the previous matched block, in the template and the text
+    for a, b, size in blocks:  # the last block is (len, len, 0)
+        run, span = range(a_end, a), said[b_end:b]
+        if run and span:
+            if len(run) == len(span):
+                for i, word in zip(run, span, strict=True):
+                    read(i, word)
+            elif len(run) == 1:
+                if len(span) <= MAX_WORDS:
+                    read(run[0], " ".join(span))
+            else:  # a slot by a matched word reads the word by it, unless it is ambiguous
+                ambiguous = sum(bool(slotted[i]) for i in run) > len(span)
+                if a_end > 0 and (not ambiguous or a == len(pattern)):
+                    read(run[0], span[0])
+                if a < len(pattern) and (not ambiguous or a_end == 0):
+                    read(run[-1], span[-1])
+        a_end, b_end = a + size, b + size
+    return found, values
+
+
+def extract_slots(templates: list[str], text: str, min_found: float = 0.5) -> dict[str, str]:
+    """The values that `text` puts where the user templates have `{slot}`s: each template
+    whose own words are found in `text` for at least `min_found` of them is aligned, the
+    best aligned first; a slot takes the first value read for it."""
+    aligned = sorted((_aligned_slots(t, text) for t in templates if SLOT.search(t)),
+                     key=lambda fv: -fv[0])  # fmt: skip
+    values: dict[str, str] = {}
+    for found, read in aligned:
+        if found < min_found:
+            break
+        values = {**read, **values}
+    return values
 
 
 class SlotValueTagger:
@@ -108,8 +197,8 @@ class SlotValueTagger:
         return cls(state["gazetteer"], set(state["ordinary"]), state["endings"], state["counts"])
 
 
-def fit(dialogs, delexicalize) -> SlotValueTagger:
-    """From the dialogs' user turns and slots; `delexicalize(text, slots)` names the values."""
+def fit(dialogs) -> SlotValueTagger:
+    """From the dialogs' user turns and slots."""
     gazetteer, ordinary, endings = {}, set(), Counter()
     turns = []  # (words with slots named, the dialog's slots)
     for dialog in dialogs:

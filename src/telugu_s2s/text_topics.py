@@ -149,16 +149,10 @@ def fit(dialogs) -> NaiveBayesTopics:
 
 
 def train(dataset_dir: str | Path) -> NaiveBayesTopics:
-    """On the training dialogs' user turns (`dialogs.jsonl` of a built dataset)."""
-    from telugu_s2s.data.corpus import load_corpus
+    """On the training dialogs of a built dataset (`dialogs.jsonl`)."""
+    from telugu_s2s.data.text_dialogs import load_dialogs
 
-    path = Path(dataset_dir) / "dialogs.jsonl"
-    if not path.exists():
-        raise FileNotFoundError(f"no dialogs.jsonl in {dataset_dir}: build the dataset first")
-    dialogs = [d for d in load_corpus(path) if (d.split or "train") == "train"]
-    if not dialogs:
-        raise ValueError(f"{path} holds no training dialogs")
-    return fit(dialogs)
+    return fit(load_dialogs(dataset_dir, "train"))
 
 
 def main(argv: list[str] | None = None) -> None:
