@@ -276,14 +276,6 @@ class S2SGenerator:
                 for rng in self.rngs
             ]))  # fmt: skip
 
-        def sample(logits: Tensor, stream: int) -> Tensor:  # (B or 2B, N) -> (B or 2B,)
-            logits = self._guided(logits)  # (B, N)
-            stream_noise = None if noise is None else noise[:, stream, : logits.shape[-1]]
-            tokens = sample_tokens(logits, self.temperature, self.top_k, stream_noise)  # (B,)
-            if stream == 0 and any(plan is not None for plan in self.plans):
-                tokens = self._follow_plans(tokens, None if forced is None else forced.mask[:B])
-            return self._twins(tokens)
-
         silence = silence_frame(model, self.silenced)
         if forced is not None:
             forced = ForcedFrame(
@@ -293,6 +285,16 @@ class S2SGenerator:
             )
         elif bool(self.silenced.any()):
             forced = silence
+        held = None if forced is None else forced.mask  # (B,) slots that say nothing of their own
+
+        def sample(logits: Tensor, stream: int) -> Tensor:  # (B or 2B, N) -> (B or 2B,)
+            logits = self._guided(logits)  # (B, N)
+            stream_noise = None if noise is None else noise[:, stream, : logits.shape[-1]]
+            tokens = sample_tokens(logits, self.temperature, self.top_k, stream_noise)  # (B,)
+            if stream == 0 and any(plan is not None for plan in self.plans):
+                tokens = self._follow_plans(tokens, held)
+            return self._twins(tokens)
+
         if forced is not None and self.guided:
             forced = ForcedFrame(
                 *(self._twins(x) for x in (forced.mask, forced.text, forced.codes))
