@@ -2,8 +2,8 @@
 
 The server is the real app (`create_app`, uvicorn on a free port, silero-vad on) around an
 engine chosen by the `engine_kind` parameter: `fake` (tests/serving/fakes.py, a tone reply)
-by default, `model` (the engine in conf/serve.yaml, trained checkpoints) with
-`S2S_E2E_ENGINE=model`.
+by default, `model` (the engine and server settings of conf/serve.yaml, trained checkpoints:
+the judge's transcripts, the reply planner) with `S2S_E2E_ENGINE=model`.
 """
 
 from __future__ import annotations
@@ -96,7 +96,19 @@ def server(engine_kind, tmp_path_factory) -> Iterator[str]:
     from tests.serving.fakes import running_server
 
     state = tmp_path_factory.mktemp("state")
-    settings = ServerSettings(store_url=f"sqlite:///{state}/e2e.db", stats_interval_s=1.0)
+    served = {}
+    if engine_kind == "model":  # as `make demo` serves it: the judge, the topic, the planner
+        from hydra import compose, initialize_config_dir
+        from omegaconf import OmegaConf
+
+        import telugu_s2s.serve  # noqa: F401 - registers the ${repo_root:} resolver
+        from telugu_s2s.paths import CONFIG_DIR
+
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            served = OmegaConf.to_container(compose("serve").server, resolve=True)
+    settings = ServerSettings.from_dict(
+        {**served, "store_url": f"sqlite:///{state}/e2e.db", "stats_interval_s": 1.0}
+    )
     with running_server(_engine(engine_kind), settings, vad="silero") as (ws_url, _app):
         yield ws_url.replace("ws://", "http://", 1)
 
