@@ -29,7 +29,6 @@ planned characters at its own pace (models/s2s_generation.py). Export: one gzipp
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import math
 from collections import Counter
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from telugu_s2s.json_export import load_json_export, save_json_export
 from telugu_s2s.paths import REPO_ROOT
 from telugu_s2s.slot_values import (
     SLOT,
@@ -209,32 +209,18 @@ class ReplyPlanner:
         return out
 
     def save(self, directory: str | Path) -> Path:
-        path = Path(directory) / MODEL_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {"format": FORMAT, "replies": self.replies, "topics": self.topics,
+        state = {"replies": self.replies, "topics": self.topics,
                  "users": self.users, "user_states": self.user_states.tolist(),
                  "starts": self.starts.tolist(), "transitions": self.transitions,
                  "var_types": self.var_types,
                  "tagger": None if self.tagger is None else self.tagger.state(),
                  "sharpness": self.sharpness, "floor": self.floor}  # fmt: skip
-        with gzip.open(path, "wt", encoding="utf-8") as f:
-            json.dump(state, f, ensure_ascii=False, separators=(",", ":"))
-        return path
+        return save_json_export(Path(directory) / MODEL_FILE, FORMAT, state)
 
     @classmethod
     def load(cls, directory: str | Path) -> ReplyPlanner:
-        path = Path(directory) / MODEL_FILE
-        if not path.exists():
-            raise FileNotFoundError(
-                f"no {MODEL_FILE} in {directory}: train it with `python -m telugu_s2s.reply_planner train`"
-            )
-        try:
-            with gzip.open(path, "rt", encoding="utf-8") as f:
-                state = json.load(f)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{path} is not a reply planner: {exc}") from exc
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a {FORMAT} file")
+        state = load_json_export(Path(directory) / MODEL_FILE, FORMAT, "reply planner",
+                                 "python -m telugu_s2s.reply_planner train")  # fmt: skip
         return cls(
             state["replies"], state["topics"], state["users"], state["user_states"],
             state["starts"], [tuple(t) for t in state["transitions"]], state["var_types"],

@@ -14,12 +14,11 @@ transcripts read 0.83 (docs/training_s2s.md). The export is one gzipped JSON fil
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import math
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from telugu_s2s.json_export import load_json_export, save_json_export
 from telugu_s2s.paths import REPO_ROOT
 
 MODEL_FILE = "text_topics.json.gz"
@@ -70,28 +69,13 @@ class NaiveBayesTopics:
         return {topic: s - norm for topic, s in scores.items()}
 
     def save(self, directory: str | Path) -> Path:
-        path = Path(directory) / MODEL_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {"format": FORMAT, "prior": dict(self.prior),
-                 "counts": {t: dict(c) for t, c in self.counts.items()}}  # fmt: skip
-        with gzip.open(path, "wt", encoding="utf-8") as f:
-            json.dump(state, f, ensure_ascii=False, separators=(",", ":"))
-        return path
+        state = {"prior": dict(self.prior), "counts": {t: dict(c) for t, c in self.counts.items()}}
+        return save_json_export(Path(directory) / MODEL_FILE, FORMAT, state)
 
     @classmethod
     def load(cls, directory: str | Path) -> NaiveBayesTopics:
-        path = Path(directory) / MODEL_FILE
-        if not path.exists():
-            raise FileNotFoundError(
-                f"no {MODEL_FILE} in {directory}: train it with `python -m telugu_s2s.text_topics train`"
-            )
-        try:
-            with gzip.open(path, "rt", encoding="utf-8") as f:
-                state = json.load(f)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{path} is not a text topic model: {exc}") from exc
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a {FORMAT} file")
+        state = load_json_export(Path(directory) / MODEL_FILE, FORMAT, "text topic model",
+                                 "python -m telugu_s2s.text_topics train")  # fmt: skip
         model = cls([])
         model.prior = Counter(state["prior"])
         model.counts = defaultdict(Counter, {t: Counter(c) for t, c in state["counts"].items()})
