@@ -84,6 +84,16 @@ def _command() -> str:
     return " ".join(["python -m telugu_s2s.eval", *overrides])
 
 
+def _export(cfg: DictConfig, key: str, file: str, without: str) -> str | None:
+    """The export folder `cfg[key]` if it holds `file`; else None, with a warning saying what
+    the evaluation does `without` it."""
+    directory = cfg.get(key)
+    if directory and not (Path(directory) / file).exists():
+        log.warning("no %s in %s: %s", file, directory, without)
+        return None
+    return directory
+
+
 def evaluate_s2s_stage(cfg: DictConfig) -> dict:
     from telugu_s2s.evaluation.baselines import topic_text_baseline
     from telugu_s2s.evaluation.s2s import EvalModels, ProtocolConfig, evaluate_s2s
@@ -91,20 +101,11 @@ def evaluate_s2s_stage(cfg: DictConfig) -> dict:
     from telugu_s2s.text_topics import MODEL_FILE
 
     torch.set_num_threads(int(cfg.threads))
-    asr_dir = cfg.get("asr_dir")
-    if asr_dir and not (Path(asr_dir) / "model.safetensors").exists():
-        log.warning("no recognizer at %s: the judge's figures are left out", asr_dir)
-        asr_dir = None
-    topics_dir = cfg.get("text_topics_dir")
-    if topics_dir and not (Path(topics_dir) / MODEL_FILE).exists():
-        log.warning("no text topic model at %s: the S2S head names the topic", topics_dir)
-        topics_dir = None
+    asr_dir = _export(cfg, "asr_dir", "model.safetensors", "the judge's figures are left out")
+    topics_dir = _export(cfg, "text_topics_dir", MODEL_FILE, "the S2S head names the topic")
     if topics_dir and asr_dir is None:
         log.warning("no judge: the text topic model reads the S2S model's own transcripts")
-    planner_dir = cfg.get("reply_planner_dir")
-    if planner_dir and not (Path(planner_dir) / PLANNER_FILE).exists():
-        log.warning("no reply planner at %s: the model says its own words", planner_dir)
-        planner_dir = None
+    planner_dir = _export(cfg, "reply_planner_dir", PLANNER_FILE, "the model says its own words")
     if planner_dir and asr_dir is None:
         log.warning("no judge: the reply planner needs the judge's transcripts; not used")
         planner_dir = None

@@ -83,11 +83,9 @@ class TrigramIndex:
         norms = np.sqrt(m.multiply(m).sum(axis=1)).A1 + 1e-9
         return sparse.diags(1.0 / norms) @ m
 
-    def scores(self, queries: list[str], matrix=None) -> np.ndarray:
-        """(Q, N) cosine similarities against the index's rows, or those of `matrix` (a
-        subset of `self.matrix`'s rows)."""
-        matrix = self.matrix if matrix is None else matrix
-        return (self._vectors([trigrams(q) for q in queries]) @ matrix.T).toarray()
+    def scores(self, queries: list[str]) -> np.ndarray:
+        """(Q, N) cosine similarities against the index's rows."""
+        return (self._vectors([trigrams(q) for q in queries]) @ self.matrix.T).toarray()
 
     def nearest(self, queries: list[str]) -> np.ndarray:
         return self.scores(queries).argmax(axis=1)

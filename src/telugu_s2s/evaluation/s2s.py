@@ -58,20 +58,27 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from telugu_s2s.data.datasets import load_split
 from telugu_s2s.data.text import TextTokenizer, ctc_transcript
 from telugu_s2s.data.timeline import DialogTimelines, TimelineConfig
-from telugu_s2s.data.voices import ASSISTANT_VOICES, median_f0
+from telugu_s2s.data.voices import median_f0
 from telugu_s2s.evaluation.cer import cer
 from telugu_s2s.evaluation.planned_replies import plan_frames, reply_plans
 from telugu_s2s.evaluation.recall import dialog_slot_values, fact_words, recalls, words_to_repeat
+from telugu_s2s.evaluation.renderings import (  # noqa: F401 - re-exported for callers and tests
+    STYLE_PAIR,
+    ItemPlan,
+    ProtocolConfig,
+    TurnPlan,
+    plan_item,
+)
 from telugu_s2s.evaluation.sessions import (  # noqa: F401 - re-exported for callers and tests
     EvalModels,
     FirstCodebooks,
@@ -87,90 +94,8 @@ from telugu_s2s.modules.streaming import module_device
 from telugu_s2s.speakers import embed_audio
 
 log = logging.getLogger(__name__)
-STYLE_PAIR = ("formal", "casual")
 _TOKENIZER = TextTokenizer()
 HEARING_TAIL_FRAMES = 4  # 320 ms: how late the ear may emit a character after its sound
-
-
-@dataclass
-class ProtocolConfig:
-    lead_frames: int = 4  # silence before the first turn (the timelines' mean lead-in, 0.3 s)
-    pause_frames: int = 6  # user -> assistant pause (their mean, 0.45 s)
-    margin_frames: int = 12  # generated past the reference reply's length (1 s)
-    items_per_batch: int = 8  # renderings stepped together, up to 3 sessions each
-    ablate_memory: bool = True  # run the memory_off sessions
-    compare_styles: bool = True  # run the other_style sessions
-    min_speech_frames: int = 6  # a reply whose non-silent part is shorter is embedded whole
-    max_turns: int | None = None  # only the first turns of each dialog (quick checks); None = all
-    temperature: float = 0.35  # the server's sampling; 0 = greedy
-    top_k: int = 50
-    seed: int = 0  # rendering i samples with seed + i
-    speaker_guidance: float = 2.0  # classifier-free guidance on the speaker, as served (1 = off)
-
-
-@dataclass
-class TurnPlan:
-    turn: int
-    user_row: int
-    replies: dict[str, int]  # style -> reply row in the session's voice
-    user_span: tuple[int, int]  # steps of the user's utterance
-    reply_span: tuple[int, int]  # steps of free generation
-
-
-@dataclass
-class ItemPlan:
-    dialog: str
-    user_voice: str
-    voice: str
-    style: str
-    other_style: str | None
-    user_codes: Tensor  # (K, T)
-    silent: Tensor  # (T,) bool
-    turns: list[TurnPlan]
-
-    def reply_row(self, turn: TurnPlan, style: str | None = None) -> int:
-        """The reply row in `style` (else the default one; a generated dialog has one style)."""
-        rows = turn.replies
-        return rows.get(style or self.style, rows.get("default", next(iter(rows.values()))))
-
-    def reference(self, turn: TurnPlan, ds: DialogTimelines, style: str | None = None) -> str:
-        return ds.meta_text(self.reply_row(turn, style))
-
-
-def plan_item(
-    ds: DialogTimelines,
-    index: int,
-    codec: nn.Module,
-    silence: Tensor,
-    protocol: ProtocolConfig,
-    min_free: dict[int, int] | None = None,
-) -> ItemPlan:
-    """The timeline of rendering `index`: its voice, style, user codes and turn windows.
-    `min_free`: turn -> the least frames of free generation (a planned reply's length)."""
-    dialog, user_voice = ds.items[index]
-    voices = [v for v in ASSISTANT_VOICES if (dialog, v) in ds.reply_rows]
-    voice = voices[index % len(voices)]
-    replies, users = ds.reply_rows[(dialog, voice)], ds.user_rows[(dialog, user_voice)]
-    variants = [s for s in STYLE_PAIR if any(s in replies[t] for t in replies)]
-    style = variants[(index // len(voices)) % len(variants)] if variants else "default"
-    other = next((s for s in variants if s != style), None)
-    frame = codec.frame_size / ds.sample_rate  # seconds per frame
-    chunks = [silence[:, None].repeat(1, protocol.lead_frames)]  # K x (K, n)
-    silent, turns, t = [True] * protocol.lead_frames, [], protocol.lead_frames
-    for turn in sorted(tr for tr in users if tr in replies)[: protocol.max_turns]:
-        user = encode_clip(codec, ds.audio(users[turn]))  # (K, n)
-        longest = max(ds.meta["duration"][row] for row in replies[turn].values())
-        free = max(math.ceil(longest / frame), (min_free or {}).get(turn, 0))
-        free += protocol.margin_frames
-        n, start = user.shape[1], t + user.shape[1] + protocol.pause_frames
-        turns.append(
-            TurnPlan(turn, users[turn], dict(replies[turn]), (t, t + n), (start, start + free))
-        )
-        chunks += [user, silence[:, None].repeat(1, protocol.pause_frames + free)]
-        silent += [True] * (n + protocol.pause_frames) + [False] * free
-        t = start + free
-    codes = torch.cat(chunks, dim=1)  # (K, T)
-    return ItemPlan(dialog, user_voice, voice, style, other, codes, torch.tensor(silent), turns)
 
 
 def _text(tokens: Tensor, span: tuple[int, int], shift: int = 0) -> str:
@@ -343,11 +268,6 @@ def _sessions(
     `turn_texts`: each user turn's final transcript, for a copy head over the memory;
     `turn_plans`: each session's planned replies (`_reply_plans`)."""
     spans = [turn.user_span for turn in plan.turns]
-    wanted = {"main": (plan.style, True)}
-    if protocol.compare_styles and plan.other_style:
-        wanted["other_style"] = (plan.other_style, True)
-    if protocol.ablate_memory:
-        wanted["memory_off"] = (plan.style, False)
     return {
         name: SessionScript(
             plan.user_codes,
@@ -360,7 +280,7 @@ def _sessions(
             turn_texts,
             None if turn_plans is None else turn_plans[name],
         )  # fmt: skip
-        for name, (style, memory) in wanted.items()
+        for name, (style, memory) in plan.session_kinds(protocol).items()
     }
 
 
@@ -376,16 +296,13 @@ def _final_transcripts(models: EvalModels, plans: list[ItemPlan], ds) -> list[li
 
 
 def _reply_plans(
-    models: EvalModels, plan: ItemPlan, finals: list[str] | None
+    models: EvalModels, plan: ItemPlan, finals: list[str] | None, protocol: ProtocolConfig
 ) -> dict[str, list[str]] | None:
     """Each session's planned replies (`evaluation/planned_replies.py`); None without a
     planner or a judge (the planner reads the judge's transcripts, as served)."""
     if models.reply_planner is None or finals is None:
         return None
-    sessions = {"main": (plan.style, True), "memory_off": (plan.style, False)}
-    if plan.other_style:
-        sessions["other_style"] = (plan.other_style, True)
-    turns = [turn.turn for turn in plan.turns]
+    turns, sessions = [turn.turn for turn in plan.turns], plan.session_kinds(protocol)
     return reply_plans(models.reply_planner, models.topic_model, turns, finals, sessions)
 
 
@@ -411,11 +328,15 @@ def evaluate_s2s(
         plans = [plan_item(ds, i, codec, silence, protocol) for i in batch]
         finals = _final_transcripts(models, plans, ds)
         memory_texts = finals if finals is not None and model.cfg.copy_memory else None
-        replies = [_reply_plans(models, p, finals and finals[n]) for n, p in enumerate(plans)]
+        replies = [
+            _reply_plans(models, p, finals and finals[n], protocol) for n, p in enumerate(plans)
+        ]
         if any(replies):  # windows long enough for the plans, at the slowest speaking rate
             plans = [
-                plan if said is None else plan_item(ds, i, codec, silence, protocol,
-                                                    plan_frames(said, [t.turn for t in plan.turns]))
+                plan if said is None else plan_item(
+                    ds, i, codec, silence, protocol,
+                    plan_frames(said, [t.turn for t in plan.turns]), plan.turn_codes(),
+                )
                 for plan, said, i in zip(plans, replies, batch, strict=True)
             ]  # fmt: skip
         sessions = [

@@ -230,10 +230,6 @@ class S2SGenerator:
         ids = None if text is None else TextTokenizer().encode(text.strip()) + [SPACE]
         self.plans[slot] = None if ids is None else PlannedReply(ids)
 
-    def plan_finished(self, slot: int) -> bool:
-        plan = self.plans[slot]
-        return plan is not None and plan.said >= len(plan.ids)
-
     def _follow_plans(self, tokens: Tensor, held: Tensor | None) -> Tensor:
         """(B,) sampled text tokens -> the planned characters where the slots have plans;
         not on the `held` slots (B,) (forced: silenced or teacher-forced), which say nothing."""

@@ -68,8 +68,7 @@ class SpeechRecorder:
 
     def peek(self) -> np.ndarray:
         """The finished utterances of the open turn as one clip (N,), kept for `take`."""
-        frames = [frame for utterance in self._done for frame in utterance]
-        return np.concatenate(frames) if frames else np.zeros(0, np.float32)
+        return _joined(self._done)
 
     def take(self, include_current: bool = False) -> np.ndarray:
         """The finished utterances (and the one going on, when asked) as one clip (N,); an
@@ -78,8 +77,13 @@ class SpeechRecorder:
         if include_current and self._current is not None:
             utterances.append(self._current)
             self._current = None
-        frames = [frame for utterance in utterances for frame in utterance]
-        return np.concatenate(frames) if frames else np.zeros(0, np.float32)
+        return _joined(utterances)
+
+
+def _joined(utterances: list[list[np.ndarray]]) -> np.ndarray:
+    """Utterances of frames as one clip (N,)."""
+    frames = [frame for utterance in utterances for frame in utterance]
+    return np.concatenate(frames) if frames else np.zeros(0, np.float32)
 
 
 class Recognizer(Protocol):
