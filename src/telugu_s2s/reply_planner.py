@@ -83,9 +83,13 @@ class TrigramIndex:
         norms = np.sqrt(m.multiply(m).sum(axis=1)).A1 + 1e-9
         return sparse.diags(1.0 / norms) @ m
 
+    def vectors(self, texts: list[str]):
+        """(Q, V) unit TF-IDF rows, sparse."""
+        return self._vectors([trigrams(t) for t in texts])
+
     def scores(self, queries: list[str]) -> np.ndarray:
         """(Q, N) cosine similarities against the index's rows."""
-        return (self._vectors([trigrams(q) for q in queries]) @ self.matrix.T).toarray()
+        return (self.vectors(queries) @ self.matrix.T).toarray()
 
     def nearest(self, queries: list[str]) -> np.ndarray:
         return self.scores(queries).argmax(axis=1)
@@ -108,15 +112,18 @@ class ReplyPlanner:
     answered alike. Transitions are the counts of consecutive turns' states, mixed with the
     states' overall frequencies at weight `floor`: a user may leave the paths the corpus
     knows (ask back a fact, add a remark) at any turn. The first turn's state has its own
-    counts. The emission score of a state is the highest cosine
-    similarity between the user's words and that state's user turns, times `sharpness`.
+    counts. The emission score of a state mixes the highest cosine similarity between the
+    user's words and that state's user turns with the similarity to their centroid (weight
+    `centroid_weight`), times `sharpness`. The centroid weighs the words that all of a
+    state's phrasings share (ఊరు in "which town did I say?"), so a held-out phrasing is
+    not pulled to the state of a turn that shares only its frame ("which name did I say?").
     """
 
     def __init__(
         self, replies: list[dict[str, list[str]]], topics: list[str], users: list[str],
         user_states: list[int], starts: list[float], transitions: list[tuple[int, int, float]],
         var_types: dict[str, str] | None = None, tagger: SlotValueTagger | None = None,
-        sharpness: float = 20.0, floor: float = 0.01,
+        sharpness: float = 20.0, floor: float = 0.01, centroid_weight: float = 0.5,
     ):  # fmt: skip
         S = len(replies)
         if not S or len(topics) != S or not users or len(users) != len(user_states):
@@ -140,6 +147,13 @@ class ReplyPlanner:
         self.next_state = sparse.diags(1.0 / np.maximum(totals, 1e-9)) @ matrix  # rows sum to 1
         self.topic_array = np.array(topics)
         self.index = TrigramIndex(users)
+        self.centroid_weight = centroid_weight
+        members = sparse.csr_matrix(
+            (np.ones(len(users)), (self.user_states, np.arange(len(users)))), shape=(S, len(users))
+        )
+        sums = members @ self.index.matrix  # (S, V)
+        norms = np.sqrt(sums.multiply(sums).sum(axis=1)).A1 + 1e-9
+        self.centroids = (sparse.diags(1.0 / norms) @ sums).tocsr()  # (S, V) unit rows
 
     def state_users(self, state: int) -> list[str]:
         """The distinct user turns (slots named) that the training dialogs answered with `state`."""
@@ -166,9 +180,12 @@ class ReplyPlanner:
         slot values and tagged `values`; `topic` (the session's, when known) keeps that
         topic's states."""
         known = dict(known or {})
-        similarity = self.index.scores([delexicalize_known(user_text, known)])[0]  # (R,)
+        query = self.index.vectors([delexicalize_known(user_text, known)])  # (1, V)
+        similarity = (query @ self.index.matrix.T).toarray()[0]  # (R,)
         emission = np.zeros(self.num_states)
         np.maximum.at(emission, self.user_states, similarity)
+        central = (query @ self.centroids.T).toarray()[0]  # (S,)
+        emission = (1 - self.centroid_weight) * emission + self.centroid_weight * central
         log_post = self.prior(belief) + self.sharpness * emission  # (S,)
         if topic is not None and bool((self.topic_array == topic).any()):
             log_post = np.where(self.topic_array == topic, log_post, -np.inf)
@@ -212,7 +229,8 @@ class ReplyPlanner:
                  "starts": self.starts.tolist(), "transitions": self.transitions,
                  "var_types": self.var_types,
                  "tagger": None if self.tagger is None else self.tagger.state(),
-                 "sharpness": self.sharpness, "floor": self.floor}  # fmt: skip
+                 "sharpness": self.sharpness, "floor": self.floor,
+                 "centroid_weight": self.centroid_weight}  # fmt: skip
         return save_json_export(Path(directory) / MODEL_FILE, FORMAT, state)
 
     @classmethod
@@ -223,7 +241,7 @@ class ReplyPlanner:
             state["replies"], state["topics"], state["users"], state["user_states"],
             state["starts"], [tuple(t) for t in state["transitions"]], state["var_types"],
             None if state["tagger"] is None else SlotValueTagger.from_state(state["tagger"]),
-            state["sharpness"], state["floor"],
+            state["sharpness"], state["floor"], state.get("centroid_weight", 0.0),
         )  # fmt: skip
 
 
