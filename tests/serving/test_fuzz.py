@@ -29,10 +29,10 @@ def test_ten_thousand_fuzz_frames_leave_the_server_serving():
     for code in ("bad_audio", "bad_json", "bad_message", "unknown_type", "too_large", "bad_config",
                  "unknown_speaker", "bad_style", "rate_limited"):  # fmt: skip
         assert report["errors"].get(code, 0) > 0, (code, report["errors"])
-    # ...or, below the application, the protocol layer's: 1007 (not UTF-8), 1009 (too big)
-    assert {"1007", "1009"} <= set(report["closes"]) and "1011" not in report["closes"], report[
-        "closes"
-    ]
+    # ...or, below the application, the protocol layer's: 1007 (not UTF-8), 1009 (too big).
+    # A hang-up on a 16 MiB frame can reach the client before the close frame does (1006).
+    closes = set(report["closes"])
+    assert "1007" in closes and closes & {"1009", "1006"} and "1011" not in closes, closes
     assert "engine_error" not in server_errors and health["status"] == "ok"
     # the well-behaved session was served all along
     assert report["victim_ready"] == "ready" and report["victim_errors"] == []
