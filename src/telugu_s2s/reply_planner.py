@@ -60,6 +60,14 @@ def trigrams(text: str) -> Counter:
     return Counter(padded[i : i + 3] for i in range(len(padded) - 2))
 
 
+def unit_rows(matrix):
+    """A sparse (N, V) matrix with each row scaled to unit length (zero rows stay zero)."""
+    from scipy import sparse
+
+    norms = np.sqrt(matrix.multiply(matrix).sum(axis=1)).A1 + 1e-9
+    return sparse.diags(1.0 / norms) @ matrix
+
+
 class TrigramIndex:
     """Cosine nearest neighbours over TF-IDF character 3-gram vectors."""
 
@@ -79,9 +87,7 @@ class TrigramIndex:
         from scipy import sparse
 
         m = sparse.csr_matrix((vals, (rows, cols)), shape=(len(counts), len(self.vocab)))
-        m = m.multiply(self.idf[None]).tocsr()
-        norms = np.sqrt(m.multiply(m).sum(axis=1)).A1 + 1e-9
-        return sparse.diags(1.0 / norms) @ m
+        return unit_rows(m.multiply(self.idf[None]).tocsr())
 
     def vectors(self, texts: list[str]):
         """(Q, V) unit TF-IDF rows, sparse."""
@@ -151,9 +157,7 @@ class ReplyPlanner:
         members = sparse.csr_matrix(
             (np.ones(len(users)), (self.user_states, np.arange(len(users)))), shape=(S, len(users))
         )
-        sums = members @ self.index.matrix  # (S, V)
-        norms = np.sqrt(sums.multiply(sums).sum(axis=1)).A1 + 1e-9
-        self.centroids = (sparse.diags(1.0 / norms) @ sums).tocsr()  # (S, V) unit rows
+        self.centroids = unit_rows(members @ self.index.matrix).tocsr()  # (S, V)
 
     def state_users(self, state: int) -> list[str]:
         """The distinct user turns (slots named) that the training dialogs answered with `state`."""
