@@ -27,8 +27,8 @@ from pathlib import Path
 from telugu_s2s.data.text_dialogs import load_dialogs
 from telugu_s2s.evaluation.cer import ErrorRate, cer
 from telugu_s2s.paths import REPO_ROOT
-from telugu_s2s.reply_planner import TrigramIndex
 from telugu_s2s.slot_values import delexicalize, fill
+from telugu_s2s.trigram_index import TrigramIndex
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 QUERIES = ("user", "previous_user", "previous_reply")

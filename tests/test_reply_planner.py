@@ -101,6 +101,41 @@ def test_the_centroid_of_a_states_phrasings_helps_on_held_out_ones(dialogs):
     assert reply_cer(fit(dialogs[0]), dialogs[1]) < nearest_only - 0.01
 
 
+class WordTagger:
+    """A stand-in tagger: fixed (type, value) tags, every tagged word could be a value."""
+
+    def __init__(self, tags: dict[str, str]):
+        self.tags = tags
+
+    def tag(self, text: str) -> list[tuple[str, str]]:
+        return [(self.tags[w], w) for w in text.split() if w in self.tags]
+
+    def could_be_value(self, value: str) -> bool:
+        return value in self.tags
+
+
+def test_values_said_are_bound_by_the_chosen_states_own_slot_types():
+    # `n` is people in one schema and a count in another; a town no lexicon holds is tagged
+    # as a name. Neither phrasing aligns with a training turn, so the tags alone place them.
+    users = ["మా ఇంట్లో {n} మంది ఉన్నారు", "నాకు {n} పుస్తకాలు కావాలి", "నేను {home} నుంచి వచ్చాను"]
+    replies = [{"casual": ["సరే, {n} మందికి వంట"]}, {"casual": ["సరే, {n} పుస్తకాలు ఇస్తాను"]},
+               {"casual": ["{home} ఎలా ఉంది?"]}]  # fmt: skip
+    tagger = WordTagger({"ఐదుగురు": "people", "మూడు": "count", "సియాటిల్": "male_name"})
+    planner = ReplyPlanner(
+        replies, ["food", "books", "travel"], users, [0, 1, 2], [1.0, 1.0, 1.0], [],
+        {"n": "people", "home": "place"}, tagger, centroid_weight=0.0,
+        state_var_types=[{"n": "people"}, {"n": "count"}, {"home": "place"}],
+    )  # fmt: skip
+    _, plan = planner.step(None, "పుస్తకాలు మూడు ఇవ్వండి", "casual")
+    assert plan.state == 1 and plan.text == "సరే, మూడు పుస్తకాలు ఇస్తాను"
+    _, plan = planner.step(None, "వచ్చాను సియాటిల్ నుంచి నేను", "casual")
+    assert plan.state == 2 and plan.slots["home"] == "సియాటిల్"
+    assert plan.text == "సియాటిల్ ఎలా ఉంది?"
+    with pytest.raises(ValueError, match="slot-type map per state"):
+        ReplyPlanner(replies, ["a", "b", "c"], users, [0, 1, 2], [1.0] * 3, [],
+                     state_var_types=[{}])  # fmt: skip
+
+
 def test_saved_and_loaded_and_bad_files_give_clear_errors(dialogs, tmp_path):
     planner = fit(dialogs[0][:40])
     loaded = ReplyPlanner.load(planner.save(tmp_path).parent)
@@ -207,4 +242,4 @@ def test_a_fact_said_in_any_phrasing_is_recalled_later(dialogs):
         if any("{home}" in t and "ఊరు" in t for t in r.get("casual", []))
     )  # fmt: skip
     template = next(t for t in planner.replies[state]["casual"] if "{home}" in t)
-    assert "చిత్తూరు" in fill(template, planner._resolve(template, {}, session.values))
+    assert "చిత్తూరు" in fill(template, planner._resolve(template, state, {}, session.values))

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ import numpy as np
 from telugu_s2s.json_export import load_json_export, save_json_export
 from telugu_s2s.paths import REPO_ROOT
 from telugu_s2s.slot_values import (
+    OPEN_TYPES,
     SLOT,
     SlotValueTagger,
     delexicalize,
@@ -48,57 +48,12 @@ from telugu_s2s.slot_values import (
     fill,
 )
 from telugu_s2s.slot_values import fit as fit_tagger
+from telugu_s2s.trigram_index import TrigramIndex, unit_rows
 
 MODEL_FILE = "reply_planner.json.gz"
 DEFAULT_DIR = REPO_ROOT / "checkpoints" / "reply_planner"
 FORMAT = "telugu_s2s.reply_planner/1"
 SIMILAR_TURNS = 30  # user turns of any state that slot values are read with
-
-
-def trigrams(text: str) -> Counter:
-    padded = f"  {text} "
-    return Counter(padded[i : i + 3] for i in range(len(padded) - 2))
-
-
-def unit_rows(matrix):
-    """A sparse (N, V) matrix with each row scaled to unit length (zero rows stay zero)."""
-    from scipy import sparse
-
-    norms = np.sqrt(matrix.multiply(matrix).sum(axis=1)).A1 + 1e-9
-    return sparse.diags(1.0 / norms) @ matrix
-
-
-class TrigramIndex:
-    """Cosine nearest neighbours over TF-IDF character 3-gram vectors."""
-
-    def __init__(self, texts: list[str]):
-        counts = [trigrams(t) for t in texts]
-        self.vocab = {g: i for i, g in enumerate(sorted(set().union(*counts)))}
-        df = Counter(g for c in counts for g in c)
-        self.idf = np.array([math.log(len(texts) / df[g]) + 1.0 for g in self.vocab])
-        self.matrix = self._vectors(counts)
-
-    def _vectors(self, counts: list[Counter]):
-        rows, cols, vals = [], [], []
-        for r, c in enumerate(counts):
-            for g, n in c.items():
-                if g in self.vocab:
-                    rows.append(r), cols.append(self.vocab[g]), vals.append(n)
-        from scipy import sparse
-
-        m = sparse.csr_matrix((vals, (rows, cols)), shape=(len(counts), len(self.vocab)))
-        return unit_rows(m.multiply(self.idf[None]).tocsr())
-
-    def vectors(self, texts: list[str]):
-        """(Q, V) unit TF-IDF rows, sparse."""
-        return self._vectors([trigrams(t) for t in texts])
-
-    def scores(self, queries: list[str]) -> np.ndarray:
-        """(Q, N) cosine similarities against the index's rows."""
-        return (self.vectors(queries) @ self.matrix.T).toarray()
-
-    def nearest(self, queries: list[str]) -> np.ndarray:
-        return self.scores(queries).argmax(axis=1)
 
 
 @dataclass
@@ -130,6 +85,7 @@ class ReplyPlanner:
         user_states: list[int], starts: list[float], transitions: list[tuple[int, int, float]],
         var_types: dict[str, str] | None = None, tagger: SlotValueTagger | None = None,
         sharpness: float = 20.0, floor: float = 0.01, centroid_weight: float = 0.5,
+        state_var_types: list[dict[str, str]] | None = None,
     ):  # fmt: skip
         S = len(replies)
         if not S or len(topics) != S or not users or len(users) != len(user_states):
@@ -140,6 +96,11 @@ class ReplyPlanner:
         self.transitions = transitions  # (from, to, count)
         self.sharpness, self.floor = sharpness, floor
         self.var_types = var_types or {}  # slot var -> lexicon type, for the tagger's values
+        # The same var names another type in another schema (`n`: people or a count), so a
+        # state's own types come first.
+        self.state_var_types = state_var_types or [{} for _ in range(S)]
+        if len(self.state_var_types) != S:
+            raise ValueError("a reply planner needs one slot-type map per state")
         self.tagger = tagger
         start = self.starts + 1e-3
         self.log_start = np.log(start / start.sum())  # (S,)
@@ -158,6 +119,11 @@ class ReplyPlanner:
             (np.ones(len(users)), (self.user_states, np.arange(len(users)))), shape=(S, len(users))
         )
         self.centroids = unit_rows(members @ self.index.matrix).tocsr()  # (S, V)
+        self.user_vars: list[list[str]] = [[] for _ in range(S)]  # slots its user turns state
+        for text, state in zip(users, self.user_states, strict=True):
+            for var in SLOT.findall(text):
+                if var not in self.user_vars[state]:
+                    self.user_vars[state].append(var)
 
     def state_users(self, state: int) -> list[str]:
         """The distinct user turns (slots named) that the training dialogs answered with `state`."""
@@ -203,25 +169,47 @@ class ReplyPlanner:
         aligned = extract_slots(templates, user_text)
         if self.tagger is not None:  # a misaligned span is made of ordinary words
             aligned = {k: v for k, v in aligned.items() if self.tagger.could_be_value(v)}
-        slots = {**aligned, **known}  # first mention stands
-        values = list(values or []) + (self.tagger.tag(user_text) if self.tagger else [])
+        said = self.tagger.tag(user_text) if self.tagger else []
+        slots = {**self._bind(state, said, aligned), **aligned, **known}  # first mention stands
+        values = list(values or []) + said
         options = self.replies[state].get(style) or next(iter(self.replies[state].values()))
-        filled = [(t, self._resolve(t, slots, values)) for t in options]
+        filled = [(t, self._resolve(t, state, slots, values)) for t in options]
         template, said = next(
             ((t, v) for t, v in filled if all(n in v for n in SLOT.findall(t))), filled[0]
         )
         plan = Plan(fill(template, said), template, slots, values, state, float(posterior[state]))
         return posterior, plan
 
-    def _resolve(self, template: str, slots: dict[str, str], values: list[tuple[str, str]]):
-        """The template's slot values: aligned ones first, else the first tagged value of
-        the slot's type (a fact is stated before it is asked back)."""
+    def _type(self, state: int, var: str) -> str | None:
+        return self.state_var_types[state].get(var) or self.var_types.get(var)
+
+    def _bind(self, state: int, said: list[tuple[str, str]], aligned: dict[str, str]):
+        """This turn's tagged values (type, value) given to the slots that the chosen state's
+        user turns state, in their order, by type. A held-out name or town may be tagged
+        with the wrong open type (a town as a name), so an open slot takes any open value."""
+        out, used = {}, set(aligned.values())
+        for var in self.user_vars[state]:
+            if var in aligned:
+                continue
+            kind = self._type(state, var)
+            fits = [v for k, v in said if k == kind and v not in used]
+            if not fits and kind in OPEN_TYPES:
+                fits = [v for k, v in said if k in OPEN_TYPES and v not in used]
+            if fits:
+                out[var] = fits[0]
+                used.add(fits[0])
+        return out
+
+    def _resolve(self, template: str, state: int, slots: dict[str, str],
+                 values: list[tuple[str, str]]):  # fmt: skip
+        """The template's slot values: read ones first, else the first tagged value of the
+        slot's type (a fact is stated before it is asked back)."""
         out = {}
         for name in SLOT.findall(template):
             if name in slots:
                 out[name] = slots[name]
             else:
-                kind = self.var_types.get(name)
+                kind = self._type(state, name)
                 found = next((v for k, v in values if k == kind), None)
                 if found is not None:
                     out[name] = found
@@ -234,7 +222,8 @@ class ReplyPlanner:
                  "var_types": self.var_types,
                  "tagger": None if self.tagger is None else self.tagger.state(),
                  "sharpness": self.sharpness, "floor": self.floor,
-                 "centroid_weight": self.centroid_weight}  # fmt: skip
+                 "centroid_weight": self.centroid_weight,
+                 "state_var_types": self.state_var_types}  # fmt: skip
         return save_json_export(Path(directory) / MODEL_FILE, FORMAT, state)
 
     @classmethod
@@ -246,6 +235,7 @@ class ReplyPlanner:
             state["starts"], [tuple(t) for t in state["transitions"]], state["var_types"],
             None if state["tagger"] is None else SlotValueTagger.from_state(state["tagger"]),
             state["sharpness"], state["floor"], state.get("centroid_weight", 0.0),
+            state.get("state_var_types"),
         )  # fmt: skip
 
 
@@ -311,6 +301,7 @@ def fit(dialogs, **settings) -> ReplyPlanner:
     with valid replies (a turn without them breaks the chain)."""
     states: dict[str, int] = {}
     replies, topics, users, user_states, transitions = [], [], [], [], {}
+    types: list[dict[str, Counter]] = []  # per state: slot var -> its lexicon types
     starts: dict[int, float] = {}
     for dialog in dialogs:
         previous = None
@@ -325,8 +316,12 @@ def fit(dialogs, **settings) -> ReplyPlanner:
                 states[key] = len(replies)
                 replies.append(valid)
                 topics.append(dialog.topic)
+                types.append({})
             state = states[key]
             users.append(delexicalize(turn.user, dialog.slots))
+            for var in SLOT.findall(users[-1] + " ".join(r for rs in valid.values() for r in rs)):
+                if var in (dialog.slots or {}):
+                    types[state].setdefault(var, Counter())[dialog.slots[var][0]] += 1
             user_states.append(state)
             if previous is None:
                 starts[state] = starts.get(state, 0.0) + 1.0
@@ -342,9 +337,10 @@ def fit(dialogs, **settings) -> ReplyPlanner:
         for var, (kind, _) in (dialog.slots or {}).items():
             kinds.setdefault(var, Counter())[kind] += 1
     var_types = {var: counts.most_common(1)[0][0] for var, counts in kinds.items()}
-    tagger = fit_tagger(dialogs)
+    state_var_types = [{v: c.most_common(1)[0][0] for v, c in per.items()} for per in types]
     return ReplyPlanner(
-        replies, topics, users, user_states, start_counts, edges, var_types, tagger, **settings
+        replies, topics, users, user_states, start_counts, edges, var_types, fit_tagger(dialogs),
+        state_var_types=state_var_types, **settings,
     )  # fmt: skip
 
 
