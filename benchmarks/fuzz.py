@@ -132,9 +132,11 @@ async def _fuzzer(url: str, kinds: list[str], rng: random.Random, report: dict) 
     while queue:
         async with connect(url + "/ws", max_size=None, open_timeout=30) as ws:
             reader = asyncio.create_task(_read_errors(ws, report))
+            sent: set[str] = set()
             try:
                 while queue:
                     kind = queue.pop()
+                    sent.add(kind)
                     for payload, as_text in frame(kind, rng):
                         await ws.send(payload, text=as_text)
                         report["messages"] += 1
@@ -148,6 +150,10 @@ async def _fuzzer(url: str, kinds: list[str], rng: random.Random, report: dict) 
                 reader.cancel()
                 code = ws.close_code if ws.close_code is not None else "open"
                 report["closes"][str(code)] += 1
+                # The protocol layer hangs up on a frame over its limit or not UTF-8; frames
+                # sent meanwhile can reset the socket before its close frame is read (1006).
+                if code == 1006 and not sent & {"oversized_frame", "invalid_utf8"}:
+                    report["unexplained_hang_ups"] += 1
 
 
 async def _read_errors(ws, report: dict) -> None:
@@ -181,6 +187,7 @@ async def run_fuzz(url: str, frames: int = 10_000, connections: int = 4, seed: i
         "errors": Counter(),
         "closes": Counter(),
         "victim_turns": 0,
+        "unexplained_hang_ups": 0,
     }
     kinds = plan(frames, rng)
     stop = asyncio.Event()
