@@ -29,7 +29,7 @@ class ProtocolConfig:
     temperature: float = 0.35  # the server's sampling; 0 = greedy
     top_k: int = 50
     seed: int = 0  # rendering i samples with seed + i
-    speaker_guidance: float = 2.0  # classifier-free guidance on the speaker, as served (1 = off)
+    speaker_guidance: float = 1.0  # classifier-free guidance on the speaker, as served (1 = off)
 
 
 @dataclass
