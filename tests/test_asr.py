@@ -6,11 +6,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 import torch.nn.functional as F
 
-from telugu_s2s.checkpoint import save_pretrained
+from telugu_s2s.checkpoint import load_pretrained, save_pretrained
 from telugu_s2s.data.augment import band_limit, channel_augment, reverberate
 from telugu_s2s.data.text import BLANK, TextTokenizer
 from telugu_s2s.models.asr import AsrConfig, AsrModel
@@ -53,6 +54,22 @@ def test_ctc_training_learns_two_utterances():
         losses.append(loss.item())
     assert losses[-1] < 0.2 * losses[0]
     assert model.transcribe(list(audio)) == texts
+
+
+def test_the_stage_goes_on_from_an_export_of_the_same_config_only(tmp_path):
+    from telugu_s2s.lit.asr_module import AsrModule
+
+    torch.manual_seed(0)
+    save_pretrained(AsrModel(TINY), tmp_path, dtype="float16")
+    module = AsrModule(AsrModel(TINY), init_from=str(tmp_path))
+    fresh = AsrModel(TINY).state_dict()  # another draw of the weights
+    for name, value in load_pretrained(tmp_path).state_dict().items():  # fp16, cast back
+        assert torch.equal(module.net.state_dict()[name], value), name
+        assert not torch.equal(fresh[name], value) or value.unique().numel() == 1, name
+    with pytest.raises(ValueError, match="config differs"):
+        AsrModule(
+            AsrModel(AsrConfig(conv_channels=16, hidden=32, layers=1)), init_from=str(tmp_path)
+        )
 
 
 def test_frequency_warp_moves_formants_by_the_drawn_factor_and_keeps_time():

@@ -155,3 +155,16 @@ def load_pretrained(
     state = load_file(str(Path(directory) / WEIGHTS_FILE), device=str(map_location))
     model.load_state_dict(state)
     return model.eval()
+
+
+def load_export_weights(net: nn.Module, directory: str | Path) -> None:
+    """Start `net` from an export's weights; its config must match the export's."""
+    source = load_pretrained(directory)
+    theirs, ours = vars(source.cfg), vars(net.cfg)
+    differ = sorted(k for k in theirs.keys() | ours.keys() if theirs.get(k) != ours.get(k))
+    if differ:
+        raise ValueError(
+            f"{directory} holds a model whose config differs from this run's in {differ}: "
+            "set them (model.net.cfg.<name>) to the export's values"
+        )
+    net.load_state_dict(source.state_dict())

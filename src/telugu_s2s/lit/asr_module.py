@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from telugu_s2s.checkpoint import load_export_weights
 from telugu_s2s.data.text import BLANK
 from telugu_s2s.evaluation.cer import ErrorRate
 from telugu_s2s.lit.eval_hooks import SplitEvalHooks
@@ -28,10 +29,13 @@ class AsrModule(SplitEvalHooks, L.LightningModule):
         codec_round_trip_prob: float = 0.0,
         lr_decay_steps: int | None = None,  # cosine length; None: the whole planned run
         frequency_warp_prob: float = 0.0,  # share of utterances with warped formants
+        init_from: str | None = None,  # an export folder to go on from (a fresh optimizer)
     ):
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["net"])
         self.net = net
+        if init_from:
+            load_export_weights(net, init_from)
         augments = [FrequencyWarp(net.cfg.mel, frequency_warp_prob)] if frequency_warp_prob else []
         augments += [SpecAugment()] if spec_augment else []
         self.spec_augment = nn.Sequential(*augments) if augments else None

@@ -27,13 +27,12 @@ codebook's quantized latent to the teacher's features (modules/semantic.py).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 
-from telugu_s2s.checkpoint import load_pretrained
+from telugu_s2s.checkpoint import load_export_weights, load_pretrained
 from telugu_s2s.lit.audio_samples import log_audio_samples
 from telugu_s2s.metrics.audio import (
     MelDistance,
@@ -339,16 +338,3 @@ def frozen_speaker_encoder(directory: str | None, sample_rate: int) -> nn.Module
     if encoder.sample_rate != sample_rate:
         raise ValueError(f"speaker encoder at {encoder.sample_rate} Hz, codec at {sample_rate} Hz")
     return encoder
-
-
-def load_export_weights(net: nn.Module, directory: str | Path) -> None:
-    """Start `net` from an export's weights; its config must match the export's."""
-    source = load_pretrained(directory)
-    theirs, ours = vars(source.cfg), vars(net.cfg)
-    differ = sorted(k for k in theirs.keys() | ours.keys() if theirs.get(k) != ours.get(k))
-    if differ:
-        raise ValueError(
-            f"{directory} holds a model whose config differs from this run's in {differ}: "
-            "set them (model.net.cfg.<name>) to the export's values"
-        )
-    net.load_state_dict(source.state_dict())
