@@ -10,7 +10,9 @@ model on the same text, `checkpoints/text_topics`) and then its plan. Each plan 
 against the nearest of the turn's valid replies in the dialog's style, as the evaluation
 scores reply audio: this is the reply CER that a speaker who says the plan perfectly would
 reach. Also: the CER by turn, and slot recall on turns that need an earlier fact (does the
-plan say the value the dialog stated?). Writes `benchmarks/results/reply_planner.json`.
+plan say the value the dialog stated?), and invented values: the share of plans that say a
+name or a town that the dialog never had (a misheard word taken for a name, said back to the
+user). Writes `benchmarks/results/reply_planner.json`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from telugu_s2s.data.text_dialogs import load_dialogs
 from telugu_s2s.evaluation.cer import ErrorRate, cer
 from telugu_s2s.paths import REPO_ROOT
 from telugu_s2s.reply_planner import ReplyPlanner, SessionPlanner, fit
+from telugu_s2s.slot_values import OPEN_TYPES
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 STYLES = ("formal", "casual")
@@ -54,14 +57,22 @@ def judge_transcripts(dataset_dir: str, split: str, dialogs, asr_dir: Path) -> d
 def play(planner: ReplyPlanner, topics, dialogs, heard: dict | None, examples: int = 6) -> dict:
     """Every dialog as one session; `heard` maps (dialog, turn) to a transcript (None: the words)."""
     rate, by_turn, shown = ErrorRate(), {k: ErrorRate() for k in ("0", "1", "2+")}, []
-    recall_turns = recalled = 0
+    recall_turns = recalled = plans = invented = 0
     for dialog in dialogs:
         style = dialog.style if dialog.style in STYLES else "casual"
+        true_values = {value for _, value in (dialog.slots or {}).values()}
         session, topic = SessionPlanner(planner), text_topics.SessionTopic(topics)
         for turn in dialog.turns:
             text = turn.user if heard is None else heard.get((dialog.dialog_id, turn.index), "")
             topic.add(turn.index + 1, text)
             plan = session.reply(text, style, topic.top if turn.index > 0 else None)
+            plans += 1
+            said = {v for k, v in plan.values if k in OPEN_TYPES} | {
+                v
+                for var, v in plan.slots.items()
+                if planner.slot_type(plan.state, var) in OPEN_TYPES
+            }  # tagged, or read by aligning the turn
+            invented += any(v in plan.text and v not in true_values for v in said)
             options = (turn.valid_replies or {}).get(style)
             if not options:
                 continue
@@ -79,6 +90,7 @@ def play(planner: ReplyPlanner, topics, dialogs, heard: dict | None, examples: i
         "turns": rate.pairs, "reply_valid_cer": round(rate.value, 4),
         "reply_valid_cer_by_turn": {k: round(r.value, 4) for k, r in by_turn.items() if r.pairs},
         "recall_turns": recall_turns, "slot_recall": round(recalled / max(recall_turns, 1), 4),
+        "invented_values": round(invented / max(plans, 1), 4),
         "examples": shown,
     }  # fmt: skip
 

@@ -179,3 +179,6 @@ def test_reply_planner_benchmark_plays_each_dialog_as_a_session(tmp_path) -> Non
     }
     deaf = play(planner, topics, held_out, {})  # the judge heard nothing: worse replies
     assert deaf["reply_valid_cer"] > words["reply_valid_cer"]
+    # Every turn heard as a name that no dialog has: the greetings say it back.
+    other = {(d.dialog_id, t.index): "నమస్తే, నా పేరు జ్ఞానదీప్" for d in held_out for t in d.turns}
+    assert play(planner, topics, held_out, other)["invented_values"] > words["invented_values"]

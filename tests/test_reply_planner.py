@@ -227,6 +227,14 @@ def test_the_tagger_reads_held_out_names_and_known_values(dialogs):
         ("name", "జగదీష్"), ("place", "చిత్తూరు")]  # fmt: skip
     assert tagger.tag("శనివారం ఐదు మంది వస్తారు") == [("day", "శనివారం"), ("count", "ఐదు")]
     assert tagger.tag("ఈ రోజు వాతావరణం ఎలా ఉంది") == []  # ordinary words only
+    # The same misheard: near ordinary words, they need more evidence of a value than a
+    # word unlike any ordinary one does.
+    misheard = "నమస్తే, నేను ఎలో ఉంటాను"  # ఎలా
+    assert tagger.near_ordinary("ఎలో") and not tagger.near_ordinary("జగదీష్")
+    assert tagger.tag(misheard) == []
+    tagger.near_margin = None  # as any unknown word: a name
+    assert tagger.tag(misheard) == [("name", "ఎలో")]
+    assert tagger.tag("నమస్తే, నేను జగదీష్, చిత్తూరులో ఉంటాను")[0] == ("name", "జగదీష్")
     assert not tagger.could_be_value("ఉంటున్నాను") and tagger.could_be_value("జగదీష్")
     again = SlotValueTagger.from_state(json.loads(json.dumps(tagger.state())))
     assert again.tag("నమస్తే, నేను జగదీష్, చిత్తూరులో ఉంటాను") == tagger.tag("నమస్తే, నేను జగదీష్, చిత్తూరులో ఉంటాను")

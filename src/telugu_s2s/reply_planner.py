@@ -180,7 +180,8 @@ class ReplyPlanner:
         plan = Plan(fill(template, said), template, slots, values, state, float(posterior[state]))
         return posterior, plan
 
-    def _type(self, state: int, var: str) -> str | None:
+    def slot_type(self, state: int, var: str) -> str | None:
+        """The lexicon type of slot `var` in `state`'s turns (else its commonest type)."""
         return self.state_var_types[state].get(var) or self.var_types.get(var)
 
     def _bind(self, state: int, said: list[tuple[str, str]], aligned: dict[str, str]):
@@ -191,7 +192,7 @@ class ReplyPlanner:
         for var in self.user_vars[state]:
             if var in aligned:
                 continue
-            kind = self._type(state, var)
+            kind = self.slot_type(state, var)
             fits = [v for k, v in said if k == kind and v not in used]
             if not fits and kind in OPEN_TYPES:
                 fits = [v for k, v in said if k in OPEN_TYPES and v not in used]
@@ -209,7 +210,7 @@ class ReplyPlanner:
             if name in slots:
                 out[name] = slots[name]
             else:
-                kind = self._type(state, name)
+                kind = self.slot_type(state, name)
                 found = next((v for k, v in values if k == kind), None)
                 if found is not None:
                     out[name] = found
