@@ -121,6 +121,8 @@ def spied_run(models, tiny_dataset):
 def test_cer_known_cases() -> None:
     assert edit_distance("kitten", "sitting") == 3
     assert edit_distance("", "abc") == 3 and edit_distance("abc", "abc") == 0
+    assert edit_distance("kitten", "sitting", most=1) == 2  # over the bound: most + 1
+    assert edit_distance("kitten", "sitting", most=3) == 3
     assert cer("నమస్కారం", "నమస్కారం") == 0.0
     assert cer("", "") == 0.0
     # Latin letters are outside the vocabulary and whitespace runs collapse.

@@ -21,6 +21,8 @@ import math
 import re
 from collections import Counter, defaultdict
 
+from telugu_s2s.text_distance import edit_distance
+
 TRIM = " ,.?!-"
 SLOT = re.compile(r"\{(\w+)\}")
 OPEN_TYPES = ("name", "place", "male_name", "female_name")  # held out: typed by context
@@ -53,20 +55,6 @@ def fill(template: str, values: dict[str, str]) -> str:
 def delexicalize_known(text: str, known: dict[str, str]) -> str:
     """`text` with the values the session already knows replaced by their `{slot}` names."""
     return delexicalize(text, {var: ("", value) for var, value in known.items()})
-
-
-def within_edits(a: str, b: str, most: int) -> bool:
-    """Levenshtein distance(a, b) <= most, stopping as soon as a row exceeds it."""
-    if abs(len(a) - len(b)) > most:
-        return False
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, y in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
-        if min(row) > most:
-            return False
-    return row[-1] <= most
 
 
 def _strip_affixes(word: str, match: re.Match) -> str:
@@ -190,7 +178,7 @@ class SlotValueTagger:
                 self._near.clear()
             most = 1 if len(word) < 6 else 2
             self._near[word] = any(
-                within_edits(word, other, most)
+                edit_distance(word, other, most) <= most
                 for size in range(len(word) - most, len(word) + most + 1)
                 for other in self._by_length.get(size, ())
             )

@@ -8,10 +8,10 @@ SPACE after each one and cannot emit characters they were never taught.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from telugu_s2s.data.text import TextTokenizer
+from telugu_s2s.text_distance import edit_distance
 
 _TOKENIZER = TextTokenizer()
 
@@ -19,19 +19,6 @@ _TOKENIZER = TextTokenizer()
 def normalize_text(text: str) -> str:
     """Keep vocabulary characters only, collapse whitespace, strip."""
     return " ".join(_TOKENIZER.decode(_TOKENIZER.encode(text)).split())
-
-
-def edit_distance(hypothesis: Sequence, reference: Sequence) -> int:
-    """Insertions + deletions + substitutions turning `hypothesis` into `reference`."""
-    if len(hypothesis) < len(reference):  # keep the DP row as short as possible
-        hypothesis, reference = reference, hypothesis
-    previous = list(range(len(reference) + 1))
-    for i, h in enumerate(hypothesis, 1):
-        current = [i]
-        for j, r in enumerate(reference, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (h != r)))
-        previous = current
-    return previous[-1]
 
 
 def cer(hypothesis: str, reference: str, normalize: bool = True) -> float:
