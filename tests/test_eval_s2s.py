@@ -30,6 +30,7 @@ from telugu_s2s.evaluation import (
     edit_distance,
     evaluate_s2s,
 )
+from telugu_s2s.evaluation.cer import normalize_text
 from telugu_s2s.evaluation.s2s import (
     FirstCodebooks,
     SessionScript,
@@ -316,6 +317,14 @@ def test_cli_writes_the_json_report(model_dirs, tiny_dataset, tmp_path) -> None:
     ):
         assert isinstance(report[key], float) and report[key] >= 0.0, key
     assert all("judge_transcript" in turn for turn in report["per_turn"])
+    # Each voice's speaking CER: the turns in that voice, pooled as the total is.
+    by_voice = report["speaking_cer_by_voice"]
+    assert set(by_voice) == {turn["voice"] for turn in report["per_turn"]}
+    for voice, value in by_voice.items():
+        turns = [t for t in report["per_turn"] if t["voice"] == voice]
+        edits = sum(t["speaking_cer"] * max(len(normalize_text(t["monologue"])), 1) for t in turns)
+        chars = sum(len(normalize_text(t["monologue"])) for t in turns)
+        assert value == (pytest.approx(edits / chars) if chars else None), voice
     assert all("user_transcript_served" in turn for turn in report["per_turn"])
     assert "monologue CER" in done.stdout and "speaking CER (judge vs monologue)" in done.stdout
 

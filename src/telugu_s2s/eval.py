@@ -40,6 +40,7 @@ def format_s2s_table(report: dict) -> str:
     rows = [
         ("monologue CER (text channel)", n(r["monologue_cer"]), ""),
         ("speaking CER (judge vs monologue)", n(r["speaking_cer"]), "target <= 0.20; needs the judge"),
+        *[(f"  in {voice}'s voice", n(v), "") for voice, v in (r.get("speaking_cer_by_voice") or {}).items()],
         ("reply audio CER (judge vs reference)", n(r["reply_audio_cer"]), ""),
         ("reply audio CER (judge vs nearest valid)", n(r["reply_audio_valid_cer"]), "target <= 0.30"),
         ("planned reply CER (text vs nearest valid)", n(r.get("plan_valid_cer")), "the reply planner"),

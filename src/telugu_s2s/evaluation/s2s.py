@@ -245,6 +245,7 @@ def _score_audio(models: EvalModels, plans: list[ItemPlan], mains: list[SessionT
                 user_transcript_served=user,
                 user_transcript_served_cer=rate["user_transcript_served"].add(user, record["user_text"]),
             )  # fmt: skip
+            tally.speaking_by_voice[record["voice"]].add(text, record["monologue"])
     # Fresh greedy sessions, the replies as user input: the transcriber does not sample.
     transcripts = run_sessions(model, scripts, silence)
     tally.frames["stepped"] += sum(s.user_codes.shape[1] for s in scripts)

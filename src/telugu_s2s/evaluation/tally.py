@@ -31,6 +31,9 @@ class Tally:
     hits: dict[str, list] = field(default_factory=lambda: defaultdict(list))  # per-turn values
     frames: Counter = field(default_factory=Counter)  # generated (main replies), stepped (all)
     slot_values: dict[str, list[str]] = field(default_factory=dict)  # dialog -> its slot values
+    # The speaking CER of each assistant voice: voices that speak faster than the text stream
+    # lays characters (one a frame) are the ones that fall behind (benchmarks/text_lag.py).
+    speaking_by_voice: dict[str, ErrorRate] = field(default_factory=lambda: defaultdict(ErrorRate))
 
     def add(self, name: str, value) -> None:
         self.hits[name].append(value)
@@ -42,6 +45,9 @@ class Tally:
         return {
             "monologue_cer": rate["monologue"].value,
             "speaking_cer": rate["speaking"].value,
+            "speaking_cer_by_voice": {
+                voice: nan_to_none(r.value) for voice, r in sorted(self.speaking_by_voice.items())
+            },
             "reply_audio_cer": rate["reply_audio"].value,
             "reply_audio_valid_cer": rate["reply_audio_valid"].value,
             # The reply planner's text against the nearest valid reply (NaN without one).
