@@ -190,3 +190,30 @@ def test_the_gpu_recipe_composes_every_stage(tmp_path):
     assert cfg.data.batch_size == 128 and cfg.model.lr == 2e-3
     assert not cfg.model.net.cfg.copy_head
     assert cfg.trainer.max_time == "00:00:03:08"  # 40% of 470 s
+
+
+def test_the_cpu_refresh_composes_both_stages(tmp_path):
+    """recipes/cpu_s2s_refresh.sh (DRY_RUN): listen-and-speak from the given export, then
+    duplex from that, each bounded by its minutes, with lazily encoded tokens."""
+    import subprocess
+
+    from telugu_s2s.paths import REPO_ROOT
+    from telugu_s2s.train import compose_train_config
+
+    script = REPO_ROOT / "recipes" / "cpu_s2s_refresh.sh"
+    out = subprocess.run(
+        ["bash", str(script), "checkpoints/s2s", str(tmp_path / "work"), "30", "75"],
+        capture_output=True, text=True, check=True, env={"DRY_RUN": "1", "PATH": "/usr/bin:/bin"},
+        cwd=REPO_ROOT,
+    ).stdout  # fmt: skip
+    lines = [line.split()[1:] for line in out.splitlines() if line.startswith("train.py ")]
+    speak, duplex = (compose_train_config(line, tmp_path / "run") for line in lines)
+    assert speak.data.task == "s2s_listen_speak" and speak.model.init_from == "checkpoints/s2s"
+    assert speak.model.hearing_from is None and speak.model.user_embedding_from is None
+    assert duplex.model.init_from == speak.export_dir == str(tmp_path / "work" / "listen_speak")
+    assert duplex.model.use_memory and duplex.export_dir == str(tmp_path / "work" / "duplex")
+    assert (speak.trainer.max_time, duplex.trainer.max_time) == ("00:00:30:00", "00:01:15:00")
+    for cfg in (speak, duplex):
+        assert cfg.model.net.cfg.num_layers == 6 and not cfg.data.precompute_tokens
+        assert cfg.trainer.max_steps == -1 and cfg.trainer.min_epochs == 0
+        assert "model_checkpoint" in cfg.callbacks  # the best weights are what is exported
