@@ -14,6 +14,7 @@ FROM=$1 WORK=$2 LS_MIN=${3:-30} DUPLEX_MIN=${4:-35}
 PY=${PYTHON:-.venv/bin/python}
 LAYERS=${LAYERS:-6}
 mkdir -p "$WORK"
+source "$(dirname "$0")/train_stage.sh"
 
 run() {  # run NAME MINUTES OVERRIDES...
   local name=$1 minutes=$2
@@ -22,13 +23,7 @@ run() {  # run NAME MINUTES OVERRIDES...
     trainer.max_steps=-1 trainer.min_epochs=0 ++trainer.max_time="$(printf '00:%02d:%02d:00' $((minutes / 60)) $((minutes % 60)))"
     trainer.check_val_every_n_epoch=null trainer.enable_progress_bar=false logger=csv
     export_dir="$WORK/$name" paths.log_dir="$WORK/logs" hydra.run.dir="$WORK/logs/$name")
-  if [ -n "${DRY_RUN:-}" ]; then
-    echo "train.py ${overrides[*]}"
-    return
-  fi
-  echo "$(date +%T) $name: ${minutes} min"
-  $PY train.py "${overrides[@]}" >"$WORK/$name.log" 2>&1 \
-    || { echo "$name failed:"; tail -30 "$WORK/$name.log"; return 1; }
+  train_stage "$name" "${minutes} min" "$WORK/$name.log" "${overrides[@]}"
 }
 
 # The export's own ear and user embeddings: no separate hearing stage or codec warm start.

@@ -31,6 +31,7 @@ start=$(date +%s)
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 mkdir -p "$WORK"
 
+source "$(dirname "$0")/train_stage.sh"
 left() { echo $((TOTAL - ($(date +%s) - start))); }
 clock() { printf '00:00:%02d:%02d' $(($1 / 60)) $(($1 % 60)); }
 stage() {  # stage NAME SECONDS OVERRIDES...
@@ -42,14 +43,8 @@ stage() {  # stage NAME SECONDS OVERRIDES...
     trainer.max_steps=-1 trainer.min_epochs=0 trainer.max_epochs=1000 ++trainer.limit_val_batches=0
     ++trainer.enable_checkpointing=false '~callbacks.model_checkpoint' '~callbacks.last_checkpoint'
     optimized_metric=null trainer.enable_progress_bar=false logger=csv)
-  if [ -n "${DRY_RUN:-}" ]; then
-    echo "train.py ${overrides[*]}"
-    return
-  fi
-  echo "$(date +%T) $name: ${seconds}s"
-  $PY train.py "${overrides[@]}" >"$WORK/$name.log" 2>&1 \
-    || { echo "$name failed:"; tail -30 "$WORK/$name.log"; return 1; }
-  grep -o "metrics: .*" "$WORK/$name.log" | tail -1 || true
+  train_stage "$name" "${seconds}s" "$WORK/$name.log" "${overrides[@]}" || return 1
+  [ -n "${DRY_RUN:-}" ] || grep -o "metrics: .*" "$WORK/$name.log" | tail -1 || true
 }
 
 [ -n "${DRY_RUN:-}" ] || $PY -m telugu_s2s.data.token_bundle unpack "$BUNDLE" --root "$WORK/build"
