@@ -124,6 +124,12 @@ def test_cer_known_cases() -> None:
     assert edit_distance("", "abc") == 3 and edit_distance("abc", "abc") == 0
     assert edit_distance("kitten", "sitting", most=1) == 2  # over the bound: most + 1
     assert edit_distance("kitten", "sitting", most=3) == 3
+    one, two = ErrorRate(), ErrorRate()
+    one.add("అఆ", "అఆఇఈ")  # 2 edits over 4 characters
+    two.add("ఉ", "ఎఏ")  # 2 over 2
+    pooled = ErrorRate.pooled([one, two])
+    assert (pooled.edits, pooled.characters, pooled.pairs) == (4, 6, 2)
+    assert pooled.value == pytest.approx(4 / 6) and math.isnan(ErrorRate.pooled([]).value)
     assert cer("నమస్కారం", "నమస్కారం") == 0.0
     assert cer("", "") == 0.0
     # Latin letters are outside the vocabulary and whitespace runs collapse.

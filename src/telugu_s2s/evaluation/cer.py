@@ -48,3 +48,10 @@ class ErrorRate:
     @property
     def value(self) -> float:
         return self.edits / self.characters if self.characters else math.nan
+
+    @classmethod
+    def pooled(cls, rates) -> ErrorRate:
+        """One rate over several: all their edits over all their reference characters."""
+        rates = list(rates)
+        return cls(sum(r.edits for r in rates), sum(r.characters for r in rates),
+                   sum(r.pairs for r in rates))  # fmt: skip

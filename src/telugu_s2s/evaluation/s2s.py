@@ -239,13 +239,12 @@ def _score_audio(models: EvalModels, plans: list[ItemPlan], mains: list[SessionT
             rate = tally.rates
             record.update(
                 judge_transcript=text,
-                speaking_cer=rate["speaking"].add(text, record["monologue"]),
+                speaking_cer=tally.speaking_by_voice[record["voice"]].add(text, record["monologue"]),
                 reply_audio_cer=rate["reply_audio"].add(text, record["reference"]),
                 reply_audio_valid_cer=rate["reply_audio_valid"].add(text, nearest),
                 user_transcript_served=user,
                 user_transcript_served_cer=rate["user_transcript_served"].add(user, record["user_text"]),
             )  # fmt: skip
-            tally.speaking_by_voice[record["voice"]].add(text, record["monologue"])
     # Fresh greedy sessions, the replies as user input: the transcriber does not sample.
     transcripts = run_sessions(model, scripts, silence)
     tally.frames["stepped"] += sum(s.user_codes.shape[1] for s in scripts)

@@ -21,7 +21,7 @@ def nan_to_none(value):
 
 
 RATES = ("monologue", "user_transcript", "round_trip", "memory_on", "memory_off", "style_own",
-         "style_other", "speaking", "reply_audio", "reply_audio_valid",
+         "style_other", "reply_audio", "reply_audio_valid",
          "user_transcript_served", "plan_valid")  # fmt: skip
 
 
@@ -31,8 +31,8 @@ class Tally:
     hits: dict[str, list] = field(default_factory=lambda: defaultdict(list))  # per-turn values
     frames: Counter = field(default_factory=Counter)  # generated (main replies), stepped (all)
     slot_values: dict[str, list[str]] = field(default_factory=dict)  # dialog -> its slot values
-    # The speaking CER of each assistant voice: voices that speak faster than the text stream
-    # lays characters (one a frame) are the ones that fall behind (benchmarks/text_lag.py).
+    # The speaking CER of each assistant voice (the total pools them): voices that speak faster
+    # than the text stream lays characters (one a frame) fall behind (benchmarks/text_lag.py).
     speaking_by_voice: dict[str, ErrorRate] = field(default_factory=lambda: defaultdict(ErrorRate))
 
     def add(self, name: str, value) -> None:
@@ -44,7 +44,7 @@ class Tally:
         within = [abs(r - 1.0) <= F0_TOLERANCE for r in hits["f0_ratio"]]  # NaN: False
         return {
             "monologue_cer": rate["monologue"].value,
-            "speaking_cer": rate["speaking"].value,
+            "speaking_cer": ErrorRate.pooled(self.speaking_by_voice.values()).value,
             "speaking_cer_by_voice": {
                 voice: nan_to_none(r.value) for voice, r in sorted(self.speaking_by_voice.items())
             },
