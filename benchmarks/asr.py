@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from telugu_s2s.asr import DEFAULT_ASR_DIR, Judge
+from telugu_s2s.asr import DECODE_STRETCHES, DECODE_WARPS, DEFAULT_ASR_DIR, Judge
 from telugu_s2s.data.augment import ChannelConfig, channel_augment
 from telugu_s2s.data.datasets import decode_audio, load_split
 from telugu_s2s.evaluation.cer import ErrorRate
@@ -75,9 +75,13 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=300)
     parser.add_argument("--output", default=str(RESULTS / "asr.json"))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--warps", type=float, nargs="+", default=DECODE_WARPS,
+                        help="vocal-tract factors to read at (1.0 alone: none)")
+    parser.add_argument("--stretches", type=float, nargs="+", default=DECODE_STRETCHES,
+                        help="time stretches to read at (1.0 alone: none)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    judge = Judge.load(args.model)
+    judge = Judge.load(args.model, warps=tuple(args.warps), stretches=tuple(args.stretches))
     from telugu_s2s.checkpoint import load_pretrained
     from telugu_s2s.metrics.codec import codec_round_trip
 
@@ -92,6 +96,8 @@ def main() -> None:
 
     report = {
         "model": args.model,
+        "warps": list(judge.warps),
+        "stretches": list(judge.stretches),
         "dataset": str(dataset),
         "test_user_clean": score(judge, test_user),
         "test_user_codec": score(judge, test_user, lambda a: torch.from_numpy(round_trip(a))),

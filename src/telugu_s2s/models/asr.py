@@ -20,6 +20,7 @@ from einops import rearrange
 from torch import nn
 
 from telugu_s2s.data.text import VOCAB_SIZE, TextTokenizer, ctc_transcript
+from telugu_s2s.modules.feature_augment import MelAxisWarp
 from telugu_s2s.modules.features import MelConfig, MelSpectrogram
 
 
@@ -78,9 +79,12 @@ class AsrModel(nn.Module):
         return (mel - mean) / (var + 1e-5).sqrt() * mask
 
     def forward(
-        self, audio: torch.Tensor, lengths: torch.Tensor | None = None, spec_augment=None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Audio (B, T) or (B, 1, T) -> log-probs (B, F', V) and output lengths (B,)."""
+        self, audio: torch.Tensor, lengths: torch.Tensor | None = None, spec_augment=None,
+        time_stretch: float = 1.0,
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """Audio (B, T) or (B, 1, T) -> log-probs (B, F', V) and output lengths (B,).
+        `spec_augment` transforms the normalised log-mels (B, M, F); `time_stretch` > 1
+        reads them slower (the frames linearly interpolated), as a slower speaker."""
         if audio.dim() == 3:
             audio = audio[:, 0]
         if lengths is None:
@@ -89,6 +93,12 @@ class AsrModel(nn.Module):
         if spec_augment is not None:
             x = spec_augment(x)
         frames = self.mel.num_frames(lengths)
+        if time_stretch != 1.0:
+            # A zero frame after the last: a clip's end reads the same alone or padded.
+            stretched = F.interpolate(F.pad(x, (0, 1)), scale_factor=time_stretch, mode="linear")
+            x = stretched[..., : int(x.shape[-1] * time_stretch)]  # (B, M, F * s)
+            frames = (frames * time_stretch).floor().long().clamp(min=1, max=x.shape[-1])
+            x = x * (torch.arange(x.shape[-1], device=x.device)[None] < frames[:, None])[:, None]
         for conv in self.frontend:  # padding frames are zeroed so that a clip's batch can't leak in
             x = F.gelu(conv(x))
             frames = _conv_frames(frames)
@@ -111,10 +121,18 @@ class AsrModel(nn.Module):
         ]
 
     @torch.inference_mode()
-    def transcribe(self, clips: list[torch.Tensor], batch_size: int = 16) -> list[str]:
-        """Transcribe mono clips (T,) at the model's sample rate; longest first for padding."""
+    def transcribe(
+        self, clips: list[torch.Tensor], batch_size: int = 16, warps: tuple[float, ...] = (1.0,),
+        stretches: tuple[float, ...] = (1.0,),
+    ) -> list[str]:  # fmt: skip
+        """Transcribe mono clips (T,) at the model's sample rate; longest first for padding.
+        Each clip is read at every vocal-tract factor in `warps` (`MelAxisWarp`; 1.0: none)
+        and time stretch in `stretches` (1.0: none), and the reading whose frames are most
+        confident (mean best log-prob) is kept: a normalisation of voice and tempo for
+        speakers that training never heard."""
         self.eval()
         device = next(self.parameters()).device
+        warpers = [None if w == 1.0 else MelAxisWarp(self.cfg.mel, w).to(device) for w in warps]
         order = sorted(range(len(clips)), key=lambda i: -clips[i].shape[-1])
         texts: list[str] = [""] * len(clips)
         for start in range(0, len(order), batch_size):
@@ -123,9 +141,15 @@ class AsrModel(nn.Module):
             audio = nn.utils.rnn.pad_sequence(
                 [c.float().to(device) for c in batch], batch_first=True
             )
-            log_probs, out_lengths = self(audio, lengths)
-            for i, text in zip(
-                order[start : start + batch_size], self.decode(log_probs, out_lengths), strict=True
-            ):
-                texts[i] = text
+            readings, confidence = [], []
+            for warper in warpers:
+                for stretch in stretches:
+                    log_probs, out_lengths = self(audio, lengths, warper, stretch)  # (B, F', V)
+                    valid = torch.arange(log_probs.shape[1], device=device) < out_lengths[:, None]
+                    best = (log_probs.max(-1).values * valid).sum(-1) / out_lengths  # (B,)
+                    readings.append(self.decode(log_probs, out_lengths))
+                    confidence.append(best)
+            chosen = torch.stack(confidence).argmax(0).tolist()  # (B,) a reading per clip
+            for b, i in enumerate(order[start : start + batch_size]):
+                texts[i] = readings[chosen[b]][b]
         return texts

@@ -5,6 +5,7 @@
   smooth local factors between a few knots (formants that move on their own, as espeak-ng's
   variants scale each formant separately). Per-bin mean/variance normalisation already
   cancels any fixed spectral tilt or equaliser, so warping is what is left to cover.
+- `MelAxisWarp`: one fixed global warp, for decoding at several vocal-tract factors.
 - `SpecAugment`: frequency and time masks.
 """
 
@@ -35,28 +36,51 @@ class FrequencyWarp(nn.Module):
     def source_bins(self, batch: int) -> torch.Tensor:
         """Fractional source bin (B, M) of every output bin: out[m] = in[source[m]]."""
         lo, hi = self.log_range
-        hz = self.centers  # (M,)
         scale = torch.empty(batch, 1).uniform_(lo, hi)  # (B, 1) log global factor
         knots = torch.empty(batch, 1, self.knots).uniform_(-self.local, self.local)
         local = nn.functional.interpolate(
-            knots, size=hz.shape[0], mode="linear", align_corners=True
+            knots, size=self.centers.shape[0], mode="linear", align_corners=True
         )[:, 0]  # (B, M) fmt: skip
-        alpha = torch.exp(scale + local).to(hz)  # formants move from f to alpha * f
-        source_hz = torch.cummax(hz[None] / alpha, dim=1).values.clamp(hz[0], hz[-1])
-        upper = torch.searchsorted(hz, source_hz.contiguous()).clamp(1, hz.shape[0] - 1)
-        below, above = hz[upper - 1], hz[upper]
-        return upper - 1 + (source_hz - below) / (above - below)  # (B, M)
+        return source_bins(self.centers, torch.exp(scale + local).to(self.centers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, M, F) -> (B, M, F)
-        b, m, f = x.shape
-        source = self.source_bins(b)  # (B, M)
-        low = source.floor().long().clamp(0, m - 1)
-        high = (low + 1).clamp(max=m - 1)
-        weight = (source - low)[..., None].to(x.dtype)  # (B, M, 1)
-        pick = lambda idx: x.gather(1, idx[..., None].expand(b, m, f))  # noqa: E731
-        warped = pick(low) * (1 - weight) + pick(high) * weight
-        keep = (torch.rand(b, 1, 1, device=x.device) >= self.prob).to(x.dtype)
+        warped = warp_bins(x, self.source_bins(x.shape[0]))
+        keep = (torch.rand(x.shape[0], 1, 1, device=x.device) >= self.prob).to(x.dtype)
         return keep * x + (1 - keep) * warped
+
+
+class MelAxisWarp(nn.Module):
+    """One fixed vocal-tract factor: formants at f are read as if at `alpha` * f. The
+    recognizer decodes with a few of these and keeps its most confident reading (a
+    vocal-tract length normalisation for voices it never heard)."""
+
+    def __init__(self, mel: MelConfig, alpha: float):
+        super().__init__()
+        centers = mel_centers_hz(mel)
+        alpha_per_bin = torch.full((1, centers.shape[0]), float(alpha))
+        self.register_buffer("source", source_bins(centers, alpha_per_bin), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, M, F) -> (B, M, F)
+        return warp_bins(x, self.source.expand(x.shape[0], -1))
+
+
+def source_bins(centers: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Fractional source bin (B, M) of each output bin when formants move from f to
+    alpha * f; `centers` (M,) in Hz, `alpha` (B, M) per bin, kept monotone."""
+    source_hz = torch.cummax(centers[None] / alpha, dim=1).values.clamp(centers[0], centers[-1])
+    upper = torch.searchsorted(centers, source_hz.contiguous()).clamp(1, centers.shape[0] - 1)
+    below, above = centers[upper - 1], centers[upper]
+    return upper - 1 + (source_hz - below) / (above - below)
+
+
+def warp_bins(x: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """Features (B, M, F) read at fractional mel bins `source` (B, M), linearly."""
+    b, m, f = x.shape
+    low = source.floor().long().clamp(0, m - 1)
+    high = (low + 1).clamp(max=m - 1)
+    weight = (source - low)[..., None].to(x.dtype)  # (B, M, 1)
+    pick = lambda idx: x.gather(1, idx[..., None].expand(b, m, f))  # noqa: E731
+    return pick(low) * (1 - weight) + pick(high) * weight
 
 
 class SpecAugment(nn.Module):
