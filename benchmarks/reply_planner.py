@@ -104,6 +104,7 @@ def main() -> None:
     parser.add_argument("--topics", default=str(text_topics.DEFAULT_DIR))
     parser.add_argument("--asr", default=str(REPO_ROOT / "checkpoints" / "asr"))
     parser.add_argument("--no-judge", action="store_true", help="the words only")
+    parser.add_argument("--risk-states", type=int, help="override the planner's risk_states")
     parser.add_argument("--output", default=str(RESULTS / "reply_planner.json"))
     args = parser.parse_args()
     start = time.perf_counter()
@@ -112,8 +113,11 @@ def main() -> None:
         planner = ReplyPlanner.load(args.planner)
     else:
         planner = fit(load_dialogs(args.dataset, "train"))
+    if args.risk_states:
+        planner.risk_states = args.risk_states
     topics = text_topics.NaiveBayesTopics.load(args.topics)
     result = {"split": args.split, "dialogs": len(dialogs), "states": planner.num_states,
+              "risk_states": planner.risk_states,
               "gold": play(planner, topics, dialogs, None)}  # fmt: skip
     if not args.no_judge:
         heard = judge_transcripts(args.dataset, args.split, dialogs, Path(args.asr))

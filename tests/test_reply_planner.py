@@ -136,6 +136,30 @@ def test_values_said_are_bound_by_the_chosen_states_own_slot_types():
                      state_var_types=[{}])  # fmt: skip
 
 
+def test_least_risk_says_what_likely_states_share_when_the_words_cannot_tell_them_apart(tmp_path):
+    # Three openings answered alike by the user's words; the likeliest alone (40%) asks
+    # about rain, the other two (60%) both offer help: the least-risk reply is one of those.
+    replies = [{"casual": ["నమస్తే, ఈ రోజు వర్షం పడుతుంది"]},
+               {"casual": ["హాయ్, ఏ విషయంలో సాయం కావాలో చెప్పు"]},
+               {"casual": ["హాయ్, ఏ విషయంలో సాయం కావాలి"]}]  # fmt: skip
+    users = ["నమస్తే"] * 3
+
+    def planner(risk_states: int) -> ReplyPlanner:
+        return ReplyPlanner(replies, ["weather"] * 3, users, [0, 1, 2], [4.0, 3.0, 3.0], [],
+                            risk_states=risk_states)  # fmt: skip
+
+    _, likeliest = planner(1).step(None, "నమస్తే", "casual")
+    assert likeliest.state == 0 and "వర్షం" in likeliest.text
+    _, least_risk = planner(3).step(None, "నమస్తే", "casual")
+    assert least_risk.state == 0 and "సాయం" in least_risk.text  # the belief is unchanged
+    # a reply whose slot is unknown is no candidate
+    replies[1] = {"casual": ["హాయ్ {name}, ఏ విషయంలో సాయం కావాలో చెప్పు"]}
+    _, unfilled = planner(3).step(None, "నమస్తే", "casual")
+    assert unfilled.text == "హాయ్, ఏ విషయంలో సాయం కావాలి"
+    planner(3).save(tmp_path)
+    assert ReplyPlanner.load(tmp_path).risk_states == 3
+
+
 def test_saved_and_loaded_and_bad_files_give_clear_errors(dialogs, tmp_path):
     planner = fit(dialogs[0][:40])
     loaded = ReplyPlanner.load(planner.save(tmp_path).parent)
