@@ -92,7 +92,13 @@ class AsrModel(nn.Module):
         x = self.features(audio, lengths)  # (B, M, F)
         if spec_augment is not None:
             x = spec_augment(x)
-        frames = self.mel.num_frames(lengths)
+        return self.encode(x, self.mel.num_frames(lengths), time_stretch)
+
+    def encode(
+        self, x: torch.Tensor, frames: torch.Tensor, time_stretch: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised log-mels (B, M, F) with `frames` (B,) valid -> log-probs (B, F', V)
+        and output lengths (B,)."""
         if time_stretch != 1.0:
             # A zero frame after the last: a clip's end reads the same alone or padded.
             stretched = F.interpolate(F.pad(x, (0, 1)), scale_factor=time_stretch, mode="linear")
@@ -141,14 +147,18 @@ class AsrModel(nn.Module):
             audio = nn.utils.rnn.pad_sequence(
                 [c.float().to(device) for c in batch], batch_first=True
             )
+            x = self.features(audio, lengths)  # (B, M, F)
+            # every warp of the batch in one batch (W * B): one GRU pass per stretch
+            warped = torch.cat([x if w is None else w(x) for w in warpers])  # (W * B, M, F)
+            frames = self.mel.num_frames(lengths).repeat(len(warpers))  # (W * B,)
             readings, confidence = [], []
-            for warper in warpers:
-                for stretch in stretches:
-                    log_probs, out_lengths = self(audio, lengths, warper, stretch)  # (B, F', V)
-                    valid = torch.arange(log_probs.shape[1], device=device) < out_lengths[:, None]
-                    best = (log_probs.max(-1).values * valid).sum(-1) / out_lengths  # (B,)
-                    readings.append(self.decode(log_probs, out_lengths))
-                    confidence.append(best)
+            for stretch in stretches:
+                log_probs, out_lengths = self.encode(warped, frames, stretch)  # (W * B, F', V)
+                valid = torch.arange(log_probs.shape[1], device=device) < out_lengths[:, None]
+                best = (log_probs.max(-1).values * valid).sum(-1) / out_lengths  # (W * B,)
+                said, n = self.decode(log_probs, out_lengths), len(batch)
+                readings += [said[w * n : (w + 1) * n] for w in range(len(warpers))]
+                confidence += list(best.view(len(warpers), n))
             chosen = torch.stack(confidence).argmax(0).tolist()  # (B,) a reading per clip
             for b, i in enumerate(order[start : start + batch_size]):
                 texts[i] = readings[chosen[b]][b]
