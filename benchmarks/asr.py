@@ -76,9 +76,9 @@ def main() -> None:
     parser.add_argument("--output", default=str(RESULTS / "asr.json"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--warps", type=float, nargs="+", default=DECODE_WARPS,
-                        help="vocal-tract factors to read at (1.0 alone: none)")
+                        help="vocal-tract factors to read at (1.0 alone: none)")  # fmt: skip
     parser.add_argument("--stretches", type=float, nargs="+", default=DECODE_STRETCHES,
-                        help="time stretches to read at (1.0 alone: none)")
+                        help="time stretches to read at (1.0 alone: none)")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     judge = Judge.load(args.model, warps=tuple(args.warps), stretches=tuple(args.stretches))

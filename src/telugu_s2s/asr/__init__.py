@@ -27,6 +27,7 @@ DEFAULT_ASR_DIR = CHECKPOINT_DIR / "asr"
 DECODE_WARPS = (0.82, 0.88, 0.94, 1.0, 1.06, 1.12, 1.18)
 DECODE_STRETCHES = (1.0, 1.12, 1.25)
 
+
 class AudioFileError(ValueError):
     """A file that cannot be read as audio."""
 
