@@ -8,10 +8,11 @@
 - `SlotValueTagger` reads them whatever the phrasing:
   - it finds the values the training dialogs used (a day, a count, a dish, a festival, a
     known name or town; up to three words, a case ending allowed after the last);
-  - it types a word that the training user turns never used as an ordinary word (a held-out
-    name or town) by its neighbours and its case ending: a naive Bayes over the training
-    turns' open-class slots and ordinary words (before a name often పేరు or నేను; a town often
-    ends in -లో or comes before నుంచి). Uniform prior: an unknown word may be a value or not.
+  - it types a word that the training turns (the user's and the replies) never used as an
+    ordinary word (a held-out name or town) by its neighbours and its case ending: a naive
+    Bayes over the training user turns' open-class slots and ordinary words (before a name
+    often పేరు or నేను; a town often ends in -లో or comes before నుంచి). Uniform prior: an
+    unknown word may be a value or not.
 """
 
 from __future__ import annotations
@@ -245,6 +246,12 @@ def fit(dialogs) -> SlotValueTagger:
                     ordinary.add(word)
                 elif word[match.end() :]:
                     endings[word[match.end() :]] += 1
+            # Replies' words are ordinary too: a held-out phrasing's word (క్షేమమేనా) that no
+            # user turn has was taken for a town. 300 validation dialogs, the judge's
+            # transcripts: plans saying a name the dialog never had 0.149 -> 0.126, recall
+            # 0.500 -> 0.497; the user's words 0.061 -> 0.044, 0.749 -> 0.744.
+            for reply in (r for rs in (turn.valid_replies or {}).values() for r in rs):
+                ordinary.update(w for w in words(delexicalize(reply, slots)) if not SLOT.search(w))
     endings = [e for e, n in endings.items() if n >= 3 and len(e.strip("\u200c")) >= 2]
     tagger = SlotValueTagger(gazetteer, ordinary, endings, {})
     counts: dict[str, Counter] = defaultdict(Counter)
