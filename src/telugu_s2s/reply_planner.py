@@ -216,11 +216,10 @@ class ReplyPlanner:
         candidates = [likeliest] + [
             (t, v) for state in options for t, v in state if _complete(t, v)
         ]
-        risks = [
-            sum(w * min(edit_distance(fill(t, v), r) for r in refs)
-                for w, refs in zip(weights, references, strict=True))
-            for t, v in candidates
-        ]  # fmt: skip
+        risks = []
+        for text in (fill(t, v) for t, v in candidates):
+            risks.append(sum(w * min(edit_distance(text, r) for r in refs)
+                             for w, refs in zip(weights, references, strict=True)))  # fmt: skip
         return candidates[int(np.argmin(risks))]
 
     def slot_type(self, state: int, var: str) -> str | None:

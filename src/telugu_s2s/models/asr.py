@@ -79,12 +79,10 @@ class AsrModel(nn.Module):
         return (mel - mean) / (var + 1e-5).sqrt() * mask
 
     def forward(
-        self, audio: torch.Tensor, lengths: torch.Tensor | None = None, spec_augment=None,
-        time_stretch: float = 1.0,
-    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        self, audio: torch.Tensor, lengths: torch.Tensor | None = None, spec_augment=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Audio (B, T) or (B, 1, T) -> log-probs (B, F', V) and output lengths (B,).
-        `spec_augment` transforms the normalised log-mels (B, M, F); `time_stretch` > 1
-        reads them slower (the frames linearly interpolated), as a slower speaker."""
+        `spec_augment` transforms the normalised log-mels (B, M, F)."""
         if audio.dim() == 3:
             audio = audio[:, 0]
         if lengths is None:
@@ -92,13 +90,14 @@ class AsrModel(nn.Module):
         x = self.features(audio, lengths)  # (B, M, F)
         if spec_augment is not None:
             x = spec_augment(x)
-        return self.encode(x, self.mel.num_frames(lengths), time_stretch)
+        return self.encode(x, self.mel.num_frames(lengths))
 
     def encode(
         self, x: torch.Tensor, frames: torch.Tensor, time_stretch: float = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised log-mels (B, M, F) with `frames` (B,) valid -> log-probs (B, F', V)
-        and output lengths (B,)."""
+        and output lengths (B,). `time_stretch` > 1 reads them slower (the frames linearly
+        interpolated), as from a slower speaker."""
         if time_stretch != 1.0:
             # A zero frame after the last: a clip's end reads the same alone or padded.
             stretched = F.interpolate(F.pad(x, (0, 1)), scale_factor=time_stretch, mode="linear")

@@ -6,8 +6,9 @@ generator then says it at the model's own pace (`S2SGenerator.set_plan`). The us
 utterance clears the plan, so a reply that the user talks over is not resumed and the model
 is free while it listens. The VAD ends an utterance 320 ms after the last voiced frame; the
 model starts its reply about 700 ms after it, so the judge (0.16 s for a 3 s utterance, 0.37 s
-for 8 s, with its 21 readings on one thread) and the planner have the difference. A plan that comes when the reply has already begun is dropped (counted as
-`plan_late`): changing words mid-reply would be worse than the model's own.
+for 8 s, with its 21 readings on one thread) and the planner have the difference. A plan
+that comes when the reply has already begun is dropped (counted as `plan_late`): changing
+words mid-reply would be worse than the model's own.
 
 An utterance that the user continues within the same turn is planned again from the state
 before the turn, so that a turn moves the planner's belief once. Only numpy and the standard
