@@ -264,6 +264,19 @@ def test_the_tagger_reads_held_out_names_and_known_values(dialogs):
     assert again.tag("నమస్తే, నేను జగదీష్, చిత్తూరులో ఉంటాను") == tagger.tag("నమస్తే, నేను జగదీష్, చిత్తూరులో ఉంటాను")
 
 
+def test_a_misheard_closed_value_is_read_as_the_value_it_is_nearest_to(dialogs):
+    from telugu_s2s.slot_values import fit as fit_tagger
+
+    tagger = fit_tagger(dialogs[0])
+    assert tagger.gazetteer["గురువారం"] == "day" and "దొరువారం" not in tagger.ordinary
+    assert tagger.tag("ఈ దొరువారం వెళ్తాం") == [("day", "గురువారం")]  # two edits in eight
+    assert tagger.tag("ఈ దొరుపారం వెళ్తాం") != [("day", "గురువారం")]  # three: too far
+    assert tagger.canonical("దొరువారం") == "గురువారం" and tagger.canonical("ఎలా") == "ఎలా"
+    # a new name near a known one stays itself: names and towns are open
+    name = next(v for v, k in tagger.gazetteer.items() if k == "name" and len(v) >= 4)
+    assert tagger.closest_value(name[:-1] + "ా") is None
+
+
 def test_a_fact_said_in_any_phrasing_is_recalled_later(dialogs):
     planner = fit(dialogs[0])
     session = SessionPlanner(planner)

@@ -181,7 +181,8 @@ class ReplyPlanner:
         templates = list(dict.fromkeys(self.state_users(state) + similar))
         aligned = extract_slots(templates, user_text)
         if self.tagger is not None:  # a misaligned span is made of ordinary words
-            aligned = {k: v for k, v in aligned.items() if self.tagger.could_be_value(v)}
+            aligned = {k: self.tagger.canonical(v) for k, v in aligned.items()
+                       if self.tagger.could_be_value(v)}  # fmt: skip
         said = self.tagger.tag(user_text) if self.tagger else []
         slots = {**self._bind(state, said, aligned), **aligned, **known}  # first mention stands
         values = list(values or []) + said

@@ -142,6 +142,10 @@ class SlotValueTagger:
         for word in ordinary:
             self._by_length[len(word)].append(word)
         self._near: dict[str, bool] = {}
+        # Closed values (a dish, a day, a count) by their letters: a misheard one (దొరువారం)
+        # is read as the value it is nearest to (`closest_value`).
+        self._closed = {v.replace(" ", ""): v for v, k in gazetteer.items() if k not in OPEN_TYPES}
+        self._closest: dict[str, str | None] = {}
         self.endings = sorted(endings, key=len, reverse=True)  # longest first
         self.counts = counts  # feature -> {type or OTHER: count}
         self.totals = Counter()
@@ -185,6 +189,28 @@ class SlotValueTagger:
             )
         return self._near[word]
 
+    def closest_value(self, span: str) -> str | None:
+        """The closed-type value within one edit of `span` (two from 6 letters on, spaces
+        aside: the judge splits and joins words), else None; a tie is None. Open types
+        (names, towns) are left alone: a new name near a known one is still a new name."""
+        if span not in self._closest:
+            if len(self._closest) > 50_000:
+                self._closest.clear()
+            letters = span.replace(" ", "")
+            most = 1 if len(letters) < 6 else 2
+            near = sorted((edit_distance(letters, key, most), key) for key in self._closed
+                          if abs(len(key) - len(letters)) <= most)  # fmt: skip
+            near = [(d, key) for d, key in near if d <= most]
+            best = near[0] if near and (len(near) == 1 or near[1][0] > near[0][0]) else None
+            self._closest[span] = None if best is None else self._closed[best[1]]
+        return self._closest[span]
+
+    def canonical(self, value: str) -> str:
+        """`value` spelt as the closed value it is a misreading of, if any."""
+        if value in self.gazetteer or all(w in self.ordinary for w in words(value)):
+            return value
+        return self.closest_value(value) or value
+
     def could_be_value(self, value: str) -> bool:
         """A known value, or one with a word the training turns never used as an ordinary one."""
         return value in self.gazetteer or any(w not in self.ordinary for w in words(value))
@@ -211,11 +237,22 @@ class SlotValueTagger:
         return out
 
     def _known_at(self, said: list[str], i: int) -> tuple[int, str, str] | None:
-        for size in range(min(MAX_WORDS, len(said) - i), 0, -1):
+        """(words, type, value) of the value that starts at word `i`: a known value, else a
+        span with a word no training turn used that is a misreading of a closed value."""
+        sizes = range(min(MAX_WORDS, len(said) - i), 0, -1)
+        for size in sizes:
             span = " ".join(said[i : i + size])
             stem, _ = self.split_ending(span)
             for value in (span, stem):
                 if value in self.gazetteer:
+                    return size, self.gazetteer[value], value
+        for size in sizes:
+            if all(w in self.ordinary for w in said[i : i + size]):
+                continue
+            span = " ".join(said[i : i + size])
+            for form in (span, self.split_ending(span)[0]):
+                value = self.closest_value(form)
+                if value is not None:
                     return size, self.gazetteer[value], value
         return None
 
