@@ -160,6 +160,25 @@ def test_least_risk_says_what_likely_states_share_when_the_words_cannot_tell_the
     assert ReplyPlanner.load(tmp_path).risk_states == 3
 
 
+def test_a_state_common_to_all_topics_is_kept_under_each(dialogs, tmp_path):
+    planner = fit(dialogs[0])
+    common = [s for s, ts in enumerate(planner.topics) if len(ts) > 1]
+    recall = next(  # the name-recall turn: it follows dialogs of every topic
+        s for s in common if any("{name}" in t for t in planner.replies[s].get("casual", []))
+    )  # fmt: skip
+    question = planner.state_users(recall)[0]
+    for topic in planner.topics[recall]:
+        _, plan = planner.step(None, question, "casual", {"name": "జగదీష్"}, topic)
+        assert plan.state == recall and "జగదీష్" in plan.text
+    # an export from before the topic sets: one topic a state, kept as before
+    planner.save(tmp_path)
+    path = tmp_path / MODEL_FILE
+    state = json.loads(gzip.decompress(path.read_bytes()))
+    state["topics"] = [ts[0] for ts in state["topics"]]
+    path.write_bytes(gzip.compress(json.dumps(state).encode()))
+    assert ReplyPlanner.load(tmp_path).topics[recall] == planner.topics[recall][:1]
+
+
 def test_saved_and_loaded_and_bad_files_give_clear_errors(dialogs, tmp_path):
     planner = fit(dialogs[0][:40])
     loaded = ReplyPlanner.load(planner.save(tmp_path).parent)

@@ -93,7 +93,7 @@ class ReplyPlanner:
     """
 
     def __init__(
-        self, replies: list[dict[str, list[str]]], topics: list[str], users: list[str],
+        self, replies: list[dict[str, list[str]]], topics: list[str | list[str]], users: list[str],
         user_states: list[int], starts: list[float], transitions: list[tuple[int, int, float]],
         var_types: dict[str, str] | None = None, tagger: SlotValueTagger | None = None,
         sharpness: float = 20.0, floor: float = 0.01, centroid_weight: float = 0.5,
@@ -102,7 +102,10 @@ class ReplyPlanner:
         S = len(replies)
         if not S or len(topics) != S or not users or len(users) != len(user_states):
             raise ValueError("a reply planner needs states with topics and user turns for them")
-        self.replies, self.topics, self.users = replies, topics, users
+        self.replies, self.users = replies, users
+        # A state's topics: every topic whose dialogs have it. Openers and recall turns are
+        # common to all; labelled with one, a recall was barred from other topics' sessions.
+        self.topics = [[t] if isinstance(t, str) else sorted(t) for t in topics]
         self.user_states = np.asarray(user_states, dtype=np.int64)  # (R,)
         self.starts = np.asarray(starts, dtype=np.float64)  # (S,) first-turn counts
         self.transitions = transitions  # (from, to, count)
@@ -114,6 +117,7 @@ class ReplyPlanner:
         if len(self.state_var_types) != S:
             raise ValueError("a reply planner needs one slot-type map per state")
         self.tagger = tagger
+        self._topic_masks: dict[str, np.ndarray | None] = {}
         self.risk_states = risk_states  # 1: the likeliest state's reply; more: least risk
         start = self.starts + 1e-3
         self.log_start = np.log(start / start.sum())  # (S,)
@@ -125,7 +129,6 @@ class ReplyPlanner:
         matrix = sparse.csr_matrix((counts, (rows, cols)), shape=(S, S), dtype=np.float64)
         totals = np.asarray(matrix.sum(axis=1)).ravel()
         self.next_state = sparse.diags(1.0 / np.maximum(totals, 1e-9)) @ matrix  # rows sum to 1
-        self.topic_array = np.array(topics)
         self.index = TrigramIndex(users)
         self.centroid_weight = centroid_weight
         members = sparse.csr_matrix(
@@ -170,8 +173,9 @@ class ReplyPlanner:
         central = (query @ self.centroids.T).toarray()[0]  # (S,)
         emission = (1 - self.centroid_weight) * emission + self.centroid_weight * central
         log_post = self.prior(belief) + self.sharpness * emission  # (S,)
-        if topic is not None and bool((self.topic_array == topic).any()):
-            log_post = np.where(self.topic_array == topic, log_post, -np.inf)
+        keep = self._topic_mask(topic)
+        if keep is not None:
+            log_post = np.where(keep, log_post, -np.inf)
         posterior = np.exp(log_post - log_post.max())
         posterior /= posterior.sum()
         state = int(posterior.argmax())
@@ -222,6 +226,16 @@ class ReplyPlanner:
             risks.append(sum(w * min(edit_distance(text, r) for r in refs)
                              for w, refs in zip(weights, references, strict=True)))  # fmt: skip
         return candidates[int(np.argmin(risks))]
+
+    def _topic_mask(self, topic: str | None) -> np.ndarray | None:
+        """(S,) the states that `topic`'s dialogs have; None: keep all (no topic, or one
+        that no state has)."""
+        if topic is None:
+            return None
+        if topic not in self._topic_masks:
+            mask = np.array([topic in ts for ts in self.topics])
+            self._topic_masks[topic] = mask if mask.any() else None
+        return self._topic_masks[topic]
 
     def slot_type(self, state: int, var: str) -> str | None:
         """The lexicon type of slot `var` in `state`'s turns (else its commonest type)."""
@@ -360,9 +374,10 @@ def fit(dialogs, **settings) -> ReplyPlanner:
             if key not in states:
                 states[key] = len(replies)
                 replies.append(valid)
-                topics.append(dialog.topic)
+                topics.append(set())
                 types.append({})
             state = states[key]
+            topics[state].add(dialog.topic)
             users.append(delexicalize(turn.user, dialog.slots))
             for var in SLOT.findall(users[-1] + " ".join(r for rs in valid.values() for r in rs)):
                 if var in (dialog.slots or {}):
