@@ -296,6 +296,16 @@ def test_a_misheard_closed_value_is_read_as_the_value_it_is_nearest_to(dialogs):
     assert tagger.closest_value(name[:-1] + "ా") is None
 
 
+def test_an_aligned_name_or_town_is_one_word(dialogs):
+    planner = fit(dialogs[0])
+    state = next(s for s in range(planner.num_states) if planner.slot_type(s, "name") == "name")
+    said = [("name", "హారిక"), ("place", "సూర్యాపేట")]
+    ran_on = {"name": "హారిక సూర్యాపేట నుంచి"}
+    assert planner._one_word_open(state, ran_on, said) == {"name": "హారిక"}
+    assert planner._one_word_open(state, ran_on, said[1:]) == {}  # no name in it: the tagger's
+    assert planner._one_word_open(state, {"name": "హారిక"}, []) == {"name": "హారిక"}
+
+
 def test_a_fact_said_in_any_phrasing_is_recalled_later(dialogs):
     planner = fit(dialogs[0])
     session = SessionPlanner(planner)

@@ -188,6 +188,7 @@ class ReplyPlanner:
             aligned = {k: self.tagger.canonical(v) for k, v in aligned.items()
                        if self.tagger.could_be_value(v)}  # fmt: skip
         said = self.tagger.tag(user_text) if self.tagger else []
+        aligned = self._one_word_open(state, aligned, said)
         slots = {**self._bind(state, said, aligned), **aligned, **known}  # first mention stands
         values = list(values or []) + said
         filled = self._options(state, style, slots, values)
@@ -236,6 +237,22 @@ class ReplyPlanner:
             mask = np.array([topic in ts for ts in self.topics])
             self._topic_masks[topic] = mask if mask.any() else None
         return self._topic_masks[topic]
+
+    def _one_word_open(self, state: int, aligned: dict[str, str],
+                       said: list[tuple[str, str]]) -> dict[str, str]:  # fmt: skip
+        """A name or a town is one word: a longer aligned span ran on past it ("హారిక
+        సూర్యాపేట నుంచి"). It keeps the word of it that the tagger read as the slot's type,
+        else the slot is left to the tagger's values."""
+        out = {}
+        for var, value in aligned.items():
+            kind = self.slot_type(state, var)
+            if kind in OPEN_TYPES and len(value.split()) > 1:
+                inside = [v for k, v in said if k == kind and v in value.split()]
+                if not inside:
+                    continue
+                value = inside[0]
+            out[var] = value
+        return out
 
     def slot_type(self, state: int, var: str) -> str | None:
         """The lexicon type of slot `var` in `state`'s turns (else its commonest type)."""
