@@ -291,6 +291,11 @@ def test_a_misheard_closed_value_is_read_as_the_value_it_is_nearest_to(dialogs):
     assert tagger.tag("ఈ దొరువారం వెళ్తాం") == [("day", "గురువారం")]  # two edits in eight
     assert tagger.tag("ఈ దొరుపారం వెళ్తాం") != [("day", "గురువారం")]  # three: too far
     assert tagger.canonical("దొరువారం") == "గురువారం" and tagger.canonical("ఎలా") == "ఎలా"
+    # a closed value joined to an ordinary word, either side
+    assert "వెళ్తాం" in tagger.ordinary and "గురువారంవెళ్తాం" not in tagger.ordinary
+    assert tagger.tag("ఈ గురువారంవెళ్తాం") == [("day", "గురువారం")]
+    assert tagger.tag("ఈ వెళ్తాంగురువారం") == [("day", "గురువారం")]
+    assert tagger.joined_value("వెళ్తాం") is None
     # a new name near a known one stays itself: names and towns are open
     name = next(v for v, k in tagger.gazetteer.items() if k == "name" and len(v) >= 4)
     assert tagger.closest_value(name[:-1] + "ా") is None

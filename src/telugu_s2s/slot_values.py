@@ -238,7 +238,8 @@ class SlotValueTagger:
 
     def _known_at(self, said: list[str], i: int) -> tuple[int, str, str] | None:
         """(words, type, value) of the value that starts at word `i`: a known value, else a
-        span with a word no training turn used that is a misreading of a closed value."""
+        span with a word no training turn used that is a misreading of a closed value, or
+        such a word that joins a closed value and an ordinary word."""
         sizes = range(min(MAX_WORDS, len(said) - i), 0, -1)
         for size in sizes:
             span = " ".join(said[i : i + size])
@@ -254,6 +255,20 @@ class SlotValueTagger:
                 value = self.closest_value(form)
                 if value is not None:
                     return size, self.gazetteer[value], value
+        value = self.joined_value(said[i])
+        return None if value is None else (1, self.gazetteer[value], value)
+
+    def joined_value(self, word: str) -> str | None:
+        """The closed value that `word` joins to an ordinary word, either side (the judge
+        drops spaces: రవ్వదోసెప్రయత్నిస్తాను), else None."""
+        if word in self.ordinary:
+            return None
+        for letters, value in self._closed.items():
+            if len(letters) >= 3 and len(word) > len(letters):
+                if word.startswith(letters) and word[len(letters) :] in self.ordinary:
+                    return value
+                if word.endswith(letters) and word[: -len(letters)] in self.ordinary:
+                    return value
         return None
 
     def state(self) -> dict:
