@@ -7,7 +7,8 @@
   needs later (on 100 validation dialogs, 76 of 123 needed values were never read).
 - `SlotValueTagger` reads them whatever the phrasing:
   - it finds the values the training dialogs used (a day, a count, a dish, a festival, a
-    known name or town; up to three words, a case ending allowed after the last);
+    known name or town; up to three words, a case ending allowed after the last), and a
+    closed value misheard by an edit or two (దొరువారం: గురువారం) or joined to the next word;
   - it types a word that the training turns (the user's and the replies) never used as an
     ordinary word (a held-out name or town) by its neighbours and its case ending: a naive
     Bayes over the training user turns' open-class slots and ordinary words (before a name
