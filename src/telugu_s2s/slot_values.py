@@ -37,6 +37,11 @@ MARGIN = 0.0  # log-odds by which a value's type must beat OTHER (2 lost 17 of 1
 NEAR_MARGIN = 6.0
 
 
+def edits_allowed(word: str) -> int:
+    """How far a misheard word may be from the word it is: one edit, two from 6 letters on."""
+    return 1 if len(word) < 6 else 2
+
+
 def words(text: str) -> list[str]:
     return [w.strip(TRIM) for w in text.split() if w.strip(TRIM)]
 
@@ -182,7 +187,7 @@ class SlotValueTagger:
         if word not in self._near:
             if len(self._near) > 50_000:  # a server hears new words for ever
                 self._near.clear()
-            most = 1 if len(word) < 6 else 2
+            most = edits_allowed(word)
             self._near[word] = any(
                 edit_distance(word, other, most) <= most
                 for size in range(len(word) - most, len(word) + most + 1)
@@ -198,7 +203,7 @@ class SlotValueTagger:
             if len(self._closest) > 50_000:
                 self._closest.clear()
             letters = span.replace(" ", "")
-            most = 1 if len(letters) < 6 else 2
+            most = edits_allowed(letters)
             near = sorted((edit_distance(letters, key, most), key) for key in self._closed
                           if abs(len(key) - len(letters)) <= most)  # fmt: skip
             near = [(d, key) for d, key in near if d <= most]
