@@ -15,7 +15,8 @@ from telugu_s2s.data.generate import GeneratorConfig, generate_dialogs
 from telugu_s2s.data.text import BLANK, PAD, TextTokenizer
 from telugu_s2s.evaluation.cer import ErrorRate, cer
 from telugu_s2s.models.s2s_generation import S2SGenerator
-from telugu_s2s.reply_planner import MODEL_FILE, ReplyPlanner, SessionPlanner, fit, main
+from telugu_s2s.reply_planner import MODEL_FILE, ReplyPlanner, SessionPlanner, fit
+from telugu_s2s.reply_planner.__main__ import main
 from telugu_s2s.slot_values import extract_slots, fill
 from tests.test_s2s_model import CARD, K, make
 

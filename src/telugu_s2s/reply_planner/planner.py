@@ -1,38 +1,9 @@
-"""What to answer: a retrieval reply planner over the training dialogs' turns.
-
-    python -m telugu_s2s.reply_planner train [--dataset-dir data/build/dataset] [--out checkpoints/reply_planner]
-    python -m telugu_s2s.reply_planner plan "user turn" ["next user turn" ...] [--style casual]
-
-Why it exists: the S2S text stage reads the user's exact words and still picks the wrong
-reply template on 3 turns in 4 (reply CER 0.75 against the nearest valid reply, turns 2+
-0.78, unchanged over 7,700 CPU steps), while a lookup keyed on the assistant's previous
-reply and the user's turn reads 0.14 (docs/training_s2s.md, session 11). The planner is that
-lookup made servable: it never sees gold slot values at run time.
-
-- Fit (seconds): a hidden Markov model over dialog states. A state is a turn's set of valid
-  replies (per style, the dialog's slot values replaced by `{slot}` names); the training
-  dialogs give each state's user turns and the counts of state-to-state transitions.
-- Plan: each final transcript moves the session's belief over states one step (forward
-  filtering): the transition prior times the emission, the user's words against each
-  state's user turns as character 3-gram TF-IDF vectors (cosine). The session's topic,
-  when known, keeps that topic's states. Slot values said (a name, a town, a dish) are read
-  by aligning the transcript with similar training user turns and by a tagger
-  (`telugu_s2s.slot_values`); they join the session's. The reply is the one with the least
-  expected distance to the replies of the likeliest states (minimum Bayes risk), filled.
-  Keeping the whole belief, not only the last choice, lets one wrong turn be undone by the
-  next (validation, 60 dialogs: 0.24 reply CER against 0.37 for a lookup keyed on the
-  planner's own previous reply).
-
-The S2S model then speaks the plan: `S2SGenerator.set_plan` makes its monologue follow the
-planned characters at its own pace (models/s2s_generation.py). Export: one gzipped JSON.
-"""
+"""The reply planner's model: dialog states, their emission and transitions, the plan of
+a turn (`ReplyPlanner.step`), and its export."""
 
 from __future__ import annotations
 
-import argparse
-import json
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,12 +14,10 @@ from telugu_s2s.slot_values import (
     OPEN_TYPES,
     SLOT,
     SlotValueTagger,
-    delexicalize,
     delexicalize_known,
     extract_slots,
     fill,
 )
-from telugu_s2s.slot_values import fit as fit_tagger
 from telugu_s2s.text_distance import edit_distance
 from telugu_s2s.trigram_index import TrigramIndex, unit_rows
 
@@ -318,142 +287,3 @@ class ReplyPlanner:
             state["sharpness"], state["floor"], state.get("centroid_weight", 0.0),
             state.get("state_var_types"), state.get("risk_states", 1),
         )  # fmt: skip
-
-
-@dataclass
-class SessionPlanner:
-    """One session's planning state: the belief over dialog states and the slot values the
-    user has said. The server keeps one per session; the evaluation does the same. With
-    `remember` off (the evaluation's memory ablation) a turn knows only its own slot values."""
-
-    planner: ReplyPlanner
-    slots: dict[str, str] = field(default_factory=dict)
-    belief: np.ndarray | None = None
-    remember: bool = True
-    values: list[tuple[str, str]] = field(default_factory=list)
-
-    def copy(self) -> SessionPlanner:
-        """The same state, the planner shared."""
-        belief = None if self.belief is None else self.belief.copy()
-        return SessionPlanner(self.planner, dict(self.slots), belief, self.remember,
-                              list(self.values))  # fmt: skip
-
-    def state(self, keep: int = 32) -> dict:
-        """A small JSON-able snapshot: the slot values and the `keep` likeliest states."""
-        belief = {}
-        if self.belief is not None:
-            top = np.argsort(-self.belief)[:keep]
-            belief = {
-                str(int(i)): round(float(self.belief[i]), 6) for i in top if self.belief[i] > 1e-6
-            }
-        return {
-            "slots": dict(self.slots),
-            "values": [list(v) for v in self.values],
-            "belief": belief,
-        }
-
-    @classmethod
-    def from_state(cls, planner: ReplyPlanner, state: dict | None) -> SessionPlanner:
-        """A session planner going on from `state` (None: a fresh one); states that the
-        planner does not have (another export) are dropped."""
-        session = cls(planner)
-        if not state:
-            return session
-        session.slots = {str(k): str(v) for k, v in (state.get("slots") or {}).items()}
-        session.values = [(str(k), str(v)) for k, v in state.get("values") or []]
-        belief = np.zeros(planner.num_states)
-        for index, p in (state.get("belief") or {}).items():
-            if 0 <= int(index) < planner.num_states:
-                belief[int(index)] = float(p)
-        session.belief = belief / belief.sum() if belief.sum() > 0 else None
-        return session
-
-    def reply(self, user_text: str, style: str, topic: str | None = None) -> Plan:
-        known, values = (self.slots, self.values) if self.remember else ({}, [])
-        self.belief, plan = self.planner.step(
-            self.belief, user_text, style, known, topic, values
-        )  # fmt: skip
-        self.slots, self.values = plan.slots, plan.values
-        return plan
-
-
-def fit(dialogs, **settings) -> ReplyPlanner:
-    """States, their user turns and the counts of their transitions, from the dialogs' turns
-    with valid replies (a turn without them breaks the chain)."""
-    states: dict[str, int] = {}
-    replies, topics, users, user_states, transitions = [], [], [], [], {}
-    types: list[dict[str, Counter]] = []  # per state: slot var -> its lexicon types
-    starts: dict[int, float] = {}
-    for dialog in dialogs:
-        previous = None
-        for turn in dialog.turns:
-            valid = {s: [delexicalize(r, dialog.slots) for r in rs]
-                     for s, rs in (turn.valid_replies or {}).items() if rs}  # fmt: skip
-            if not valid:
-                previous = None
-                continue
-            key = json.dumps(valid, ensure_ascii=False, sort_keys=True)
-            if key not in states:
-                states[key] = len(replies)
-                replies.append(valid)
-                topics.append(set())
-                types.append({})
-            state = states[key]
-            topics[state].add(dialog.topic)
-            users.append(delexicalize(turn.user, dialog.slots))
-            for var in SLOT.findall(users[-1] + " ".join(r for rs in valid.values() for r in rs)):
-                if var in (dialog.slots or {}):
-                    types[state].setdefault(var, Counter())[dialog.slots[var][0]] += 1
-            user_states.append(state)
-            if previous is None:
-                starts[state] = starts.get(state, 0.0) + 1.0
-            else:
-                transitions[previous, state] = transitions.get((previous, state), 0.0) + 1.0
-            previous = state
-    if not replies:
-        raise ValueError("a reply planner needs dialogs whose turns have valid replies")
-    start_counts = [starts.get(s, 0.0) for s in range(len(replies))]
-    edges = [(a, b, c) for (a, b), c in sorted(transitions.items())]
-    kinds: dict[str, Counter] = {}
-    for dialog in dialogs:
-        for var, (kind, _) in (dialog.slots or {}).items():
-            kinds.setdefault(var, Counter())[kind] += 1
-    var_types = {var: counts.most_common(1)[0][0] for var, counts in kinds.items()}
-    state_var_types = [{v: c.most_common(1)[0][0] for v, c in per.items()} for per in types]
-    return ReplyPlanner(
-        replies, topics, users, user_states, start_counts, edges, var_types, fit_tagger(dialogs),
-        state_var_types=state_var_types, **settings,
-    )  # fmt: skip
-
-
-def train(dataset_dir: str | Path) -> ReplyPlanner:
-    """On the training dialogs of a built dataset (`dialogs.jsonl`)."""
-    from telugu_s2s.data.text_dialogs import load_dialogs
-
-    return fit(load_dialogs(dataset_dir, "train"))
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    build = commands.add_parser("train", help="fit on a dataset's training dialogs")
-    build.add_argument("--dataset-dir", default="data/build/dataset")
-    build.add_argument("--out", default=str(DEFAULT_DIR))
-    ask = commands.add_parser("plan", help="the replies to user turns, one session")
-    ask.add_argument("turns", nargs="+")
-    ask.add_argument("--style", default="casual", choices=("formal", "casual"))
-    ask.add_argument("--model", default=str(DEFAULT_DIR))
-    args = parser.parse_args(argv)
-    if args.command == "train":
-        planner = train(args.dataset_dir)
-        print(
-            f"wrote {planner.save(args.out)} ({planner.num_states} states, {len(planner.users)} turns)"
-        )
-    else:
-        session = SessionPlanner(ReplyPlanner.load(args.model))
-        for text in args.turns:
-            print(f"{text}\t{session.reply(text, args.style).text}")
-
-
-if __name__ == "__main__":
-    main()

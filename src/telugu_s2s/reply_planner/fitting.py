@@ -1,0 +1,67 @@
+"""A reply planner fitted on dialogs: its states, their user turns and transitions."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from telugu_s2s.reply_planner.planner import ReplyPlanner
+from telugu_s2s.slot_values import SLOT, delexicalize
+from telugu_s2s.slot_values import fit as fit_tagger
+
+
+def fit(dialogs, **settings) -> ReplyPlanner:
+    """States, their user turns and the counts of their transitions, from the dialogs' turns
+    with valid replies (a turn without them breaks the chain)."""
+    states: dict[str, int] = {}
+    replies, topics, users, user_states, transitions = [], [], [], [], {}
+    types: list[dict[str, Counter]] = []  # per state: slot var -> its lexicon types
+    starts: dict[int, float] = {}
+    for dialog in dialogs:
+        previous = None
+        for turn in dialog.turns:
+            valid = {s: [delexicalize(r, dialog.slots) for r in rs]
+                     for s, rs in (turn.valid_replies or {}).items() if rs}  # fmt: skip
+            if not valid:
+                previous = None
+                continue
+            key = json.dumps(valid, ensure_ascii=False, sort_keys=True)
+            if key not in states:
+                states[key] = len(replies)
+                replies.append(valid)
+                topics.append(set())
+                types.append({})
+            state = states[key]
+            topics[state].add(dialog.topic)
+            users.append(delexicalize(turn.user, dialog.slots))
+            for var in SLOT.findall(users[-1] + " ".join(r for rs in valid.values() for r in rs)):
+                if var in (dialog.slots or {}):
+                    types[state].setdefault(var, Counter())[dialog.slots[var][0]] += 1
+            user_states.append(state)
+            if previous is None:
+                starts[state] = starts.get(state, 0.0) + 1.0
+            else:
+                transitions[previous, state] = transitions.get((previous, state), 0.0) + 1.0
+            previous = state
+    if not replies:
+        raise ValueError("a reply planner needs dialogs whose turns have valid replies")
+    start_counts = [starts.get(s, 0.0) for s in range(len(replies))]
+    edges = [(a, b, c) for (a, b), c in sorted(transitions.items())]
+    kinds: dict[str, Counter] = {}
+    for dialog in dialogs:
+        for var, (kind, _) in (dialog.slots or {}).items():
+            kinds.setdefault(var, Counter())[kind] += 1
+    var_types = {var: counts.most_common(1)[0][0] for var, counts in kinds.items()}
+    state_var_types = [{v: c.most_common(1)[0][0] for v, c in per.items()} for per in types]
+    return ReplyPlanner(
+        replies, topics, users, user_states, start_counts, edges, var_types, fit_tagger(dialogs),
+        state_var_types=state_var_types, **settings,
+    )  # fmt: skip
+
+
+def train(dataset_dir: str | Path) -> ReplyPlanner:
+    """On the training dialogs of a built dataset (`dialogs.jsonl`)."""
+    from telugu_s2s.data.text_dialogs import load_dialogs
+
+    return fit(load_dialogs(dataset_dir, "train"))
