@@ -8,7 +8,8 @@
 # data worker beside the training thread, so no hour-long token cache is built first. Each
 # stage validates every few hundred steps and exports its best weights (val/loss, val/audio_ce).
 # Listen-and-speak alone cuts replies short in dialog (docs/training_s2s.md, session 16):
-# the duplex stage is what makes the export servable. DRY_RUN=1 prints the overrides.
+# the duplex stage is what makes the export servable. LISTEN_SPEAK_MIN=0 skips that stage
+# (duplex goes on from FROM: a longer duplex run). DRY_RUN=1 prints the overrides.
 set -euo pipefail
 FROM=$1 WORK=$2 LS_MIN=${3:-30} DUPLEX_MIN=${4:-35}
 PY=${PYTHON:-.venv/bin/python}
@@ -27,8 +28,12 @@ run() {  # run NAME MINUTES OVERRIDES...
 }
 
 # The export's own ear and user embeddings: no separate hearing stage or codec warm start.
-run listen_speak "$LS_MIN" experiment=s2s_listen_speak_tiny model.init_from="$FROM" \
-  model.hearing_from=null model.user_embedding_from=null model.lr=3e-4 \
-  data.utterance_tasks.variant_prob=0 ++trainer.val_check_interval=300
-run duplex "$DUPLEX_MIN" experiment=s2s_duplex_tiny model.init_from="$WORK/listen_speak" \
+DUPLEX_FROM=$FROM
+if [ "$LS_MIN" -gt 0 ]; then
+  run listen_speak "$LS_MIN" experiment=s2s_listen_speak_tiny model.init_from="$FROM" \
+    model.hearing_from=null model.user_embedding_from=null model.lr=3e-4 \
+    data.utterance_tasks.variant_prob=0 ++trainer.val_check_interval=300
+  DUPLEX_FROM=$WORK/listen_speak
+fi
+run duplex "$DUPLEX_MIN" experiment=s2s_duplex_tiny model.init_from="$DUPLEX_FROM" \
   model.lr=2e-4 ++trainer.val_check_interval=150

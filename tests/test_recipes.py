@@ -217,3 +217,23 @@ def test_the_cpu_refresh_composes_both_stages(tmp_path):
         assert cfg.model.net.cfg.num_layers == 6 and not cfg.data.precompute_tokens
         assert cfg.trainer.max_steps == -1 and cfg.trainer.min_epochs == 0
         assert "model_checkpoint" in cfg.callbacks  # the best weights are what is exported
+
+
+def test_the_cpu_refresh_without_listen_speak_goes_on_in_duplex(tmp_path):
+    """LISTEN_SPEAK_MIN=0: only the duplex stage runs, from the given export."""
+    import subprocess
+
+    from telugu_s2s.paths import REPO_ROOT
+    from telugu_s2s.train import compose_train_config
+
+    script = REPO_ROOT / "recipes" / "cpu_s2s_refresh.sh"
+    out = subprocess.run(
+        ["bash", str(script), "checkpoints/s2s", str(tmp_path / "work"), "0", "50"],
+        capture_output=True, text=True, check=True, env={"DRY_RUN": "1", "PATH": "/usr/bin:/bin"},
+        cwd=REPO_ROOT,
+    ).stdout  # fmt: skip
+    lines = [line.split()[1:] for line in out.splitlines() if line.startswith("train.py ")]
+    assert len(lines) == 1
+    duplex = compose_train_config(lines[0], tmp_path / "run")
+    assert duplex.data.task != "s2s_listen_speak" and duplex.model.init_from == "checkpoints/s2s"
+    assert duplex.model.use_memory and duplex.trainer.max_time == "00:00:50:00"
