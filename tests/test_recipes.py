@@ -192,9 +192,8 @@ def test_the_gpu_recipe_composes_every_stage(tmp_path):
     assert cfg.trainer.max_time == "00:00:03:08"  # 40% of 470 s
 
 
-def test_the_cpu_refresh_composes_both_stages(tmp_path):
-    """recipes/cpu_s2s_refresh.sh (DRY_RUN): listen-and-speak from the given export, then
-    duplex from that, each bounded by its minutes, with lazily encoded tokens."""
+def _cpu_refresh_stages(tmp_path, listen_speak_min: str, duplex_min: str) -> list:
+    """The configs that recipes/cpu_s2s_refresh.sh (DRY_RUN) would train, in order."""
     import subprocess
 
     from telugu_s2s.paths import REPO_ROOT
@@ -202,12 +201,19 @@ def test_the_cpu_refresh_composes_both_stages(tmp_path):
 
     script = REPO_ROOT / "recipes" / "cpu_s2s_refresh.sh"
     out = subprocess.run(
-        ["bash", str(script), "checkpoints/s2s", str(tmp_path / "work"), "30", "75"],
+        ["bash", str(script), "checkpoints/s2s", str(tmp_path / "work"), listen_speak_min,
+         duplex_min],
         capture_output=True, text=True, check=True, env={"DRY_RUN": "1", "PATH": "/usr/bin:/bin"},
         cwd=REPO_ROOT,
     ).stdout  # fmt: skip
     lines = [line.split()[1:] for line in out.splitlines() if line.startswith("train.py ")]
-    speak, duplex = (compose_train_config(line, tmp_path / "run") for line in lines)
+    return [compose_train_config(line, tmp_path / "run") for line in lines]
+
+
+def test_the_cpu_refresh_composes_both_stages(tmp_path):
+    """recipes/cpu_s2s_refresh.sh (DRY_RUN): listen-and-speak from the given export, then
+    duplex from that, each bounded by its minutes, with lazily encoded tokens."""
+    speak, duplex = _cpu_refresh_stages(tmp_path, "30", "75")
     assert speak.data.task == "s2s_listen_speak" and speak.model.init_from == "checkpoints/s2s"
     assert speak.model.hearing_from is None and speak.model.user_embedding_from is None
     assert duplex.model.init_from == speak.export_dir == str(tmp_path / "work" / "listen_speak")
@@ -221,19 +227,8 @@ def test_the_cpu_refresh_composes_both_stages(tmp_path):
 
 def test_the_cpu_refresh_without_listen_speak_goes_on_in_duplex(tmp_path):
     """LISTEN_SPEAK_MIN=0: only the duplex stage runs, from the given export."""
-    import subprocess
-
-    from telugu_s2s.paths import REPO_ROOT
-    from telugu_s2s.train import compose_train_config
-
-    script = REPO_ROOT / "recipes" / "cpu_s2s_refresh.sh"
-    out = subprocess.run(
-        ["bash", str(script), "checkpoints/s2s", str(tmp_path / "work"), "0", "50"],
-        capture_output=True, text=True, check=True, env={"DRY_RUN": "1", "PATH": "/usr/bin:/bin"},
-        cwd=REPO_ROOT,
-    ).stdout  # fmt: skip
-    lines = [line.split()[1:] for line in out.splitlines() if line.startswith("train.py ")]
-    assert len(lines) == 1
-    duplex = compose_train_config(lines[0], tmp_path / "run")
+    stages = _cpu_refresh_stages(tmp_path, "0", "50")
+    assert len(stages) == 1
+    duplex = stages[0]
     assert duplex.data.task != "s2s_listen_speak" and duplex.model.init_from == "checkpoints/s2s"
     assert duplex.model.use_memory and duplex.trainer.max_time == "00:00:50:00"
