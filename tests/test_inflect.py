@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from telugu_s2s.data.generate.inflect import CASES, inflect
 from telugu_s2s.data.generate.lexicon import (
     LEXICON_PATH,
     MIN_SIZES,
@@ -13,6 +12,7 @@ from telugu_s2s.data.generate.lexicon import (
     is_telugu_value,
     load_lexicon,
 )
+from telugu_s2s.inflect import CASES, inflect
 
 Z = "\u200c"  # ZWNJ
 

@@ -161,6 +161,29 @@ def test_least_risk_says_what_likely_states_share_when_the_words_cannot_tell_the
     assert ReplyPlanner.load(tmp_path).risk_states == 3
 
 
+def test_a_likely_state_with_every_value_known_is_said_before_a_broken_reply():
+    # "will you forget my name?" is nearer the town question's words, but the session never
+    # told its town: the town reply would say "మీది " with nothing after it.
+    replies = [{"casual": ["మర్చిపోలేదు, నీది {home}"]}, {"casual": ["మర్చిపోలేదు, నువ్వు {name}"]},
+               {"casual": ["సరే"]}]  # fmt: skip
+    users = ["మా ఊరు మర్చిపోయారేమో", "నా పేరు మర్చిపోయారేమో", "సరే"]
+
+    def plan(risk_states: int, known: dict[str, str], sharpness: float = 3.0):
+        planner = ReplyPlanner(replies, ["greetings"] * 3, users, [0, 1, 2], [1.0] * 3, [],
+                               centroid_weight=0.0, risk_states=risk_states,
+                               sharpness=sharpness)  # fmt: skip
+        return planner.step(None, "మా ఊరి పేరు మర్చిపోయారేమో", "casual", known)[1]
+
+    for risk_states in (1, 2):
+        told = plan(risk_states, {"name": "రవి"})
+        assert told.state == 0 and told.text == "మర్చిపోలేదు, నువ్వు రవి"
+    both = plan(1, {"name": "రవి", "home": "గుంటూరు"})
+    assert both.text == "మర్చిపోలేదు, నీది గుంటూరు"
+    # sure of the state (the value was misheard, not the state): its reply, as it is
+    sure = plan(1, {"name": "రవి"}, sharpness=30.0)
+    assert sure.confidence > 0.99 and sure.text == "మర్చిపోలేదు, నీది"
+
+
 def test_a_state_common_to_all_topics_is_kept_under_each(dialogs, tmp_path):
     planner = fit(dialogs[0])
     common = [s for s, ts in enumerate(planner.topics) if len(ts) > 1]

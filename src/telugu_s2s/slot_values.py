@@ -23,10 +23,13 @@ import math
 import re
 from collections import Counter, defaultdict
 
+from telugu_s2s.inflect import CASES, inflect
 from telugu_s2s.text_distance import edit_distance
 
 TRIM = " ,.?!-"
-SLOT = re.compile(r"\{(\w+)\}")
+# `{var}`, or `{var.case}` where the case ending changes the value's own letters
+# (విజయనగరం -> విజయనగరానికి: `{dest.dat}`); group 1 is the var either way.
+SLOT = re.compile(r"\{(\w+)(?:\.([a-z]+))?\}")
 OPEN_TYPES = ("name", "place", "male_name", "female_name")  # held out: typed by context
 OTHER = "O"  # an ordinary word
 MAX_WORDS = 3  # the lexicon's longest values; a longer span is a misalignment
@@ -46,17 +49,50 @@ def words(text: str) -> list[str]:
     return [w.strip(TRIM) for w in text.split() if w.strip(TRIM)]
 
 
-def delexicalize(text: str, slots: dict | None) -> str:
-    """`text` with each slot value replaced by `{slot}` (longest values first)."""
-    for var, (_, value) in sorted((slots or {}).items(), key=lambda kv: -len(kv[1][1])):
+def slot_names(template: str) -> list[str]:
+    """The vars of `template`'s slots, in order (`{dest.dat}`: dest)."""
+    return [m.group(1) for m in SLOT.finditer(template)]
+
+
+def _inflected_forms(value: str) -> dict[str, str]:
+    """case -> `value` in that case, where the ending changes the value's own letters."""
+    try:
+        forms = {case: inflect(value, case) for case in CASES}
+    except ValueError:  # not a Telugu word
+        return {}
+    return {case: form for case, form in forms.items() if value not in form}
+
+
+def delexicalize(text: str, slots: dict | None, inflected: bool = False) -> str:
+    """`text` with each slot value replaced by `{slot}` (longest values first); with
+    `inflected`, a case form that changes the value's letters too, by `{slot.case}`
+    (otherwise "విజయనగరానికి" stays in a reply template, and says that town to everyone)."""
+    ordered = sorted((slots or {}).items(), key=lambda kv: -len(kv[1][1]))
+    if inflected:
+        forms = [(form, var, case) for var, (_, value) in ordered if value
+                 for case, form in _inflected_forms(value).items()]  # fmt: skip
+        for form, var, case in sorted(forms, key=lambda f: -len(f[0])):
+            text = text.replace(form, "{" + f"{var}.{case}" + "}")
+    for var, (_, value) in ordered:
         if value:
             text = text.replace(value, "{" + var + "}")
     return text
 
 
+def _value_in_case(value: str, case: str | None) -> str:
+    if not case or not value:
+        return value
+    try:
+        return inflect(value, case)
+    except ValueError:  # a heard value that is no Telugu word: said as heard
+        return value
+
+
 def fill(template: str, values: dict[str, str]) -> str:
-    """`template` with each `{slot}` replaced by its value (an unknown one by nothing)."""
-    return re.sub(r"\s+", " ", SLOT.sub(lambda m: values.get(m.group(1), ""), template)).strip()
+    """`template` with each `{slot}` replaced by its value, a `{slot.case}` by the value in
+    that case (an unknown one by nothing)."""
+    said = SLOT.sub(lambda m: _value_in_case(values.get(m.group(1), ""), m.group(2)), template)
+    return re.sub(r"\s+", " ", said).strip()
 
 
 def delexicalize_known(text: str, known: dict[str, str]) -> str:
@@ -95,7 +131,7 @@ def _aligned_slots(template: str, text: str) -> tuple[float, dict[str, str]]:
 
     def read(i: int, word: str) -> None:
         match = slotted[i]
-        if match and len(SLOT.findall(pattern[i])) == 1 and match.group(1) not in values:
+        if match and len(slot_names(pattern[i])) == 1 and match.group(1) not in values:
             value = _strip_affixes(word, match)
             if value:
                 values[match.group(1)] = value
@@ -151,6 +187,9 @@ class SlotValueTagger:
         # Closed values (a dish, a day, a count) by their letters: a misheard one (దొరువారం)
         # is read as the value it is nearest to (`closest_value`).
         self._closed = {v.replace(" ", ""): v for v, k in gazetteer.items() if k not in OPEN_TYPES}
+        # Known values in a case that changes their letters (ఉదయం ఏడు గంటలకు: ... గంటలు).
+        self._case_forms = {form: value for value in gazetteer
+                            for form in _inflected_forms(value).values()}  # fmt: skip
         self._closest: dict[str, str | None] = {}
         self.endings = sorted(endings, key=len, reverse=True)  # longest first
         self.counts = counts  # feature -> {type or OTHER: count}
@@ -253,6 +292,9 @@ class SlotValueTagger:
             for value in (span, stem):
                 if value in self.gazetteer:
                     return size, self.gazetteer[value], value
+            if span in self._case_forms:
+                value = self._case_forms[span]
+                return size, self.gazetteer[value], value
         for size in sizes:
             if all(w in self.ordinary for w in said[i : i + size]):
                 continue
@@ -309,7 +351,11 @@ def fit(dialogs) -> SlotValueTagger:
             # transcripts: plans saying a name the dialog never had 0.149 -> 0.126, recall
             # 0.500 -> 0.497; the user's words 0.061 -> 0.044, 0.749 -> 0.744.
             for reply in (r for rs in (turn.valid_replies or {}).values() for r in rs):
-                ordinary.update(w for w in words(delexicalize(reply, slots)) if not SLOT.search(w))
+                ordinary.update(
+                    w
+                    for w in words(delexicalize(reply, slots, inflected=True))
+                    if not SLOT.search(w)
+                )
     endings = [e for e, n in endings.items() if n >= 3 and len(e.strip("\u200c")) >= 2]
     tagger = SlotValueTagger(gazetteer, ordinary, endings, {})
     counts: dict[str, Counter] = defaultdict(Counter)

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from telugu_s2s.reply_planner.planner import ReplyPlanner
-from telugu_s2s.slot_values import SLOT, delexicalize
+from telugu_s2s.slot_values import delexicalize, slot_names
 from telugu_s2s.slot_values import fit as fit_tagger
 
 
@@ -21,7 +21,7 @@ def fit(dialogs, **settings) -> ReplyPlanner:
     for dialog in dialogs:
         previous = None
         for turn in dialog.turns:
-            valid = {s: [delexicalize(r, dialog.slots) for r in rs]
+            valid = {s: [delexicalize(r, dialog.slots, inflected=True) for r in rs]
                      for s, rs in (turn.valid_replies or {}).items() if rs}  # fmt: skip
             if not valid:
                 previous = None
@@ -35,7 +35,7 @@ def fit(dialogs, **settings) -> ReplyPlanner:
             state = states[key]
             topics[state].add(dialog.topic)
             users.append(delexicalize(turn.user, dialog.slots))
-            for var in SLOT.findall(users[-1] + " ".join(r for rs in valid.values() for r in rs)):
+            for var in slot_names(users[-1] + " ".join(r for rs in valid.values() for r in rs)):
                 if var in (dialog.slots or {}):
                     types[state].setdefault(var, Counter())[dialog.slots[var][0]] += 1
             user_states.append(state)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from telugu_s2s.data.generate.inflect import CASES, inflect
+from telugu_s2s.inflect import CASES, inflect
 
 LEXICON_PATH = Path(__file__).with_name("lexicon.yaml")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from telugu_s2s.data.generate.inflect import CASES
 from telugu_s2s.data.generate.lexicon import TYPES
+from telugu_s2s.inflect import CASES
 from telugu_s2s.labels import EMOTIONS, MEMORY_KINDS, TOPICS
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
