@@ -27,9 +27,10 @@ from telugu_s2s.inflect import CASES, inflect
 from telugu_s2s.text_distance import edit_distance
 
 TRIM = " ,.?!-"
-# `{var}`, or `{var.case}` where the case ending changes the value's own letters
-# (విజయనగరం -> విజయనగరానికి: `{dest.dat}`); group 1 is the var either way.
-SLOT = re.compile(r"\{(\w+)(?:\.([a-z]+))?\}")
+# `{var}`, or `{var.case}`: the generator's templates (`{home.abl}`) and the planner's reply
+# templates, which name a case only where it changes the value's own letters (విజయనగరం ->
+# విజయనగరానికి: `{dest.dat}`). Group 1 is the var, group 2 the case.
+SLOT = re.compile(r"\{([a-z_]+)(?:\.([a-z]+))?\}")
 OPEN_TYPES = ("name", "place", "male_name", "female_name")  # held out: typed by context
 OTHER = "O"  # an ordinary word
 MAX_WORDS = 3  # the lexicon's longest values; a longer span is a misalignment

@@ -4,6 +4,7 @@ a turn (`ReplyPlanner.step`), and its export."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -191,16 +192,12 @@ class ReplyPlanner:
         "will you forget my name?" taken for "will you forget my town?" in a session that
         never told the town."""
         filled = self._options(state, style, slots, values)
-        for t, v in filled:
-            if _complete(t, v):
-                return t, v
-        for other in np.argsort(-posterior)[:COMPLETE_STATES]:
-            if posterior[other] < COMPLETE_RATIO * posterior[state]:
-                break  # the state is sure; its value was misheard, not the state
-            for t, v in self._options(int(other), style, slots, values):
-                if _complete(t, v):
-                    return t, v
-        return filled[0]
+        # Below the ratio the state is sure: its value was misheard, not the state.
+        nearly = (int(s) for s in np.argsort(-posterior)[:COMPLETE_STATES]
+                  if s != state and posterior[s] >= COMPLETE_RATIO * posterior[state])  # fmt: skip
+        options = chain([filled], (self._options(s, style, slots, values) for s in nearly))
+        return next(((t, v) for replies in options for t, v in replies if _complete(t, v)),
+                    filled[0])  # fmt: skip
 
     def _options(self, state: int, style: str, slots: dict[str, str],
                  values: list[tuple[str, str]]) -> list[tuple[str, dict[str, str]]]:  # fmt: skip

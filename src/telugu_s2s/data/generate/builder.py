@@ -17,13 +17,13 @@ from telugu_s2s.data.corpus import Dialog, Turn
 from telugu_s2s.data.generate.lexicon import Entry, load_lexicon
 from telugu_s2s.data.generate.templates import (
     MIN_RECALL_TURNS,
-    SLOT,
     Schema,
     Templates,
     TurnTemplate,
     load_templates,
 )
 from telugu_s2s.labels import STYLES, TOPICS
+from telugu_s2s.slot_values import SLOT
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 HELD_OUT_TYPES: tuple[str, ...] = ("male_name", "female_name", "place")

@@ -12,9 +12,9 @@ import yaml
 from telugu_s2s.data.generate.lexicon import TYPES
 from telugu_s2s.inflect import CASES
 from telugu_s2s.labels import EMOTIONS, MEMORY_KINDS, TOPICS
+from telugu_s2s.slot_values import SLOT
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
-SLOT = re.compile(r"\{([a-z_]+)(?:\.([a-z]+))?\}")
 _TEXT = re.compile(r"^[\u0C00-\u0C7F\u200c\u200d .,?!'\-]*$")
 # Slot vars every dialog has: the user's name and home town.
 DIALOG_SLOTS: dict[str, str] = {"name": "name", "home": "place"}
