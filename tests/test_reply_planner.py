@@ -299,7 +299,7 @@ def test_the_tagger_reads_held_out_names_and_known_values(dialogs):
     misheard = "నమస్తే, నేను ఎలో ఉంటాను"  # ఎలా
     assert tagger.near_ordinary("ఎలో") and not tagger.near_ordinary("జగదీష్")
     assert tagger.tag(misheard) == []
-    tagger.near_margin = None  # as any unknown word: a name
+    tagger.near_margin, tagger.shape = None, None  # as any unknown word, letters aside: a name
     assert tagger.tag(misheard) == [("name", "ఎలో")]
     assert tagger.tag("నమస్తే, నేను జగదీష్, చిత్తూరులో ఉంటాను")[0] == ("name", "జగదీష్")
     assert not tagger.could_be_value("ఉంటున్నాను") and tagger.could_be_value("జగదీష్")
@@ -346,3 +346,30 @@ def test_a_fact_said_in_any_phrasing_is_recalled_later(dialogs):
     )  # fmt: skip
     template = next(t for t in planner.replies[state]["casual"] if "{home}" in t)
     assert "చిత్తూరు" in fill(template, planner._resolve(template, state, {}, session.values))
+
+
+def test_the_users_emotion_tells_apart_states_that_their_words_do_not(tmp_path):
+    # Two states whose user turns read alike; one answers a glad user, the other a sad one.
+    from telugu_s2s.text_topics import NaiveBayesTopics
+
+    replies = [{"casual": ["భలే, చాలా హ్యాపీ"]}, {"casual": ["అయ్యో, ఏమైంది?"]}]
+    users = ["నేను రవి, ఈ రోజు ఇలా ఉంది"] * 2
+    emotions = NaiveBayesTopics([("చాలా సంతోషంగా ఉంది", "happy"), ("భలే హుషారుగా ఉంది", "happy"),
+                                 ("చాలా బాధగా ఉంది", "sad"), ("మనసు బాగోలేదు", "sad")])  # fmt: skip
+
+    def planner(model) -> ReplyPlanner:
+        return ReplyPlanner(replies, ["greetings"] * 2, users, [0, 1], [1.0, 1.0], [],
+                            centroid_weight=0.0, risk_states=1, emotions=model,
+                            state_emotions=[{"happy": 3}, {"sad": 2}])  # fmt: skip
+
+    sad = "నేను రవి, ఈ రోజు చాలా బాధగా ఉంది"
+    blind, _ = planner(None).step(None, sad, "casual")
+    assert np.allclose(blind, 0.5)  # the words alone cannot tell
+    posterior, plan = planner(emotions).step(None, sad, "casual")
+    assert plan.state == 1 and plan.text == "అయ్యో, ఏమైంది?" and posterior[1] > 0.6
+    _, glad = planner(emotions).step(None, "నేను రవి, ఈ రోజు చాలా సంతోషంగా ఉంది", "casual")
+    assert glad.state == 0
+    planner(emotions).save(tmp_path)
+    assert np.allclose(ReplyPlanner.load(tmp_path).step(None, sad, "casual")[0], posterior)
+    with pytest.raises(ValueError, match="emotion counts per state"):
+        ReplyPlanner(replies, ["greetings"] * 2, users, [0, 1], [1.0, 1.0], [], emotions=emotions)

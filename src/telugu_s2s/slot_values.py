@@ -25,6 +25,7 @@ from collections import Counter, defaultdict
 
 from telugu_s2s.inflect import CASES, inflect
 from telugu_s2s.text_distance import edit_distance
+from telugu_s2s.word_shape import WordShape
 
 TRIM = " ,.?!-"
 # `{var}`, or `{var.case}`: the generator's templates (`{home.abl}`) and the planner's reply
@@ -39,6 +40,11 @@ MARGIN = 0.0  # log-odds by which a value's type must beat OTHER (2 lost 17 of 1
 # plans that say a tagged name the dialog never had 0.233 at 0 -> 0.164 at 6 (0.120 at 10),
 # slot recall 0.453 -> 0.458 (0.451 at 10); the user's words: 0.072 -> 0.042, 0.734 -> 0.736.
 NEAR_MARGIN = 6.0
+# A read span (aligned with a training turn) that looks this much more like an ordinary word
+# than a name or a town is not taken for one. With the shape also in the tagger's odds (weight
+# 1, as naive Bayes has it), 300 validation dialogs, the judge's transcripts: recall 0.642 ->
+# 0.661, reply CER 0.166 -> 0.165 (docs/training_s2s.md, session 21).
+SHAPE_FLOOR = -1.0
 
 
 def edits_allowed(word: str) -> int:
@@ -175,8 +181,10 @@ class SlotValueTagger:
     """See the module doc; `fit` builds one from dialogs with slots."""
 
     def __init__(self, gazetteer: dict[str, str], ordinary: set[str], endings: list[str],
-                 counts: dict[str, dict[str, int]], near_margin: float | None = None):  # fmt: skip
+                 counts: dict[str, dict[str, int]], near_margin: float | None = None,
+                 shape: WordShape | None = None):  # fmt: skip
         self.gazetteer, self.ordinary = gazetteer, ordinary
+        self.shape = shape  # the letters' odds of a name or a town (None: not used)
         # A word within an edit or two of an ordinary word is more often that word misheard
         # (ఎలో for ఎలా) than a new name (రవి beside అవి): its context must show a value by
         # `near_margin` (log-odds; None: as any unknown word).
@@ -257,6 +265,14 @@ class SlotValueTagger:
             return value
         return self.closest_value(value) or value
 
+    def shape_odds(self, word: str) -> float:
+        """How much more `word`'s letters look like a name or a town than an ordinary word."""
+        return 0.0 if self.shape is None else self.shape.log_odds(word)
+
+    def could_be_open(self, value: str) -> bool:
+        """A known value, or letters not plainly those of an ordinary word (SHAPE_FLOOR)."""
+        return value in self.gazetteer or self.shape_odds(value) >= SHAPE_FLOOR
+
     def could_be_value(self, value: str) -> bool:
         """A known value, or one with a word the training turns never used as an ordinary one."""
         return value in self.gazetteer or any(w not in self.ordinary for w in words(value))
@@ -276,6 +292,7 @@ class SlotValueTagger:
                 margin = MARGIN
                 if self.near_margin is not None and self.near_ordinary(said[i]):
                     margin = self.near_margin
+                margin -= self.shape_odds(stem)
                 kind = self.open_type(self.context(said, i, ending), margin)
                 if kind is not None:
                     out.append((kind, stem))
@@ -323,12 +340,15 @@ class SlotValueTagger:
     def state(self) -> dict:
         return {"gazetteer": self.gazetteer, "ordinary": sorted(self.ordinary),
                 "endings": self.endings, "counts": self.counts,
-                "near_margin": self.near_margin}  # fmt: skip
+                "near_margin": self.near_margin,
+                "shape": None if self.shape is None else self.shape.state()}  # fmt: skip
 
     @classmethod
     def from_state(cls, state: dict) -> SlotValueTagger:
+        shape = state.get("shape")
         return cls(state["gazetteer"], set(state["ordinary"]), state["endings"], state["counts"],
-                   state.get("near_margin"))  # fmt: skip
+                   state.get("near_margin"),
+                   None if shape is None else WordShape.from_state(shape))  # fmt: skip
 
 
 def fit(dialogs) -> SlotValueTagger:
@@ -374,4 +394,6 @@ def fit(dialogs) -> SlotValueTagger:
                 for feature in tagger.context(shown, i, ending):
                     counts[feature][kind] += 1
     counts = {f: dict(c) for f, c in counts.items()}
-    return SlotValueTagger(gazetteer, ordinary, tagger.endings, counts, NEAR_MARGIN)
+    names = [v for v, kind in gazetteer.items() if kind in OPEN_TYPES and " " not in v]
+    shape = WordShape.fit(names, ordinary)
+    return SlotValueTagger(gazetteer, ordinary, tagger.endings, counts, NEAR_MARGIN, shape)

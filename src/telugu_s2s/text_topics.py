@@ -68,19 +68,25 @@ class NaiveBayesTopics:
         norm = top + math.log(sum(math.exp(s - top) for s in scores.values()))
         return {topic: s - norm for topic, s in scores.items()}
 
-    def save(self, directory: str | Path) -> Path:
-        state = {"prior": dict(self.prior), "counts": {t: dict(c) for t, c in self.counts.items()}}
-        return save_json_export(Path(directory) / MODEL_FILE, FORMAT, state)
+    def state(self) -> dict:
+        return {"prior": dict(self.prior), "counts": {t: dict(c) for t, c in self.counts.items()}}
 
     @classmethod
-    def load(cls, directory: str | Path) -> NaiveBayesTopics:
-        state = load_json_export(Path(directory) / MODEL_FILE, FORMAT, "text topic model",
-                                 "python -m telugu_s2s.text_topics train")  # fmt: skip
+    def from_state(cls, state: dict) -> NaiveBayesTopics:
         model = cls([])
         model.prior = Counter(state["prior"])
         model.counts = defaultdict(Counter, {t: Counter(c) for t, c in state["counts"].items()})
         model._index()
         return model
+
+    def save(self, directory: str | Path) -> Path:
+        return save_json_export(Path(directory) / MODEL_FILE, FORMAT, self.state())
+
+    @classmethod
+    def load(cls, directory: str | Path) -> NaiveBayesTopics:
+        state = load_json_export(Path(directory) / MODEL_FILE, FORMAT, "text topic model",
+                                 "python -m telugu_s2s.text_topics train")  # fmt: skip
+        return cls.from_state(state)
 
 
 def fold_evidence(evidence: dict[str, float] | None, log_probs: dict[str, float]) -> dict:

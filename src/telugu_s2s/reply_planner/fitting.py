@@ -9,6 +9,7 @@ from pathlib import Path
 from telugu_s2s.reply_planner.planner import ReplyPlanner
 from telugu_s2s.slot_values import delexicalize, slot_names
 from telugu_s2s.slot_values import fit as fit_tagger
+from telugu_s2s.text_topics import NaiveBayesTopics
 
 
 def fit(dialogs, **settings) -> ReplyPlanner:
@@ -17,6 +18,7 @@ def fit(dialogs, **settings) -> ReplyPlanner:
     states: dict[str, int] = {}
     replies, topics, users, user_states, transitions = [], [], [], [], {}
     types: list[dict[str, Counter]] = []  # per state: slot var -> its lexicon types
+    emotions: list[Counter] = []  # per state: its user turns' emotions
     starts: dict[int, float] = {}
     for dialog in dialogs:
         previous = None
@@ -32,8 +34,10 @@ def fit(dialogs, **settings) -> ReplyPlanner:
                 replies.append(valid)
                 topics.append(set())
                 types.append({})
+                emotions.append(Counter())
             state = states[key]
             topics[state].add(dialog.topic)
+            emotions[state][turn.emotion] += 1
             users.append(delexicalize(turn.user, dialog.slots))
             for var in slot_names(users[-1] + " ".join(r for rs in valid.values() for r in rs)):
                 if var in (dialog.slots or {}):
@@ -56,7 +60,9 @@ def fit(dialogs, **settings) -> ReplyPlanner:
     state_var_types = [{v: c.most_common(1)[0][0] for v, c in per.items()} for per in types]
     return ReplyPlanner(
         replies, topics, users, user_states, start_counts, edges, var_types, fit_tagger(dialogs),
-        state_var_types=state_var_types, **settings,
+        state_var_types=state_var_types,
+        emotions=NaiveBayesTopics([(t.user, t.emotion) for d in dialogs for t in d.turns]),
+        state_emotions=[dict(c) for c in emotions], **settings,
     )  # fmt: skip
 
 
