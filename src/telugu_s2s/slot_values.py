@@ -12,8 +12,9 @@
   - it types a word that the training turns (the user's and the replies) never used as an
     ordinary word (a held-out name or town) by its neighbours and its case ending: a naive
     Bayes over the training user turns' open-class slots and ordinary words (before a name
-    often పేరు or నేను; a town often ends in -లో or comes before నుంచి). Uniform prior: an
-    unknown word may be a value or not.
+    often పేరు or నేను; a town often ends in -లో or comes before నుంచి), and by its own letters
+    (`word_shape`: -ేష్, -పల్లి against -న్నాను, -ేనా). No prior: an unknown word may be a
+    value or not.
 """
 
 from __future__ import annotations
@@ -395,5 +396,5 @@ def fit(dialogs) -> SlotValueTagger:
                     counts[feature][kind] += 1
     counts = {f: dict(c) for f, c in counts.items()}
     names = [v for v, kind in gazetteer.items() if kind in OPEN_TYPES and " " not in v]
-    shape = WordShape.fit(names, ordinary)
+    shape = WordShape.fit(names, ordinary) if names and ordinary - set(names) else None
     return SlotValueTagger(gazetteer, ordinary, tagger.endings, counts, NEAR_MARGIN, shape)

@@ -34,8 +34,10 @@ SIMILAR_TURNS = 30  # user turns of any state that slot values are read with
 RISK_STATES = 4
 # The emission's scale and its centroid share, chosen on the same 300 dialogs once states
 # could span topics (session 18). Judge transcripts, reply CER: 20 / 0.5 0.200, 25-30 /
-# 0.8-1.0 0.194-0.195, 40 / 0.8 0.212; the user's words 0.173 -> 0.171 at 30 / 0.8.
-SHARPNESS, CENTROID_WEIGHT = 30.0, 0.8
+# 0.8-1.0 0.194-0.195, 40 / 0.8 0.212; the user's words 0.173 -> 0.171 at 30 / 0.8. With the
+# emotion's evidence beside it (session 21), a scale of 20 / 22.5 / 25 / 30 / 35 gave 0.162 /
+# 0.161 / 0.161 / 0.165 / 0.170.
+SHARPNESS, CENTROID_WEIGHT = 25.0, 0.8
 # A likely state (posterior at least COMPLETE_RATIO of the likeliest's, among the
 # COMPLETE_STATES likeliest) with every value known is said before the likeliest state's
 # broken reply (`ReplyPlanner._complete_reply`). 300 validation dialogs, reply CER / slot
