@@ -138,6 +138,14 @@ def fit(dialogs) -> NaiveBayesTopics:
     return NaiveBayesTopics(examples)
 
 
+def fit_emotions(dialogs) -> NaiveBayesTopics:
+    """On the dialogs' user turns, each labelled with its own emotion."""
+    examples = [(t.user, t.emotion) for d in dialogs for t in d.turns]
+    if not examples:
+        raise ValueError("an emotion model needs dialogs with user turns")
+    return NaiveBayesTopics(examples)
+
+
 def train(dataset_dir: str | Path) -> NaiveBayesTopics:
     """On the training dialogs of a built dataset (`dialogs.jsonl`)."""
     from telugu_s2s.data.text_dialogs import load_dialogs

@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from telugu_s2s.data.corpus import Dialog, load_corpus
-from telugu_s2s.text_topics import NaiveBayesTopics, fit
+from telugu_s2s.text_topics import NaiveBayesTopics, fit, fit_emotions
 
 
 def dialogs_by_split(dataset_dir: str | Path) -> dict[str, list[Dialog]]:
@@ -43,7 +43,7 @@ def topic_baseline(train: list[Dialog], evaluated: list[Dialog]) -> dict:
     if not turns or not evaluated:
         raise ValueError("the topic baseline needs training dialogs and dialogs to score")
     model = fit(train)
-    emotions = NaiveBayesTopics([(t.user, t.emotion) for t in turns])
+    emotions = fit_emotions(train)
     moods = NaiveBayesTopics([(t.user, _sentiment_bin(t.sentiment)) for t in turns])
     binned: dict[str, list[float]] = defaultdict(list)
     for t in turns:

@@ -16,10 +16,11 @@ lookup made servable: it never sees gold slot values at run time.
   filtering): the transition prior times the emission, the user's words against each
   state's user turns as character 3-gram TF-IDF vectors (cosine), and the emotion that a
   naive Bayes over all training turns reads in the words against each state's. The
-  session's topic, when known, keeps that topic's states. Slot values said (a name, a town, a dish) are read
-  by aligning the transcript with similar training user turns and by a tagger
-  (`telugu_s2s.slot_values`); they join the session's. The reply is the one with the least
-  expected distance to the replies of the likeliest states (minimum Bayes risk), filled.
+  session's topic, when known, keeps that topic's states. Slot values said (a name, a
+  town, a dish) are read by aligning the transcript with similar training user turns and
+  by a tagger (`telugu_s2s.slot_values`); they join the session's. The reply is the one
+  with the least expected distance to the replies of the likeliest states (minimum Bayes
+  risk), filled.
   Keeping the whole belief, not only the last choice, lets one wrong turn be undone by the
   next (validation, 60 dialogs: 0.24 reply CER against 0.37 for a lookup keyed on the
   planner's own previous reply).

@@ -9,7 +9,7 @@ from pathlib import Path
 from telugu_s2s.reply_planner.planner import ReplyPlanner
 from telugu_s2s.slot_values import delexicalize, slot_names
 from telugu_s2s.slot_values import fit as fit_tagger
-from telugu_s2s.text_topics import NaiveBayesTopics
+from telugu_s2s.text_topics import fit_emotions
 
 
 def fit(dialogs, **settings) -> ReplyPlanner:
@@ -61,7 +61,7 @@ def fit(dialogs, **settings) -> ReplyPlanner:
     return ReplyPlanner(
         replies, topics, users, user_states, start_counts, edges, var_types, fit_tagger(dialogs),
         state_var_types=state_var_types,
-        emotions=NaiveBayesTopics([(t.user, t.emotion) for d in dialogs for t in d.turns]),
+        emotions=fit_emotions(dialogs),
         state_emotions=[dict(c) for c in emotions], **settings,
     )  # fmt: skip
 

@@ -213,7 +213,7 @@ class ReplyPlanner:
         if self.emotions is None or not user_text.strip():
             return 0.0
         log_probs = self.emotions.log_posterior(user_text)
-        heard = np.exp([log_probs.get(e, -np.inf) for e in self.emotion_labels])  # (E,)
+        heard = np.exp([log_probs[e] for e in self.emotion_labels])  # (E,)
         return self.emotion_weight * np.log(self.state_emotion_share @ heard)
 
     def _complete_reply(self, posterior: np.ndarray, state: int, style: str,
@@ -284,8 +284,8 @@ class ReplyPlanner:
                 if not inside:
                     continue
                 value = inside[0]
-            ordinary = self.tagger is not None and not self.tagger.could_be_open(value)
-            if kind in OPEN_TYPES and ordinary:
+            tagger = self.tagger
+            if kind in OPEN_TYPES and tagger is not None and not tagger.could_be_open(value):
                 continue  # an ordinary word misheard, or a new phrasing's word
             out[var] = value
         return out
