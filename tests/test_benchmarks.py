@@ -184,3 +184,40 @@ def test_reply_planner_benchmark_plays_each_dialog_as_a_session(tmp_path) -> Non
     # Every turn heard as a name that no dialog has: the greetings say it back.
     other = {(d.dialog_id, t.index): "నమస్తే, నా పేరు జ్ఞానదీప్" for d in held_out for t in d.turns}
     assert play(planner, topics, held_out, other)["invented_values"] > words["invented_values"]
+
+
+def test_judge_names_counts_the_values_a_transcript_keeps(tiny_dataset, tmp_path):
+    import json
+
+    import judge_names
+
+    from telugu_s2s.data.datasets import load_split
+
+    dialogs = {
+        d.dialog_id for d in judge_names.load_corpus(tiny_dataset / "dialogs.jsonl") if d.slots
+    }
+    rows = [
+        r for r in load_split(tiny_dataset, "validation")
+        if r["role"] == "user" and r["dialog_id"] in dialogs
+    ]  # fmt: skip
+    heard = tmp_path / "heard.json"
+    heard.write_text(json.dumps([r["text"] for r in rows]))  # a judge that hears every word
+    perfect = judge_names.measure(tiny_dataset, "validation", Path("unused"), heard=heard)
+    assert perfect["values"]["words"] > 0 and perfect["utterances"] == len(rows)
+    assert perfect["values"]["exact"] == perfect["values"]["stem"] == 1.0
+    assert perfect["other_words_5plus"]["exact"] == 1.0
+
+    heard.write_text(json.dumps(["" for _ in rows]))  # one that hears nothing
+    deaf = judge_names.measure(tiny_dataset, "validation", Path("unused"), heard=heard)
+    assert deaf["values"]["exact"] == deaf["values"]["sound"] == deaf["values"]["stem"] == 0.0
+    assert len(deaf["missed_examples"]) == min(12, deaf["values"]["words"])
+
+
+def test_espeak_phonemes_tell_homophones_from_other_words():
+    from telugu_s2s.data.espeak import Espeak
+
+    espeak = Espeak.instance()
+    assert espeak.phonemes("ప్రసన్న") == espeak.phonemes("ప్రసంన")  # anusvara before న
+    assert espeak.phonemes("భోపాల్‌లో") == espeak.phonemes("భోపాల్లో")  # ZWNJ is not heard
+    assert espeak.phonemes("ప్రవీణ్") != espeak.phonemes("ప్రవీన్")  # retroflex against dental
+    assert espeak.phonemes("") == ""

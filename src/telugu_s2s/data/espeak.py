@@ -142,3 +142,21 @@ class Espeak:
             starts = tuple(e[0] for e in self._events)
             chars = tuple((e[1], e[2]) for e in self._events)
             return Rendering(audio.astype(np.int16), self.sample_rate, starts, chars)
+
+    def phonemes(self, text: str, voice: str = "te") -> str:
+        """espeak-ng's phonemes for `text` (ASCII mnemonics, one clause after another): two
+        spellings with the same phonemes sound the same (ప్రసన్న and ప్రసంన)."""
+        with self._lock:
+            if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
+                raise EspeakError(f"unknown espeak voice {voice!r}")
+            self._lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+            self._lib.espeak_TextToPhonemes.argtypes = [
+                ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int,
+            ]  # fmt: skip
+            remaining = ctypes.c_char_p(text.encode("utf-8"))
+            clauses = []
+            while remaining.value:  # the library moves the pointer past each clause it read
+                clause = self._lib.espeak_TextToPhonemes(ctypes.byref(remaining), _CHARS_UTF8, 0)
+                if clause:
+                    clauses.append(clause.decode("ascii", "replace"))
+            return " ".join(clauses)

@@ -138,22 +138,32 @@ def build(
     """Render `count` training rows' texts in random variants; writes an HF dataset (with
     the private espeak-ng folder it was spoken from)."""
     from telugu_s2s.data.datasets import load_split
-    from telugu_s2s.data.espeak import Espeak
 
     if count <= 0 or voices <= 0:
         raise ValueError("count and voices must be positive")
-    output_dir = Path(output_dir).resolve()
-    work = output_dir.with_name(output_dir.name + ".tmp")
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "audio").mkdir(parents=True)
     rows = load_split(dataset_dir, "train")
     durations = np.asarray(rows["duration"])
     rng = np.random.default_rng(seed)
     eligible = np.flatnonzero(durations <= max_seconds / 1.2)  # room for a slower rate
     picked = rng.choice(eligible, size=min(count, eligible.size), replace=False)
+    return render_rows(rows.select(picked.tolist()), output_dir, voices, seed, workers)
+
+
+def render_rows(
+    source, output_dir: str | Path, voices: int, seed: int, workers: int = 1,
+    id_prefix: str = "variety",
+):  # fmt: skip
+    """Speak each row's `text` (an HF dataset with the dataset's columns) in one of `voices`
+    random variants; writes the revoiced rows to `output_dir` whole or not at all."""
+    from telugu_s2s.data.espeak import Espeak
+
+    output_dir = Path(output_dir).resolve()
+    work = output_dir.with_name(output_dir.name + ".tmp")
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "audio").mkdir(parents=True)
+    rng = np.random.default_rng([seed, 2])
     data_path = variety_data_dir(work, voices, seed)
     specs = variety_voices(voices, seed)
-    source = rows.select(picked.tolist())
     jobs = [
         (i, text, specs[int(rng.integers(voices))], str(work / "audio"), str(output_dir / "audio"))
         for i, text in enumerate(source["text"])
@@ -168,7 +178,7 @@ def build(
     def _revoice(row: dict, index: int) -> dict:
         r = rendered[index]
         return row | {
-            "id": f"variety_{index:06d}", "audio": {"bytes": None, "path": r["path"]},
+            "id": f"{id_prefix}_{index:06d}", "audio": {"bytes": None, "path": r["path"]},
             "sampling_rate": 16000, "duration": r["duration"], "speaker": r["speaker"],
             "role": "user", "word_starts_ms": r["word_starts_ms"],
             "word_char_start": r["word_char_start"], "word_char_len": r["word_char_len"],
