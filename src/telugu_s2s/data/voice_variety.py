@@ -146,22 +146,23 @@ def build(
     rng = np.random.default_rng(seed)
     eligible = np.flatnonzero(durations <= max_seconds / 1.2)  # room for a slower rate
     picked = rng.choice(eligible, size=min(count, eligible.size), replace=False)
-    return render_rows(rows.select(picked.tolist()), output_dir, voices, seed, workers)
+    return render_rows(rows.select(picked.tolist()), output_dir, voices, seed, workers, rng=rng)
 
 
 def render_rows(
     source, output_dir: str | Path, voices: int, seed: int, workers: int = 1,
-    id_prefix: str = "variety",
+    id_prefix: str = "variety", rng: np.random.Generator | None = None,
 ):  # fmt: skip
     """Speak each row's `text` (an HF dataset with the dataset's columns) in one of `voices`
-    random variants; writes the revoiced rows to `output_dir` whole or not at all."""
+    random variants; writes the revoiced rows to `output_dir` whole or not at all. `rng`
+    draws each row's variant (`build` passes its own, so its builds stay as they were)."""
     from telugu_s2s.data.espeak import Espeak
 
     output_dir = Path(output_dir).resolve()
     work = output_dir.with_name(output_dir.name + ".tmp")
     shutil.rmtree(work, ignore_errors=True)
     (work / "audio").mkdir(parents=True)
-    rng = np.random.default_rng([seed, 2])
+    rng = rng if rng is not None else np.random.default_rng([seed, 2])
     data_path = variety_data_dir(work, voices, seed)
     specs = variety_voices(voices, seed)
     jobs = [
