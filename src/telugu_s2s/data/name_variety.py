@@ -13,7 +13,9 @@ within one letter of a validation or test value, so no held-out value leaks into
 training (the filter can only make held-out figures harder, not easier).
 
 `python -m telugu_s2s.data.name_variety --count 20000` writes `data/build/name_variety`,
-which the recognizer stage adds to its rows with `data.voice_variety_dir` (a list).
+which the recognizer stage adds to its rows with `data.voice_variety_dir` (a list). For the
+2.1M-parameter judge it moved held-out values by two points, within noise, so the served
+judge is trained without it (docs/training_hear_speak.md, session 22).
 """
 
 from __future__ import annotations
