@@ -87,6 +87,10 @@ class Espeak:
             ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
             ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
         ]  # fmt: skip
+        self._lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        self._lib.espeak_TextToPhonemes.argtypes = [
+            ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int,
+        ]  # fmt: skip
 
     @classmethod
     def instance(cls) -> Espeak:
@@ -149,10 +153,6 @@ class Espeak:
         with self._lock:
             if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
                 raise EspeakError(f"unknown espeak voice {voice!r}")
-            self._lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
-            self._lib.espeak_TextToPhonemes.argtypes = [
-                ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int,
-            ]  # fmt: skip
             remaining = ctypes.c_char_p(text.encode("utf-8"))
             clauses = []
             while remaining.value:  # the library moves the pointer past each clause it read

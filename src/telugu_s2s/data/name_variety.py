@@ -8,9 +8,10 @@ case form, in a random espeak-ng voice (voice_variety.render_rows).
 
 A made-up value is drawn from a first-order Markov chain over the aksharas of the
 training pool's values of its type, which now and then takes any akshara of the type
-instead of a likely next one (the pure chain makes only ~850 new male names). It is never a lexicon value of any split, and never
-within one letter of a validation or test value, so no held-out value leaks into
-training (the filter can only make held-out figures harder, not easier).
+instead of a likely next one (the pure chain makes only ~850 new male names). It is never a
+lexicon value of any split, and never within one letter of a validation or test value, so
+no held-out value leaks into training (the filter can only make held-out figures harder,
+not easier).
 
 `python -m telugu_s2s.data.name_variety --count 20000` writes `data/build/name_variety`,
 which the recognizer stage adds to its rows with `data.voice_variety_dir` (a list). For the
@@ -20,7 +21,6 @@ judge is trained without it (docs/training_hear_speak.md, session 22).
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import re
@@ -31,7 +31,7 @@ import numpy as np
 
 from telugu_s2s.data.generate.builder import HELD_OUT_TYPES, GeneratorConfig, split_pools
 from telugu_s2s.data.generate.lexicon import Entry, load_lexicon
-from telugu_s2s.inflect import CASES
+from telugu_s2s.inflect import CASES, VIRAMA
 from telugu_s2s.text_distance import edit_distance
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def aksharas(word: str) -> list[str]:
 def _fuses(piece: str) -> bool:
     """A consonant with a bare virama joins the next akshara into a cluster: it may only end
     a word (సిద్ధార్థ్ + ర్ makes a cluster that crashes espeak-ng in some variants)."""
-    return piece.endswith("\u0c4d")
+    return piece.endswith(VIRAMA)
 
 
 class AksharaChain:
@@ -185,17 +185,9 @@ def build(
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--dataset-dir", default="data/build/dataset")
-    p.add_argument("--out", default=str(DEFAULT_OUTPUT))
-    p.add_argument("--count", type=int, default=20000)
-    p.add_argument("--voices", type=int, default=300)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--workers", type=int, default=1)
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
-    out = build(args.dataset_dir, args.out, args.count, args.voices, args.seed, args.workers)
-    print(f"wrote {out}")
+    from telugu_s2s.data.voice_variety import run_cli
+
+    run_cli(argv, __doc__.split("\n\n")[0], build, DEFAULT_OUTPUT, count=20000, seed=1)
 
 
 if __name__ == "__main__":

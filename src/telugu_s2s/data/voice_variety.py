@@ -218,18 +218,23 @@ def with_voice_variety(rows, directories):
     return hfd.concatenate_datasets(parts)
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run_cli(argv, description: str, build_rows, out: Path, count: int, seed: int) -> None:
+    """The command line of a rendered-rows build (`build_rows` has `build`'s arguments)."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--dataset-dir", default="data/build/dataset")
-    p.add_argument("--out", default=str(DEFAULT_OUTPUT))
-    p.add_argument("--count", type=int, default=24000)
+    p.add_argument("--out", default=str(out))
+    p.add_argument("--count", type=int, default=count)
     p.add_argument("--voices", type=int, default=300)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=seed)
     p.add_argument("--workers", type=int, default=1)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    out = build(args.dataset_dir, args.out, args.count, args.voices, args.seed, args.workers)
-    print(f"wrote {out}")
+    done = build_rows(args.dataset_dir, args.out, args.count, args.voices, args.seed, args.workers)
+    print(f"wrote {done}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_cli(argv, __doc__.split("\n\n")[0], build, DEFAULT_OUTPUT, count=24000, seed=0)
 
 
 if __name__ == "__main__":
