@@ -18,7 +18,9 @@ from telugu_s2s.evaluation.cer import ErrorRate, cer
 from telugu_s2s.models.s2s_generation import S2SGenerator
 from telugu_s2s.reply_planner import MODEL_FILE, ReplyPlanner, SessionPlanner, fit
 from telugu_s2s.reply_planner.__main__ import main
+from telugu_s2s.reply_planner.evidence import NO_RECALL, LabelEvidence, recalled_kind
 from telugu_s2s.slot_values import extract_slots, fill
+from telugu_s2s.text_topics import NaiveBayesTopics
 from tests.test_s2s_model import CARD, K, make
 
 
@@ -359,9 +361,9 @@ def test_the_users_emotion_tells_apart_states_that_their_words_do_not(tmp_path):
                                  ("చాలా బాధగా ఉంది", "sad"), ("మనసు బాగోలేదు", "sad")])  # fmt: skip
 
     def planner(model) -> ReplyPlanner:
+        evidence = model and LabelEvidence(model, [{"happy": 3}, {"sad": 2}], weight=0.5)
         return ReplyPlanner(replies, ["greetings"] * 2, users, [0, 1], [1.0, 1.0], [],
-                            centroid_weight=0.0, risk_states=1, emotions=model,
-                            state_emotions=[{"happy": 3}, {"sad": 2}])  # fmt: skip
+                            centroid_weight=0.0, risk_states=1, emotion=evidence)  # fmt: skip
 
     sad = "నేను రవి, ఈ రోజు చాలా బాధగా ఉంది"
     blind, _ = planner(None).step(None, sad, "casual")
@@ -372,5 +374,37 @@ def test_the_users_emotion_tells_apart_states_that_their_words_do_not(tmp_path):
     assert glad.state == 0
     planner(emotions).save(tmp_path)
     assert np.allclose(ReplyPlanner.load(tmp_path).step(None, sad, "casual")[0], posterior)
-    with pytest.raises(ValueError, match="emotion counts per state"):
-        ReplyPlanner(replies, ["greetings"] * 2, users, [0, 1], [1.0, 1.0], [], emotions=emotions)
+    with pytest.raises(ValueError, match="emotion model needs label counts per state"):
+        ReplyPlanner(replies, ["greetings"] * 2, users, [0, 1], [1.0, 1.0], [],
+                     emotion=LabelEvidence(emotions, [{"happy": 3}], weight=0.5))  # fmt: skip
+
+
+def test_the_kind_of_fact_asked_back_tells_a_name_from_a_town(tmp_path):
+    # "Have you forgotten my town's name?" in a phrasing that no recall turn has: its words
+    # are nearest the name's turn ("...పేరు మర్చిపోయారేమో"), but the kind of fact it asks
+    # back is read from every turn that asks back a town, in any state.
+    slots = {"name": ("male_name", "రవి"), "home": ("place", "గుంటూరు")}
+    replies = [{"casual": ["నీ పేరు {name}"]}, {"casual": ["నీది {home}"]}]
+    assert recalled_kind("నా పేరు గుర్తుందా?", replies[0]["casual"], slots) == "name"
+    assert recalled_kind("మా ఊరు గుర్తుందా?", replies[1]["casual"], slots) == "place"
+    assert recalled_kind("నేను రవి", ["హాయ్ {name}"], slots) == NO_RECALL  # said, not recalled
+    users = ["నా పేరు మర్చిపోయారేమో", "నా పేరు గుర్తుందా?", "మా ఊరు గుర్తుందా?"]
+    states = [0, 0, 1]
+    kinds = NaiveBayesTopics([("నా పేరు మర్చిపోయారేమో", "name"), ("నా పేరు గుర్తుందా?", "name"),
+                              ("మా ఊరు గుర్తుందా?", "place"), ("మా ఊరి పేరు చెప్పు", "place"),
+                              ("మా ఊరు మర్చిపోయారేమో", "place")])  # fmt: skip
+    evidence = LabelEvidence(kinds, [{"name": 2}, {"place": 1}], weight=1.0)
+
+    def planner(recalled) -> ReplyPlanner:
+        return ReplyPlanner(replies, ["greetings"] * 2, users, states, [1.0, 1.0], [],
+                            sharpness=5.0, centroid_weight=0.0, risk_states=1,
+                            recalled=recalled)  # fmt: skip
+
+    known = {"name": "రవి", "home": "గుంటూరు"}
+    asked = "మా ఊరి పేరు మర్చిపోయారేమో"
+    _, blind = planner(None).step(None, asked, "casual", known)
+    assert blind.text == "నీ పేరు రవి"  # the words alone: the name's turn
+    _, plan = planner(evidence).step(None, asked, "casual", known)
+    assert plan.text == "నీది గుంటూరు"
+    planner(evidence).save(tmp_path)
+    assert ReplyPlanner.load(tmp_path).step(None, asked, "casual", known)[1].text == plan.text

@@ -6,10 +6,11 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from telugu_s2s.reply_planner.planner import ReplyPlanner
+from telugu_s2s.reply_planner.evidence import LabelEvidence, recalled_kind
+from telugu_s2s.reply_planner.planner import EMOTION_WEIGHT, RECALLED_WEIGHT, ReplyPlanner
 from telugu_s2s.slot_values import delexicalize, slot_names
 from telugu_s2s.slot_values import fit as fit_tagger
-from telugu_s2s.text_topics import fit_emotions
+from telugu_s2s.text_topics import NaiveBayesTopics, fit_emotions
 
 
 def fit(dialogs, **settings) -> ReplyPlanner:
@@ -19,6 +20,8 @@ def fit(dialogs, **settings) -> ReplyPlanner:
     replies, topics, users, user_states, transitions = [], [], [], [], {}
     types: list[dict[str, Counter]] = []  # per state: slot var -> its lexicon types
     emotions: list[Counter] = []  # per state: its user turns' emotions
+    kinds_asked: list[Counter] = []  # per state: the kinds of fact its replies recall
+    asked: list[tuple[str, str]] = []  # (user turn, the kind of fact its reply recalls)
     starts: dict[int, float] = {}
     for dialog in dialogs:
         previous = None
@@ -35,9 +38,13 @@ def fit(dialogs, **settings) -> ReplyPlanner:
                 topics.append(set())
                 types.append({})
                 emotions.append(Counter())
+                kinds_asked.append(Counter())
             state = states[key]
             topics[state].add(dialog.topic)
             emotions[state][turn.emotion] += 1
+            kind = recalled_kind(turn.user, [r for rs in valid.values() for r in rs], dialog.slots)
+            asked.append((turn.user, kind))
+            kinds_asked[state][kind] += 1
             users.append(delexicalize(turn.user, dialog.slots))
             for var in slot_names(users[-1] + " ".join(r for rs in valid.values() for r in rs)):
                 if var in (dialog.slots or {}):
@@ -61,8 +68,10 @@ def fit(dialogs, **settings) -> ReplyPlanner:
     return ReplyPlanner(
         replies, topics, users, user_states, start_counts, edges, var_types, fit_tagger(dialogs),
         state_var_types=state_var_types,
-        emotions=fit_emotions(dialogs),
-        state_emotions=[dict(c) for c in emotions], **settings,
+        emotion=LabelEvidence(fit_emotions(dialogs), [dict(c) for c in emotions], EMOTION_WEIGHT),
+        recalled=LabelEvidence(NaiveBayesTopics(asked), [dict(c) for c in kinds_asked],
+                               RECALLED_WEIGHT),
+        **settings,
     )  # fmt: skip
 
 
