@@ -25,7 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from telugu_s2s.asr import DECODE_STRETCHES, DECODE_WARPS, DEFAULT_ASR_DIR, Judge
+from telugu_s2s.asr import (
+    DECODE_CONSENSUS,
+    DECODE_STRETCHES,
+    DECODE_WARPS,
+    DEFAULT_ASR_DIR,
+    Judge,
+)
 from telugu_s2s.data.augment import ChannelConfig, channel_augment
 from telugu_s2s.data.datasets import decode_audio, load_split
 from telugu_s2s.evaluation.cer import ErrorRate
@@ -79,9 +85,12 @@ def main() -> None:
                         help="vocal-tract factors to read at (1.0 alone: none)")  # fmt: skip
     parser.add_argument("--stretches", type=float, nargs="+", default=DECODE_STRETCHES,
                         help="time stretches to read at (1.0 alone: none)")  # fmt: skip
+    parser.add_argument("--consensus", type=int, default=DECODE_CONSENSUS,
+                        help="keep the reading nearest the others of this many most confident")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    judge = Judge.load(args.model, warps=tuple(args.warps), stretches=tuple(args.stretches))
+    judge = Judge.load(args.model, warps=tuple(args.warps), stretches=tuple(args.stretches),
+                       consensus=args.consensus)  # fmt: skip
     from telugu_s2s.checkpoint import load_pretrained
     from telugu_s2s.metrics.codec import codec_round_trip
 
@@ -98,6 +107,7 @@ def main() -> None:
         "model": args.model,
         "warps": list(judge.warps),
         "stretches": list(judge.stretches),
+        "consensus": judge.consensus,
         "dataset": str(dataset),
         "test_user_clean": score(judge, test_user),
         "test_user_codec": score(judge, test_user, lambda a: torch.from_numpy(round_trip(a))),

@@ -69,6 +69,17 @@ def test_ctc_training_learns_two_utterances():
     # mel axis alone reads neither chirp, but beside the unwarped reading it is passed over.
     assert model.transcribe(list(audio), warps=(0.5,)) != texts
     assert model.transcribe(list(audio), warps=(0.5, 1.0)) == texts
+    # With consensus over readings, one outlying reading is passed over too.
+    assert model.transcribe(list(audio), warps=(0.5, 1.0, 1.0), consensus=3) == texts
+
+
+def test_consensus_keeps_the_reading_nearest_the_others():
+    from telugu_s2s.models.asr import _consensus
+
+    # The first (most confident) reading alone misreads a letter that the others agree on.
+    assert _consensus(["మాగురి వచ్చింది", "మాధురి వచ్చింది", "మాధురి వచ్చింది"]) == "మాధురి వచ్చింది"
+    assert _consensus(["రవి", "రవీ"]) == "రవి"  # a tie keeps the more confident
+    assert _consensus(["ఒకటి"]) == "ఒకటి"
 
 
 def test_the_stage_goes_on_from_an_export_of_the_same_config_only(tmp_path):

@@ -22,6 +22,7 @@ from torch import nn
 from telugu_s2s.data.text import VOCAB_SIZE, TextTokenizer, ctc_transcript
 from telugu_s2s.modules.feature_augment import MelAxisWarp
 from telugu_s2s.modules.features import MelConfig, MelSpectrogram
+from telugu_s2s.text_distance import edit_distance
 
 
 @dataclass
@@ -128,13 +129,13 @@ class AsrModel(nn.Module):
     @torch.inference_mode()
     def transcribe(
         self, clips: list[torch.Tensor], batch_size: int = 16, warps: tuple[float, ...] = (1.0,),
-        stretches: tuple[float, ...] = (1.0,),
+        stretches: tuple[float, ...] = (1.0,), consensus: int = 1,
     ) -> list[str]:  # fmt: skip
         """Transcribe mono clips (T,) at the model's sample rate; longest first for padding.
         Each clip is read at every vocal-tract factor in `warps` (`MelAxisWarp`; 1.0: none)
-        and time stretch in `stretches` (1.0: none), and the reading whose frames are most
-        confident (mean best log-prob) is kept: a normalisation of voice and tempo for
-        speakers that training never heard."""
+        and time stretch in `stretches` (1.0: none): a normalisation of voice and tempo for
+        speakers that training never heard. Of the `consensus` readings whose frames are most
+        confident (mean best log-prob), the one nearest the others is kept (`_consensus`)."""
         self.eval()
         device = next(self.parameters()).device
         warpers = [None if w == 1.0 else MelAxisWarp(self.cfg.mel, w).to(device) for w in warps]
@@ -158,7 +159,17 @@ class AsrModel(nn.Module):
                 said, n = self.decode(log_probs, out_lengths), len(batch)
                 readings += [said[w * n : (w + 1) * n] for w in range(len(warpers))]
                 confidence += list(best.view(len(warpers), n))
-            chosen = torch.stack(confidence).argmax(0).tolist()  # (B,) a reading per clip
+            ranked = torch.stack(confidence).argsort(0, descending=True)  # (R, B)
             for b, i in enumerate(order[start : start + batch_size]):
-                texts[i] = readings[chosen[b]][b]
+                texts[i] = _consensus([readings[r][b] for r in ranked[:consensus, b].tolist()])
         return texts
+
+
+def _consensus(readings: list[str]) -> str:
+    """The reading with the fewest edits to the others (per character of theirs): minimum
+    Bayes risk among readings, most confident first, so a tie keeps the more confident."""
+
+    def risk(text: str) -> float:
+        return sum(edit_distance(text, other) / max(len(other), 1) for other in readings)
+
+    return min(readings, key=risk)

@@ -14,8 +14,9 @@ lookup made servable: it never sees gold slot values at run time.
   dialogs give each state's user turns and the counts of state-to-state transitions.
 - Plan: each final transcript moves the session's belief over states one step (forward
   filtering): the transition prior times the emission, the user's words against each
-  state's user turns as character 3-gram TF-IDF vectors (cosine), and the emotion that a
-  naive Bayes over all training turns reads in the words against each state's. The
+  state's user turns as character 3-gram TF-IDF vectors (cosine), and the emotion and the
+  kind of fact asked back (a name, a town) that naive Bayes models over all training turns
+  read in the words, against each state's (`reply_planner.evidence`). The
   session's topic, when known, keeps that topic's states. Slot values said (a name, a
   town, a dish) are read by aligning the transcript with similar training user turns and
   by a tagger (`telugu_s2s.slot_values`); they join the session's. The reply is the one
