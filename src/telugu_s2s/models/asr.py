@@ -159,7 +159,8 @@ class AsrModel(nn.Module):
                 said, n = self.decode(log_probs, out_lengths), len(batch)
                 readings += [said[w * n : (w + 1) * n] for w in range(len(warpers))]
                 confidence += list(best.view(len(warpers), n))
-            ranked = torch.stack(confidence).argsort(0, descending=True)  # (R, B)
+            # stable: of equally confident readings the first stays first, as argmax kept it
+            ranked = torch.stack(confidence).argsort(dim=0, descending=True, stable=True)  # (R, B)
             for b, i in enumerate(order[start : start + batch_size]):
                 texts[i] = _consensus([readings[r][b] for r in ranked[:consensus, b].tolist()])
         return texts

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from telugu_s2s.slot_values import OPEN_TYPES, delexicalize, slot_names
+from telugu_s2s.slot_values import OPEN_TYPES, slot_names
 from telugu_s2s.text_topics import NaiveBayesTopics
 
 # A state whose label the words miss stays reachable: its share of each label is mixed
@@ -57,11 +57,12 @@ class LabelEvidence:
 
 
 def recalled_kind(user: str, replies: list[str], slots: dict | None) -> str:
-    """The kinds of the dialog's facts that `replies` (templates) say and the turn `user`
-    (its words) does not: "name", "place", "name+other"...; NO_RECALL for none. A name and a
-    town are told apart, since a user who asks back one is easily answered with the other."""
+    """The kinds of the dialog's facts that `replies` say and the user's turn does not (both
+    templates, the dialog's values named: `delexicalize`): "name", "place", "name+other"...;
+    NO_RECALL for none. A name and a town are told apart, since a user who asks back one is
+    easily answered with the other."""
     slots = slots or {}
-    stated = set(slot_names(delexicalize(user, slots)))
+    stated = set(slot_names(user))
     kinds = set()
     for var in set(slot_names(" ".join(replies))) - stated:
         if var in slots:

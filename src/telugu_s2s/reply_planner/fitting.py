@@ -42,11 +42,12 @@ def fit(dialogs, **settings) -> ReplyPlanner:
             state = states[key]
             topics[state].add(dialog.topic)
             emotions[state][turn.emotion] += 1
-            kind = recalled_kind(turn.user, [r for rs in valid.values() for r in rs], dialog.slots)
+            said = [r for rs in valid.values() for r in rs]
+            users.append(delexicalize(turn.user, dialog.slots))
+            kind = recalled_kind(users[-1], said, dialog.slots)
             asked.append((turn.user, kind))
             kinds_asked[state][kind] += 1
-            users.append(delexicalize(turn.user, dialog.slots))
-            for var in slot_names(users[-1] + " ".join(r for rs in valid.values() for r in rs)):
+            for var in slot_names(users[-1] + " ".join(said)):
                 if var in (dialog.slots or {}):
                     types[state].setdefault(var, Counter())[dialog.slots[var][0]] += 1
             user_states.append(state)
